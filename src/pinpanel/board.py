@@ -1,0 +1,353 @@
+"""The board core: the one place a pin changes.
+
+Every change, whether from HTTP, the page's form, MQTT, a pulse timer or an input edge,
+comes through :meth:`Board.command` (or the input path) and takes the same steps, under the
+pin's lock:
+
+1. validate (known pin, right mode, interlocks),
+2. write the hardware (microseconds, on the event loop),
+3. queue the change for a durable commit,
+4. once committed, publish one :class:`~pinpanel.events.Change` with its sequence number.
+
+The caller is answered only after step 4, so an acknowledged change is on disk. The lock is
+released after step 3, so concurrent commands on one pin share an fsync instead of waiting
+for one each; the store commits them in queue order, which is hardware order.
+
+The board knows nothing of HTTP, MQTT or SQLite's details, and imports no adapter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal, Protocol
+
+from pinpanel.config import PULSE_MAX_MS, Config, OnExit, PinConfig
+from pinpanel.errors import PinModeError, PinValueError, StoreError, UnknownPinError
+from pinpanel.events import Change, EventHub, PinView
+from pinpanel.hardware import Hardware
+from pinpanel.store import ChangeRecord, Committed, PinRow, Store, format_time, utc_now
+
+log = logging.getLogger(__name__)
+
+Action = Literal["on", "off", "toggle"]
+ACTIONS: tuple[Action, ...] = ("on", "off", "toggle")
+DEFAULT_PULSE_MS = 500
+
+
+class Timer(Protocol):
+    def cancel(self) -> None: ...
+
+
+class Clock(Protocol):
+    """Time as the board sees it; tests pass a clock they can advance by hand."""
+
+    def time(self) -> float: ...
+
+    def call_later(self, delay: float, callback: Callable[[], None]) -> Timer: ...
+
+
+class LoopClock:
+    """Wall time for timestamps, the running event loop for timers."""
+
+    def time(self) -> float:
+        return time.time()
+
+    def call_later(self, delay: float, callback: Callable[[], None]) -> Timer:
+        return asyncio.get_running_loop().call_later(delay, callback)
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who asked for a change, for the audit log: a token name, ``mqtt``, ``pulse``..."""
+
+    name: str
+    cause: str
+    client: str | None = None
+
+
+SYSTEM = Actor("system", "startup")
+
+
+class Board:
+    """The configured pins, their locks, timers and the path every change takes."""
+
+    def __init__(self, config: Config, hardware: Hardware, store: Store, hub: EventHub,
+                 clock: Clock | None = None) -> None:
+        self.config = config
+        self.hardware = hardware
+        self.store = store
+        self.hub = hub
+        self.clock: Clock = clock or LoopClock()
+        self._pins: dict[int, PinConfig] = {p.pin: p for p in config.pins}
+        self._by_id: dict[str, PinConfig] = {p.id: p for p in config.pins}
+        self._meta: dict[int, PinRow] = {}
+        self._pending: dict[int, asyncio.Future[list[Committed]]] = {}
+        self._timers: dict[int, Timer] = {}
+        self._timer_gen: dict[int, int] = dict.fromkeys(self._pins, 0)
+        self._pulse_until: dict[int, float] = {}
+        self._tasks: set[asyncio.Task[object]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._group: dict[int, tuple[int, ...]] = self._interlock_groups(config)
+        # Pins in one interlock group share a lock, so "never two on" holds under concurrency.
+        self._locks: dict[int, asyncio.Lock] = {}
+        for bcm in self._pins:
+            group = self._group[bcm]
+            shared = next((self._locks[g] for g in group if g in self._locks), None)
+            self._locks[bcm] = shared or asyncio.Lock()
+
+    @staticmethod
+    def _interlock_groups(config: Config) -> dict[int, tuple[int, ...]]:
+        """Each pin's interlock partners, with overlapping groups merged."""
+        partners: dict[int, set[int]] = {p.pin: set() for p in config.pins}
+        for group in config.interlocks:
+            merged = set(group).union(*(partners[g] for g in group))
+            for bcm in merged:
+                partners[bcm] = merged - {bcm}
+        return {bcm: tuple(sorted(others)) for bcm, others in partners.items()}
+
+    # -- lookup ----------------------------------------------------------------------------------
+
+    @property
+    def simulated(self) -> bool:
+        return self.hardware.info.simulated
+
+    def resolve(self, ref: int | str) -> PinConfig:
+        """A pin by BCM number (int or digits) or id; :class:`UnknownPinError` otherwise."""
+        if isinstance(ref, int) and not isinstance(ref, bool):
+            pin = self._pins.get(ref)
+        else:
+            text = str(ref).strip()
+            pin = self._pins.get(int(text)) if text.isdecimal() else self._by_id.get(text.lower())
+        if pin is None:
+            raise UnknownPinError(ref)
+        return pin
+
+    def view(self, ref: int | str) -> PinView:
+        pin = self.resolve(ref)
+        return self._view(pin, self.hardware.read(pin.pin))
+
+    def views(self) -> list[PinView]:
+        return [self._view(p, self.hardware.read(p.pin)) for p in self.config.pins]
+
+    def interlocked_with(self, bcm: int) -> tuple[int, ...]:
+        return self._group[bcm]
+
+    def _view(self, pin: PinConfig, state: bool, meta: PinRow | None = None) -> PinView:
+        meta = meta or self._meta.get(pin.pin)
+        until = self._pulse_until.get(pin.pin)
+        return PinView(
+            pin=pin.pin, id=pin.id, name=pin.name, mode=pin.mode, state=state,
+            active_low=pin.active_low, seq=meta.seq if meta else 0,
+            changed_at=meta.changed_at if meta else None,
+            pulse_until=format_time(datetime.fromtimestamp(until, UTC)) if until else None,
+        )
+
+    # -- start and stop ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Claim every pin at its start-up level and record what differs from the store."""
+        self._loop = asyncio.get_running_loop()
+        self._meta = self.store.pin_rows()
+        self.hub.last_seq = self.store.last_seq
+        records: list[ChangeRecord] = []
+        for pin in self.config.pins:
+            stored = self._meta.get(pin.pin)
+            if pin.is_output:
+                state = {"on": True, "off": False}.get(pin.initial, bool(stored and stored.state))
+                self.hardware.claim_output(pin, state)
+            else:
+                self.hardware.claim_input(pin, self._edge_from_any_thread)
+                state = self.hardware.read(pin.pin)
+            if stored is None or stored.state != state:
+                records.append(self._record(pin, stored.state if stored else None, state,
+                                            SYSTEM))
+        if records:
+            await self._commit(records)
+        for pin in self.config.pins:
+            if pin.is_output and pin.auto_off_ms and self.hardware.read(pin.pin):
+                self._arm_timer(pin, pin.auto_off_ms)
+        log.info("board ready: %d pins on %s", len(self._pins), self.hardware.info.name)
+
+    async def close(self, on_exit: OnExit) -> None:
+        """Stop timers, switch outputs off if asked (through the one path), release pins."""
+        for bcm in list(self._timers):
+            self._cancel_timer(bcm)
+        if on_exit == "off":
+            for pin in self.config.pins:
+                if pin.is_output:
+                    try:
+                        await self.command(pin.pin, "off", Actor("system", "shutdown"))
+                    except Exception:
+                        log.exception("switching GPIO%d off at exit failed", pin.pin)
+        for task in list(self._tasks):
+            task.cancel()
+        self.hardware.close(on_exit)
+
+    # -- the one path --------------------------------------------------------------------------
+
+    async def command(self, ref: int | str, action: Action, actor: Actor, *,
+                      pulse_ms: int | None = None) -> PinView:
+        """Switch an output; return it as committed. ``pulse_ms`` turns it off again later."""
+        pin = self.resolve(ref)
+        if not pin.is_output:
+            raise PinModeError(f"GPIO{pin.pin} ({pin.id}) is an input; inputs cannot be switched")
+        if action not in ACTIONS:
+            raise PinValueError(f"unknown action {action!r}; expected on, off or toggle")
+        if pulse_ms is not None and not 1 <= pulse_ms <= PULSE_MAX_MS:
+            raise PinValueError(f"pulse length must be 1 to {PULSE_MAX_MS} ms, got {pulse_ms}")
+        async with self._locks[pin.pin]:
+            self._cancel_timer(pin.pin)
+            current = self.hardware.read(pin.pin)
+            target = (not current) if action == "toggle" else action == "on"
+            if pulse_ms is not None:
+                target = True
+            records: list[ChangeRecord] = []
+            if target:
+                for other in self._group[pin.pin]:
+                    if self.hardware.read(other):
+                        self._cancel_timer(other)
+                        self.hardware.write(other, False)
+                        records.append(self._record(self._pins[other], True, False,
+                                                    Actor(actor.name, "interlock", actor.client)))
+            if target != current:
+                self.hardware.write(pin.pin, target)
+                records.append(self._record(pin, current, target, actor))
+            delay = pulse_ms if pulse_ms is not None else (pin.auto_off_ms if target else 0)
+            if target and delay:
+                self._arm_timer(pin, delay)
+            pending = self._commit(records) if records else self._pending.get(pin.pin)
+        committed = await pending if pending is not None else []
+        mine = next((c for c in reversed(committed) if c.record.pin == pin.pin), None)
+        if mine is not None:
+            return self._view(pin, mine.record.new, self._meta_of(mine))
+        return self._view(pin, target)
+
+    async def pulse(self, ref: int | str, ms: int | None, actor: Actor) -> PinView:
+        """On now, off after ``ms`` (default: the pin's ``pulse_ms``, else 500 ms)."""
+        pin = self.resolve(ref)
+        length = ms if ms is not None else (pin.pulse_ms or DEFAULT_PULSE_MS)
+        return await self.command(pin.pin, "on", actor, pulse_ms=length)
+
+    async def simulate(self, ref: int | str, high: bool) -> PinView:
+        """Simulated board only: drive an input's line, as a pressed button would."""
+        pin = self.resolve(ref)
+        if pin.is_output:
+            raise PinModeError(f"GPIO{pin.pin} ({pin.id}) is an output; only inputs are driven")
+        self.hardware.drive_input(pin.pin, high)
+        return await self._input_changed(pin)
+
+    # -- inputs -----------------------------------------------------------------------------------
+
+    def _edge_from_any_thread(self, bcm: int) -> None:
+        """gpiozero's callback: hand the edge to the loop; never touch state from here."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        loop.call_soon_threadsafe(self._spawn, lambda: self._input_changed(self._pins[bcm]))
+
+    async def _input_changed(self, pin: PinConfig) -> PinView:
+        async with self._locks[pin.pin]:
+            state = self.hardware.read(pin.pin)
+            meta = self._meta.get(pin.pin)
+            last = meta.state if meta else None
+            if last == state:
+                pending = self._pending.get(pin.pin)
+            else:
+                pending = self._commit([self._record(pin, last, state, Actor("input", "input"))])
+        committed = await pending if pending is not None else []
+        mine = next((c for c in reversed(committed) if c.record.pin == pin.pin), None)
+        return self._view(pin, state, self._meta_of(mine) if mine else None)
+
+    # -- timers ------------------------------------------------------------------------------------
+
+    def _arm_timer(self, pin: PinConfig, ms: int) -> None:
+        self._cancel_timer(pin.pin)
+        gen = self._timer_gen[pin.pin]
+        self._pulse_until[pin.pin] = self.clock.time() + ms / 1000
+        self._timers[pin.pin] = self.clock.call_later(
+            ms / 1000, lambda: self._spawn(lambda: self._timer_fired(pin, gen)))
+
+    def _cancel_timer(self, bcm: int) -> None:
+        self._timer_gen[bcm] += 1
+        self._pulse_until.pop(bcm, None)
+        timer = self._timers.pop(bcm, None)
+        if timer is not None:
+            timer.cancel()
+
+    async def _timer_fired(self, pin: PinConfig, gen: int) -> None:
+        async with self._locks[pin.pin]:
+            if self._timer_gen[pin.pin] != gen:
+                return  # a newer command took over this pin
+            self._timers.pop(pin.pin, None)
+            self._pulse_until.pop(pin.pin, None)
+            if not self.hardware.read(pin.pin):
+                return
+            self.hardware.write(pin.pin, False)
+            pending = self._commit([self._record(pin, True, False, Actor("pulse", "pulse"))])
+        await pending
+
+    def _spawn(self, make: Callable[[], Awaitable[object]]) -> None:
+        async def run() -> None:
+            try:
+                await make()
+            except Exception:
+                log.exception("background pin work failed")
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- commit and publish ---------------------------------------------------------------------
+
+    def _record(self, pin: PinConfig, old: bool | None, new: bool, actor: Actor) -> ChangeRecord:
+        return ChangeRecord(pin=pin.pin, pin_id=pin.id, old=old, new=new, cause=actor.cause,
+                            actor=actor.name, client=actor.client, at=utc_now())
+
+    def _commit(self, records: list[ChangeRecord]) -> asyncio.Future[list[Committed]]:
+        """Queue records for one durable commit; publish them, in order, once committed."""
+        future = self.store.commit(records)
+        future.add_done_callback(self._committed)
+        for record in records:
+            self._pending[record.pin] = future
+        return future
+
+    def _meta_of(self, committed: Committed) -> PinRow:
+        r = committed.record
+        return PinRow(r.pin, r.new, committed.seq, r.at, r.actor, r.cause)
+
+    def _committed(self, future: asyncio.Future[list[Committed]]) -> None:
+        if future.cancelled():
+            return
+        if (error := future.exception()) is not None:
+            self._spawn(lambda: self._undo_uncommitted(error))
+            return
+        for item in future.result():
+            pin = self._pins[item.record.pin]
+            meta = self._meta_of(item)
+            self._meta[pin.pin] = meta
+            if self._pending.get(pin.pin) is future:
+                del self._pending[pin.pin]
+            self.hub.publish(Change(
+                seq=item.seq, pin=self._view(pin, item.record.new, meta), old=item.record.old,
+                actor=item.record.actor, cause=item.record.cause, client=item.record.client,
+                at=item.record.at,
+            ))
+
+    async def _undo_uncommitted(self, error: BaseException) -> None:
+        """A commit failed: put every output back to its last committed state."""
+        log.error("reverting outputs to their last committed state: %s", error)
+        for pin in self.config.pins:
+            if not pin.is_output:
+                continue
+            async with self._locks[pin.pin]:
+                meta = self._meta.get(pin.pin)
+                if meta is not None and self.hardware.read(pin.pin) != meta.state:
+                    self.hardware.write(pin.pin, meta.state)
+
+
+__all__ = ["ACTIONS", "SYSTEM", "Action", "Actor", "Board", "Clock", "LoopClock", "StoreError"]

@@ -1,0 +1,4 @@
+"""Importing this module registers every optional subcommand with :mod:`pinpanel.cli`.
+
+Each feature keeps its command next to its code; this list is the one place they meet.
+"""

@@ -1,0 +1,106 @@
+"""One exception family for pinpanel, in the manner of gpiozero's ``exc`` module.
+
+Each leaf also subclasses the builtin a caller would expect (a bad pin name is also a
+``ValueError``), so code that knows nothing of pinpanel still catches the right thing.
+Adapters (HTTP, MQTT, CLI) map these to statuses, topics and exit codes; the core never
+decides how an error is presented.
+"""
+
+from __future__ import annotations
+
+
+class PinpanelError(Exception):
+    """Root of every error pinpanel raises on purpose."""
+
+
+# -- configuration -----------------------------------------------------------------------
+
+
+class ConfigError(PinpanelError, ValueError):
+    """The configuration file is unreadable or invalid; ``problems`` lists every fault."""
+
+    def __init__(self, problems: list[str], source: str = "config") -> None:
+        self.problems = list(problems)
+        self.source = source
+        super().__init__(f"{source}: " + "; ".join(self.problems))
+
+
+# -- pins and the board ------------------------------------------------------------------
+
+
+class PinError(PinpanelError):
+    """Base for errors about one pin."""
+
+
+class UnknownPinError(PinError, KeyError):
+    """No configured pin has that BCM number or id."""
+
+    def __init__(self, ref: object) -> None:
+        self.ref = ref
+        super().__init__(f"no configured pin {ref!r}")
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+class PinModeError(PinError, TypeError):
+    """The command does not fit the pin's mode (switching an input, pulsing nothing)."""
+
+
+class PinValueError(PinError, ValueError):
+    """A command's argument is out of range (a pulse of 0 ms, an unknown action)."""
+
+
+class SimulationOnlyError(PinError, LookupError):
+    """Driving an input by hand exists only on the simulated board."""
+
+
+# -- hardware ------------------------------------------------------------------------------
+
+
+class HardwareError(PinpanelError, OSError):
+    """The GPIO backend failed: no chip, no permission, library missing."""
+
+
+class BackendUnavailableError(HardwareError):
+    """The requested GPIO backend cannot be used on this machine."""
+
+
+# -- storage -------------------------------------------------------------------------------
+
+
+class StoreError(PinpanelError, OSError):
+    """The state database could not be opened or written."""
+
+
+class StoreCorruptError(StoreError):
+    """The state database is damaged; pinpanel refuses to start over it."""
+
+
+class StoreVersionError(StoreError):
+    """The state database was written by a newer pinpanel than this one."""
+
+
+# -- security --------------------------------------------------------------------------------
+
+
+class AuthError(PinpanelError):
+    """Base for authentication and token management errors."""
+
+
+class TokenExistsError(AuthError, ValueError):
+    """A token with that name already exists."""
+
+
+class TokenNotFoundError(AuthError, KeyError):
+    """No token has that name."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "token not found"
+
+
+# -- MQTT ------------------------------------------------------------------------------------
+
+
+class MqttError(PinpanelError):
+    """Base for MQTT bridge errors."""

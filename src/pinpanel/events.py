@@ -1,0 +1,163 @@
+"""Committed changes and the hub that fans them out to subscribers.
+
+The hub is the far end of the one path: the board publishes a :class:`Change` only after
+the store has committed it, and every adapter (event stream, MQTT bridge, log line,
+metrics) hears it from here, in sequence order. A slow subscriber never slows the board:
+each has a bounded buffer, and one that falls too far behind is dropped and must resync
+(reconnect and take a fresh snapshot), as a dropped SSE client does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+#: Changes kept for ``Last-Event-ID`` resume.
+REPLAY = 1024
+#: Changes one subscriber may have unread before it is dropped.
+SUBSCRIBER_BUFFER = 512
+
+
+@dataclass(frozen=True, slots=True)
+class PinView:
+    """One pin as every adapter reports it: BCM number and id are its identities."""
+
+    pin: int
+    id: str
+    name: str
+    mode: str
+    state: bool
+    active_low: bool
+    seq: int
+    changed_at: str | None
+    pulse_until: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "pin": self.pin, "id": self.id, "name": self.name, "mode": self.mode,
+            "state": self.state, "active_low": self.active_low, "seq": self.seq,
+            "changed_at": self.changed_at,
+        }
+        if self.pulse_until is not None:
+            data["pulse_until"] = self.pulse_until
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """A committed change of one pin, as told to every subscriber."""
+
+    seq: int
+    pin: PinView
+    old: bool | None
+    actor: str
+    cause: str
+    client: str | None
+    at: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {"seq": self.seq, "pin": self.pin.as_json(), "old": self.old,
+                "actor": self.actor, "cause": self.cause, "at": self.at}
+
+
+class SubscriberDropped(Exception):
+    """The subscriber fell too far behind and must resync from a fresh snapshot."""
+
+
+class Subscription:
+    """A bounded queue of changes for one subscriber; read with :meth:`next_batch`."""
+
+    def __init__(self, hub: EventHub, limit: int) -> None:
+        self._hub = hub
+        self._limit = limit
+        self._items: deque[Change] = deque()
+        self._wake = asyncio.Event()
+        self.dropped = False
+        self.closed = False
+
+    def push(self, change: Change) -> bool:
+        if len(self._items) >= self._limit:
+            self.dropped = True
+            self.closed = True
+            self._wake.set()
+            return False
+        self._items.append(change)
+        self._wake.set()
+        return True
+
+    async def next_batch(self) -> list[Change]:
+        """Every change queued so far (waiting for one); [] once closed."""
+        while not self._items and not self.closed:
+            self._wake.clear()
+            await self._wake.wait()
+        if self.dropped:
+            raise SubscriberDropped
+        batch = list(self._items)
+        self._items.clear()
+        return batch
+
+    def close(self) -> None:
+        """Unsubscribe; wakes a reader waiting in :meth:`next_batch`."""
+        self.closed = True
+        self._wake.set()
+        self._hub.discard(self)
+
+    def __enter__(self) -> Subscription:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class EventHub:
+    """Fan-out of committed changes. Loop-thread only, like everything it feeds."""
+
+    def __init__(self, replay: int = REPLAY, buffer: int = SUBSCRIBER_BUFFER) -> None:
+        self._recent: deque[Change] = deque(maxlen=replay)
+        self._subscribers: set[Subscription] = set()
+        self._listeners: list[Callable[[Change], None]] = []
+        self._buffer = buffer
+        self.last_seq = 0
+
+    @property
+    def subscriber_count(self) -> int:
+        return len(self._subscribers)
+
+    def add_listener(self, listener: Callable[[Change], None]) -> None:
+        """A synchronous listener (log line, metrics, MQTT queue); must not block."""
+        self._listeners.append(listener)
+
+    def subscribe(self) -> Subscription:
+        sub = Subscription(self, self._buffer)
+        self._subscribers.add(sub)
+        return sub
+
+    def discard(self, sub: Subscription) -> None:
+        self._subscribers.discard(sub)
+
+    def since(self, seq: int) -> list[Change] | None:
+        """Changes after ``seq`` still held for replay, or None if some were forgotten."""
+        if seq >= self.last_seq:
+            return []
+        if not self._recent or self._recent[0].seq > seq + 1:
+            return None
+        return [c for c in self._recent if c.seq > seq]
+
+    def publish(self, change: Change) -> None:
+        self.last_seq = max(self.last_seq, change.seq)
+        self._recent.append(change)
+        for sub in list(self._subscribers):
+            if not sub.push(change):
+                self._subscribers.discard(sub)
+                log.warning("dropped a subscriber that fell %d changes behind", self._buffer)
+        for listener in self._listeners:
+            try:
+                listener(change)
+            except Exception:
+                log.exception("change listener failed")

@@ -1,0 +1,288 @@
+"""The gpiozero adapter: the only module that imports gpiozero.
+
+It picks a pin factory (lgpio on a Pi, Pi 5 included; gpiozero's MockFactory as the
+simulated board), opens one gpiozero device per configured pin, and translates library errors
+into :mod:`pinpanel.errors`. It knows nothing of the board's rules: logical state is handed
+in and out, and ``active_low`` is applied by gpiozero's ``active_high``.
+
+Two gpiozero behaviours are corrected here because they hurt relay users:
+
+* lgpio claims an output at level 0 and only then writes the initial level, so a relay
+  meant to come up on glitches off for a moment. :class:`GlitchFreeLGPIOPin` claims the line
+  at its final level in one call.
+* MockPin keeps every state change forever (about 9 MB per 100k toggles);
+  :class:`BoundedMockPin` keeps the last :data:`MOCK_HISTORY` changes.
+
+Edge callbacks from gpiozero arrive on its background thread on real hardware (and in the
+caller's thread on the mock); :class:`Hardware` only forwards them to the callback it was
+given, which must hop onto the event loop itself.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from gpiozero import DigitalInputDevice, DigitalOutputDevice
+from gpiozero.exc import BadPinFactory, GPIOZeroError, PinFactoryFallback
+from gpiozero.pins.mock import MockFactory, MockPin
+
+from pinpanel.config import Backend, OnExit, PinConfig
+from pinpanel.errors import BackendUnavailableError, HardwareError, SimulationOnlyError
+
+log = logging.getLogger(__name__)
+
+#: State changes a simulated pin remembers (for tests and the interlock proof).
+MOCK_HISTORY = 4096
+#: gpiozero's own order of real factories; mock is never chosen automatically.
+AUTO_ORDER: tuple[Backend, ...] = ("lgpio", "rpigpio", "pigpio", "native")
+
+EdgeCallback = Callable[[int], None]
+
+
+class BoundedMockPin(MockPin):  # type: ignore[misc]
+    """A MockPin whose ``states`` history is a ring buffer, so a long run stays small."""
+
+    def clear_states(self) -> None:
+        self._last_change = time.monotonic()
+        self.states = collections.deque([self._make_state(0.0, self._state)], maxlen=MOCK_HISTORY)
+
+    @staticmethod
+    def _make_state(timestamp: float, state: bool) -> Any:
+        from gpiozero.pins.mock import PinState
+
+        return PinState(timestamp, state)
+
+
+def _lgpio_factory() -> Any:
+    """Build the lgpio factory with a glitch-free output claim (imports lgpio lazily)."""
+    import lgpio
+    from gpiozero.pins.lgpio import LGPIOFactory, LGPIOPin
+
+    class GlitchFreeLGPIOPin(LGPIOPin):  # type: ignore[misc]
+        """Claims an output directly at its initial level: no pulse through 0 on start."""
+
+        def output_with_state(self, state: bool) -> None:
+            if self._callback is not None:
+                self._callback.cancel()
+                self._callback = None
+            lgpio.gpio_claim_output(self.factory._handle, self._number, int(bool(state)))
+
+    class GlitchFreeLGPIOFactory(LGPIOFactory):  # type: ignore[misc]
+        pin_class = GlitchFreeLGPIOPin
+
+    return GlitchFreeLGPIOFactory()
+
+
+def _named_factory(name: str) -> Any:
+    if name == "lgpio":
+        return _lgpio_factory()
+    if name == "rpigpio":
+        from gpiozero.pins.rpigpio import RPiGPIOFactory
+
+        return RPiGPIOFactory()
+    if name == "pigpio":
+        from gpiozero.pins.pigpio import PiGPIOFactory
+
+        return PiGPIOFactory()
+    if name == "native":
+        from gpiozero.pins.native import NativeFactory
+
+        return NativeFactory()
+    raise BackendUnavailableError(f"unknown GPIO backend {name!r}")
+
+
+def looks_like_pi(root: Path = Path("/")) -> bool:
+    """True on a machine with kernel GPIO or a Raspberry Pi device tree.
+
+    On such a machine a failing backend must stop pinpanel: silently serving simulated pins
+    would show a garage door as "closed" while nothing is wired to the page.
+    """
+    if any((root / "dev").glob("gpiochip*")):
+        return True
+    for model in ("proc/device-tree/model", "sys/firmware/devicetree/base/model"):
+        try:
+            if "Raspberry Pi" in (root / model).read_text(errors="replace"):
+                return True
+        except OSError:
+            continue
+    return False
+
+
+class Factory(Protocol):
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class BackendInfo:
+    """What the board is running on, shown at start-up, on the page and in the API."""
+
+    name: str
+    simulated: bool
+    board: str | None
+
+
+def _open_factory(backend: Backend, root: Path) -> tuple[Any, str]:
+    if backend == "simulated":
+        return MockFactory(pin_class=BoundedMockPin), "simulated"
+    if backend != "auto":
+        try:
+            return _named_factory(backend), backend
+        except (ImportError, GPIOZeroError, OSError, RuntimeError) as exc:
+            raise BackendUnavailableError(f"GPIO backend {backend!r} failed: {exc}") from exc
+    if not looks_like_pi(root):
+        return MockFactory(pin_class=BoundedMockPin), "simulated"
+    failures: list[str] = []
+    for name in AUTO_ORDER:
+        try:
+            return _named_factory(name), name
+        except (ImportError, GPIOZeroError, OSError, RuntimeError, BadPinFactory) as exc:
+            failures.append(f"{name}: {exc or type(exc).__name__}")
+    raise BackendUnavailableError(
+        "this machine has GPIO hardware but no GPIO backend works ("
+        + "; ".join(failures)
+        + "). Install lgpio (Raspberry Pi OS: sudo apt install python3-lgpio, and a venv "
+        "made with --system-site-packages), check the user is in the gpio group, or set "
+        "[gpio] backend = \"simulated\" to run without the pins on purpose."
+    )
+
+
+class Hardware:
+    """The pins as gpiozero devices over one pin factory, owned by this object alone."""
+
+    def __init__(self, factory: Any, name: str) -> None:
+        self._factory = factory
+        self._devices: dict[int, Any] = {}
+        self._active_low: dict[int, bool] = {}
+        self.info = BackendInfo(name=name, simulated=isinstance(factory, MockFactory),
+                                board=self._board_model(factory))
+
+    @classmethod
+    def open(cls, backend: Backend, root: Path = Path("/")) -> Hardware:
+        """Choose and open the pin factory; raises :class:`BackendUnavailableError`."""
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", PinFactoryFallback)
+            factory, name = _open_factory(backend, root)
+        return cls(factory, name)
+
+    @staticmethod
+    def _board_model(factory: Any) -> str | None:
+        try:
+            return str(factory.board_info.model)
+        except Exception:  # noqa: BLE001 - purely informative; some factories cannot say
+            return None
+
+    # -- claiming ----------------------------------------------------------------------------
+
+    def claim_output(self, pin: PinConfig, state: bool) -> None:
+        """Claim an output directly at logical ``state`` (active_low applied by gpiozero)."""
+        try:
+            device = DigitalOutputDevice(pin.pin, active_high=not pin.active_low,
+                                         initial_value=state, pin_factory=self._factory)
+        except GPIOZeroError as exc:
+            raise HardwareError(f"cannot claim GPIO{pin.pin} as an output: {exc}") from exc
+        self._devices[pin.pin] = device
+        self._active_low[pin.pin] = pin.active_low
+
+    def claim_input(self, pin: PinConfig, on_edge: EdgeCallback) -> None:
+        """Claim an input with its pull and debounce; ``on_edge(bcm)`` is called on edges.
+
+        ``on_edge`` may run on gpiozero's thread: it must only hand the event over.
+        """
+        pull_up = {"up": True, "down": False, "none": None}[pin.pull]
+        # gpiozero wants active_state only when there is no pull; we apply active_low ourselves
+        # on the raw level, so the meaning of "on" does not depend on the pull.
+        active_state = True if pull_up is None else None
+        bounce = pin.debounce_ms / 1000 if pin.debounce_ms else None
+        try:
+            device = DigitalInputDevice(pin.pin, pull_up=pull_up, active_state=active_state,
+                                        bounce_time=bounce, pin_factory=self._factory)
+        except GPIOZeroError as exc:
+            raise HardwareError(f"cannot claim GPIO{pin.pin} as an input: {exc}") from exc
+        bcm = pin.pin
+        device.when_activated = lambda: on_edge(bcm)
+        device.when_deactivated = lambda: on_edge(bcm)
+        self._devices[pin.pin] = device
+        self._active_low[pin.pin] = pin.active_low
+
+    # -- state ---------------------------------------------------------------------------------
+
+    def read(self, bcm: int) -> bool:
+        """The pin's logical state, read from the pin itself (never a cached copy)."""
+        device = self._devices[bcm]
+        try:
+            if isinstance(device, DigitalOutputDevice):
+                return bool(device.value)
+            return bool(device.pin.state) != self._active_low[bcm]
+        except GPIOZeroError as exc:
+            raise HardwareError(f"cannot read GPIO{bcm}: {exc}") from exc
+
+    def write(self, bcm: int, state: bool) -> None:
+        """Drive an output to logical ``state``. Microseconds: fine on the event loop."""
+        try:
+            self._devices[bcm].value = state
+        except GPIOZeroError as exc:
+            raise HardwareError(f"cannot write GPIO{bcm}: {exc}") from exc
+
+    def drive_input(self, bcm: int, high: bool) -> None:
+        """Simulated board only: drive an input's line as a wired button would."""
+        if not self.info.simulated:
+            raise SimulationOnlyError("inputs can be driven by hand only on the simulated board")
+        pin = self._devices[bcm].pin
+        if high:
+            pin.drive_high()
+        else:
+            pin.drive_low()
+
+    def level_history(self, bcm: int) -> list[bool]:
+        """Simulated board only: the physical levels the line went through, oldest first."""
+        if not self.info.simulated:
+            raise SimulationOnlyError("level history exists only on the simulated board")
+        return [bool(s.state) for s in self._devices[bcm].pin.states]
+
+    def physical_level(self, bcm: int) -> bool:
+        """The raw line level (high = True), whatever active_low says."""
+        return bool(self._devices[bcm].pin.state)
+
+    # -- release -------------------------------------------------------------------------------
+
+    def close(self, on_exit: OnExit) -> None:
+        """Release the pins as ``[gpio] on_exit`` says; each in its own try, logged.
+
+        ``keep`` and ``off`` leave outputs driven: their devices are not closed (gpiozero's
+        close turns a line back into an input) and only the chip handle is dropped. Whether
+        the kernel then keeps the line driven is the kernel's choice (Raspberry Pi OS kernels
+        do). ``release`` closes every device, leaving the lines as floating inputs.
+        """
+        for bcm, device in list(self._devices.items()):
+            try:
+                if isinstance(device, DigitalInputDevice) or on_exit == "release":
+                    device.close()
+                elif on_exit == "off":
+                    device.off()
+            except Exception:
+                log.exception("releasing GPIO%d failed", bcm)
+        self._devices.clear()
+        try:
+            if on_exit == "release":
+                self._factory.close()
+            else:
+                self._drop_handle()
+        except Exception:
+            log.exception("closing the GPIO backend failed")
+
+    def _drop_handle(self) -> None:
+        """Close the chip handle without resetting lines to inputs first."""
+        handle = getattr(self._factory, "_handle", None)
+        if handle is not None and self.info.name == "lgpio":
+            import lgpio
+
+            lgpio.gpiochip_close(handle)
+            self._factory._handle = None

@@ -1,0 +1,164 @@
+"""The composition root: config -> store -> hardware -> board, then the adapters.
+
+The web app and (when configured) the MQTT bridge are siblings over one board, run under
+one lifecycle in one event loop and one process: GPIO belongs to one process. pinpanel owns
+the signal handling rather than uvicorn's, because recent uvicorn re-raises SIGTERM after
+its graceful shutdown, which would make a clean stop exit with -15 instead of 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+
+from pinpanel.board import Board
+from pinpanel.config import Config
+from pinpanel.events import EventHub
+from pinpanel.hardware import Hardware
+from pinpanel.store import Store
+
+log = logging.getLogger("pinpanel")
+
+#: Extra adapters started beside the web server: (name, factory(config, board) -> runner).
+Adapter = Callable[[Config, Board], Callable[[asyncio.Event], Awaitable[None]] | None]
+ADAPTERS: list[tuple[str, Adapter]] = []
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal capture (pinpanel's handlers set its flags)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+@dataclass
+class Runtime:
+    """Everything a running pinpanel holds, opened in order and closed in reverse."""
+
+    config: Config
+    store: Store
+    hardware: Hardware
+    board: Board
+    hub: EventHub
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+@contextlib.asynccontextmanager
+async def opened(config: Config) -> AsyncIterator[Runtime]:
+    """Open store, hardware and board; release them in reverse whatever happens."""
+    store = Store.open(config.server.data_path, max_rows=config.history.max_rows,
+                       max_age_days=config.history.max_age_days)
+    try:
+        hardware = Hardware.open(config.gpio.backend)
+        hub = EventHub()
+        board = Board(config, hardware, store, hub)
+        try:
+            await board.start()
+        except BaseException:
+            hardware.close("release")
+            raise
+        try:
+            yield Runtime(config, store, hardware, board, hub)
+        finally:
+            await board.close(config.gpio.on_exit)
+    finally:
+        store.close()
+
+
+def describe_backend(hardware: Hardware) -> str:
+    info = hardware.info
+    if info.simulated:
+        return ("gpio backend: simulated (no GPIO hardware here; the pins are not wired to "
+                "anything)")
+    return f"gpio backend: {info.name} (real pins{', board ' + info.board if info.board else ''})"
+
+
+def _server_config(config: Config, app: Any) -> uvicorn.Config:
+    server = config.server
+    return uvicorn.Config(
+        app, host=server.host, port=server.port, lifespan="on", log_config=None,
+        access_log=False, server_header=False, proxy_headers=False,
+        ssl_certfile=server.certfile or None, ssl_keyfile=server.keyfile or None,
+        timeout_graceful_shutdown=5,
+    )
+
+
+async def serve(config: Config) -> int:
+    """Run until SIGINT/SIGTERM; return the process exit code (0 on a clean stop)."""
+    from pinpanel.web import create_app
+
+    async with opened(config) as runtime:
+        log.info(describe_backend(runtime.hardware))
+        app = create_app(config, runtime.board)
+        server = _Server(_server_config(config, app))
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+
+        def on_signal(signum: int) -> None:
+            if stop.is_set():
+                log.warning("second %s: forcing exit", signal.Signals(signum).name)
+                server.force_exit = True
+            else:
+                log.info("%s received: shutting down", signal.Signals(signum).name)
+            stop.set()
+            server.should_exit = True
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, on_signal, sig)
+        runners = [runner for _, make in ADAPTERS if (runner := make(config, runtime.board))]
+        scheme = "https" if config.server.certfile else "http"
+        log.info("pinpanel on %s://%s:%d/ (data in %s)", scheme, config.server.host,
+                 config.server.port, runtime.store.path)
+        try:
+            tasks = [asyncio.create_task(run(stop)) for run in runners]
+            await server.serve()
+            stop.set()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await asyncio.wait_for(task, timeout=5)
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+        if not server.started:
+            return 1
+    log.info("stopped cleanly")
+    return 0
+
+
+async def get_once(config: Config, path: str, headers: dict[str, str] | None = None,
+                   ) -> tuple[int, bytes]:
+    """Send one GET through the app with no socket (``pinpanel serve --get``)."""
+    from pinpanel.web import create_app
+
+    async with opened(config) as runtime:
+        app = create_app(config, runtime.board)
+        raw_path, _, query = path.partition("?")
+        sent: dict[str, Any] = {"status": 0, "body": b""}
+        scope = {
+            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+            "scheme": "http", "path": raw_path, "raw_path": raw_path.encode(),
+            "query_string": query.encode(), "root_path": "",
+            "headers": [(b"host", b"localhost"), (b"content-type", b"application/json"),
+                        *((k.lower().encode(), v.encode()) for k, v in (headers or {}).items())],
+            "client": ("127.0.0.1", 0), "server": ("localhost", 80), "state": {},
+        }
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                sent["status"] = message["status"]
+            elif message["type"] == "http.response.body":
+                sent["body"] += message.get("body", b"")
+
+        await app(scope, receive, send)
+        return sent["status"], sent["body"]

@@ -1,0 +1,62 @@
+"""The Starlette application factory: routes, middleware, handlers and lifespan in one call.
+
+No module-level app and no decorators: :func:`create_app` is handed the config and the
+running board, so tests and the runtime build exactly the app they need.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.routing import BaseRoute, Mount
+from starlette.staticfiles import StaticFiles
+
+from pinpanel.board import Board
+from pinpanel.config import Config
+from pinpanel.web import api, compat, openapi, pages
+from pinpanel.web.problems import EXCEPTION_HANDLERS
+
+
+def app_routes() -> list[BaseRoute]:
+    return [
+        *pages.routes(),
+        *compat.routes(),
+        *api.routes(),
+        *openapi.routes(),
+        Mount("/static", StaticFiles(packages=[("pinpanel.web", "static")]), name="static"),
+    ]
+
+
+def create_app(config: Config, board: Board, *, own_board: bool = False) -> Starlette:
+    """Build the web app over ``board``.
+
+    The runtime starts and closes the board itself (the MQTT bridge shares it); with
+    ``own_board`` the app's lifespan does it instead, for in-process tests.
+    """
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if own_board:
+            await board.start()
+        try:
+            yield
+        finally:
+            if own_board:
+                await board.close(config.gpio.on_exit)
+
+    middleware: list[Middleware] = []
+    app = Starlette(
+        routes=app_routes(),
+        middleware=middleware,
+        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        lifespan=lifespan,
+    )
+    app.state.board = board
+    app.state.config = config
+    app.state.max_body_bytes = config.server.max_body_bytes
+    app.state.auth_enabled = config.auth.enabled
+    app.state.openapi = openapi.spec()
+    return app
