@@ -87,6 +87,8 @@ class Board:
         self._by_id: dict[str, PinConfig] = {p.id: p for p in config.pins}
         self._meta: dict[int, PinRow] = {}
         self._pending: dict[int, asyncio.Future[list[Committed]]] = {}
+        # The newest state queued for commit per pin (ahead of _meta until the fsync).
+        self._queued: dict[int, bool] = {}
         self._timers: dict[int, Timer] = {}
         self._timer_gen: dict[int, int] = dict.fromkeys(self._pins, 0)
         self._pulse_until: dict[int, float] = {}
@@ -153,6 +155,7 @@ class Board:
         """Claim every pin at its start-up level and record what differs from the store."""
         self._loop = asyncio.get_running_loop()
         self._meta = self.store.pin_rows()
+        self._queued = {bcm: row.state for bcm, row in self._meta.items()}
         self.hub.last_seq = self.store.last_seq
         records: list[ChangeRecord] = []
         for pin in self.config.pins:
@@ -253,8 +256,7 @@ class Board:
     async def _input_changed(self, pin: PinConfig) -> PinView:
         async with self._locks[pin.pin]:
             state = self.hardware.read(pin.pin)
-            meta = self._meta.get(pin.pin)
-            last = meta.state if meta else None
+            last = self._queued.get(pin.pin)
             if last == state:
                 pending = self._pending.get(pin.pin)
             else:
@@ -314,6 +316,7 @@ class Board:
         future.add_done_callback(self._committed)
         for record in records:
             self._pending[record.pin] = future
+            self._queued[record.pin] = record.new
         return future
 
     def _meta_of(self, committed: Committed) -> PinRow:

@@ -265,8 +265,10 @@ class Hardware:
             try:
                 if isinstance(device, DigitalInputDevice) or on_exit == "release":
                     device.close()
-                elif on_exit == "off":
-                    device.off()
+                else:
+                    if on_exit == "off":
+                        device.off()
+                    self._forget(device)
             except Exception:
                 log.exception("releasing GPIO%d failed", bcm)
         self._devices.clear()
@@ -277,6 +279,15 @@ class Hardware:
                 self._drop_handle()
         except Exception:
             log.exception("closing the GPIO backend failed")
+
+    def _forget(self, device: Any) -> None:
+        """Drop a device without touching its line.
+
+        gpiozero closes a device when it is garbage collected, and closing turns the line
+        into an input; detaching the pin first leaves the line driven as it is.
+        """
+        self._factory.release_pins(device, device.pin.info.name)
+        device._pin = None
 
     def _drop_handle(self) -> None:
         """Close the chip handle without resetting lines to inputs first."""

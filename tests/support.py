@@ -1,0 +1,158 @@
+"""Test helpers shared by every suite: a real pinpanel process, free ports, a fake clock."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+REPO = Path(__file__).resolve().parent.parent
+JSON = {"Content-Type": "application/json"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def pinpanel_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "pinpanel", *args]
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None,
+            timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(pinpanel_cmd(*args), capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})}, check=False)
+
+
+@dataclass
+class ServerProcess:
+    """``pinpanel serve`` as a child process on a free port of 127.0.0.1."""
+
+    data_dir: Path
+    config_text: str | None = None
+    extra_args: tuple[str, ...] = ()
+    auth: bool = False
+    token: str | None = None
+    port: int = field(default_factory=free_port)
+    scheme: str = "http"
+    proc: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://127.0.0.1:{self.port}"
+
+    @property
+    def config_path(self) -> Path:
+        return self.data_dir.parent / f"{self.data_dir.name}.toml"
+
+    def args(self) -> list[str]:
+        args = ["serve", "--host", "127.0.0.1", "--port", str(self.port),
+                "--data-dir", str(self.data_dir)]
+        if self.config_text is not None:
+            self.config_path.write_text(self.config_text)
+            args += ["--config", str(self.config_path)]
+        if not self.auth:
+            args.append("--no-auth")
+        return args + list(self.extra_args)
+
+    def start(self, wait: bool = True, timeout: float = 20) -> ServerProcess:
+        self.log_path = self.data_dir.parent / f"{self.data_dir.name}-{self.port}.log"
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(pinpanel_cmd(*self.args()), stdout=log, stderr=log,
+                                     cwd=self.data_dir.parent)
+        if wait:
+            self.wait_ready(timeout)
+        return self
+
+    def wait_ready(self, timeout: float = 20) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"pinpanel exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1, verify=False).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"pinpanel did not become ready:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path else ""
+
+    def client(self, token: str | None = None, **kwargs: Any) -> httpx.Client:
+        headers = dict(kwargs.pop("headers", {}))
+        bearer = token or self.token
+        if bearer:
+            headers["Authorization"] = f"Bearer {bearer}"
+        return httpx.Client(base_url=self.url, headers=headers, timeout=10, verify=False,
+                            **kwargs)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int:
+        if self.proc is None:
+            return 0
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup at all, as a power cut or the OOM killer would do."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+ServerFactory = Callable[..., ServerProcess]
+
+
+class FakeClock:
+    """A clock the test moves by hand: timers fire only when :meth:`advance` passes them."""
+
+    def __init__(self, start: float = 1_800_000_000.0) -> None:
+        self.now = start
+        self._timers: list[tuple[float, int, Callable[[], None], list[bool]]] = []
+        self._count = 0
+
+    def time(self) -> float:
+        return self.now
+
+    def call_later(self, delay: float, callback: Callable[[], None]) -> Any:
+        cancelled = [False]
+        self._count += 1
+        self._timers.append((self.now + delay, self._count, callback, cancelled))
+
+        class Handle:
+            def cancel(self_inner) -> None:
+                cancelled[0] = True
+
+        return Handle()
+
+    @property
+    def pending(self) -> int:
+        return sum(1 for *_, c in self._timers if not c[0])
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+        due = sorted(t for t in self._timers if t[0] <= self.now)
+        self._timers = [t for t in self._timers if t[0] > self.now]
+        for _, _, callback, cancelled in due:
+            if not cancelled[0]:
+                callback()

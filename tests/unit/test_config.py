@@ -1,0 +1,135 @@
+"""Config validation: defaults, every field, and every error collected with its path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pinpanel.config import SETTINGS, load, settings_reference, with_overrides
+from pinpanel.errors import ConfigError
+from tests.unit.conftest import config_of
+
+
+def problems_of(text: str) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        config_of(text)
+    return caught.value.problems
+
+
+def test_no_file_reproduces_the_tutorial() -> None:
+    config = load(None)
+    assert [p.pin for p in config.pins] == [18, 23, 24]
+    assert all(p.mode == "output" and not p.active_low for p in config.pins)
+    assert [p.id for p in config.pins] == ["gpio18", "gpio23", "gpio24"]
+    assert config.server.host == "0.0.0.0" and config.server.port == 8080
+
+
+def test_full_pin_table_is_read() -> None:
+    config = config_of("""
+        [[pins]]
+        pin = 17
+        id = "door"
+        name = "Garage door"
+        active_low = true
+        initial = "off"
+        pulse_ms = 700
+        [[pins]]
+        pin = 27
+        mode = "input"
+        pull = "down"
+        debounce_ms = 30
+    """)
+    door, button = config.pins
+    assert (door.pin, door.id, door.name, door.active_low, door.initial, door.pulse_ms) == (
+        17, "door", "Garage door", True, "off", 700)
+    assert (button.id, button.mode, button.pull, button.debounce_ms) == (
+        "gpio27", "input", "down", 30)
+
+
+def test_outputs_default_to_restore() -> None:
+    assert config_of("[[pins]]\npin = 5").pins[0].initial == "restore"
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("[[pins]]\npin = 28", "pins[0].pin: must be between 0 and 27, got 28"),
+    ("[[pins]]\npin = -1", "pins[0].pin: must be between 0 and 27, got -1"),
+    ('[[pins]]\npin = "18"', "pins[0].pin: expected an integer, got str"),
+    ("[[pins]]\npin = true", "pins[0].pin: expected an integer, got bool"),
+    ("[[pins]]\nname = 'x'", "pins[0].pin: required (the BCM GPIO number)"),
+    ("[[pins]]\npin = 4\ncolour = 'red'", "pins[0].colour: unknown key"),
+    ("[[pins]]\npin = 4\nmode = 'pwm'", "pins[0].mode: must be one of output, input"),
+    ("[[pins]]\npin = 4\nid = 'Bad Id'", "pins[0].id: 'Bad Id' must be lowercase"),
+    ("[[pins]]\npin = 4\nid = '4'", "pins[0].id: '4' must be lowercase"),
+    ("[[pins]]\npin = 4\npull = 'up'", "pins[0].pull: applies only to inputs"),
+    ("[[pins]]\npin = 4\nmode = 'input'\ninitial = 'on'", "pins[0].initial: applies only to outputs"),
+    ("[[pins]]\npin = 4\npulse_ms = 4000000", "pins[0].pulse_ms: must be between 0 and 3600000"),
+    ("[server]\nport = 70000", "server.port: must be between 1 and 65535, got 70000"),
+    ("[gpio]\nbackend = 'sysfs'", "gpio.backend: must be one of auto, lgpio"),
+    ("[gpio]\non_exit = 'explode'", "gpio.on_exit: must be one of keep, off, release"),
+    ("[auth]\nenabled = 'no'", "auth.enabled: expected true or false, got str"),
+    ("[servr]\nport = 1", "servr: unknown section"),
+    ("pins = 3", "pins: expected an array of tables"),
+])
+def test_errors_name_the_key_and_the_problem(text: str, expected: str) -> None:
+    assert any(p.startswith(expected) for p in problems_of(text)), problems_of(text)
+
+
+def test_duplicates_are_caught_across_pins() -> None:
+    found = problems_of("""
+        [[pins]]
+        pin = 18
+        [[pins]]
+        pin = 18
+        id = "other"
+        [[pins]]
+        pin = 19
+        id = "other"
+    """)
+    assert "pins[1].pin: BCM 18 is already used by pins[0]" in found
+    assert "pins[2].id: 'other' is already used by pins[1]" in found
+
+
+def test_every_problem_is_reported_together() -> None:
+    found = problems_of("""
+        [server]
+        port = 0
+        [[pins]]
+        pin = 99
+        [[pins]]
+        pin = 3
+        mode = "relay"
+    """)
+    assert len(found) == 3
+
+
+def test_interlocks_accept_numbers_and_ids_and_refuse_bad_refs() -> None:
+    base = "[[pins]]\npin = 20\nid = 'up'\n[[pins]]\npin = 21\n[[pins]]\npin = 22\nmode = 'input'\n"
+    assert config_of(base + "[[interlocks]]\npins = ['up', 21]").interlocks == ((20, 21),)
+    found = problems_of(base + "[[interlocks]]\npins = [20, 5, 22, 20]")
+    assert "interlocks[0].pins[1]: 5 is not a configured pin" in found
+    assert "interlocks[0].pins[2]: pin 22 is an input; interlocks hold outputs" in found
+    assert "interlocks[0].pins[3]: pin 20 is listed twice" in found
+    assert "interlocks[0].pins: expected a list of at least two pins" in problems_of(
+        base + "[[interlocks]]\npins = [20]")
+
+
+def test_file_errors_are_config_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="file not found"):
+        load(tmp_path / "missing.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[[pins]\npin = ")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load(bad)
+
+
+def test_overrides_replace_only_what_was_given() -> None:
+    config = with_overrides(load(None), server__port=9000, server__host=None,
+                            auth__enabled=False)
+    assert (config.server.port, config.server.host, config.auth.enabled) == (9000, "0.0.0.0", False)
+
+
+def test_reference_lists_every_setting() -> None:
+    table = settings_reference()
+    for setting in SETTINGS:
+        assert f"`{setting.key}`" in table
