@@ -69,9 +69,9 @@ class ServerProcess:
 
     def start(self, wait: bool = True, timeout: float = 20) -> ServerProcess:
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}-{self.port}.log"
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(pinpanel_cmd(*self.args()), stdout=log, stderr=log,
-                                     cwd=self.data_dir.parent)
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(pinpanel_cmd(*self.args()), stdout=log, stderr=log,
+                                         cwd=self.data_dir.parent)
         if wait:
             self.wait_ready(timeout)
         return self

@@ -44,7 +44,8 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
         if setting.kind is bool:
             parser.add_argument(setting.flag, dest=dest, action="store_const",
                                 const=not setting.default, default=None,
-                                help=f"{setting.key} = {str(not setting.default).lower()}: {setting.help}")
+                                help=f"{setting.key} = {str(not setting.default).lower()}: "
+                                     f"{setting.help}")
         elif setting.kind is int:
             parser.add_argument(setting.flag, dest=dest, type=_port if "port" in setting.key
                                 else int, default=None, metavar="N", help=setting.help)

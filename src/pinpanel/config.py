@@ -331,7 +331,8 @@ def _load_pin(table: object, path: str, problems: list[str]) -> PinConfig | None
     wrong = _INPUT_ONLY if mode == "output" else _OUTPUT_ONLY
     for key in wrong:
         if key in table:
-            problems.append(f"{path}.{key}: applies only to {'inputs' if mode == 'output' else 'outputs'}")
+            kind = "inputs" if mode == "output" else "outputs"
+            problems.append(f"{path}.{key}: applies only to {kind}")
     if len(problems) > before:
         return None
     return PinConfig(**values)
@@ -356,11 +357,13 @@ def _load_interlocks(
             continue
         group: list[int] = []
         for j, ref in enumerate(refs):
-            pin = by_ref.get(ref) if isinstance(ref, int | str) and not isinstance(ref, bool) else None
+            valid = isinstance(ref, int | str) and not isinstance(ref, bool)
+            pin = by_ref.get(ref) if valid else None
             if pin is None:
                 problems.append(f"{path}.pins[{j}]: {ref!r} is not a configured pin")
             elif not pin.is_output:
-                problems.append(f"{path}.pins[{j}]: pin {pin.pin} is an input; interlocks hold outputs")
+                problems.append(f"{path}.pins[{j}]: pin {pin.pin} is an input; "
+                                "interlocks hold outputs")
             elif pin.pin in group:
                 problems.append(f"{path}.pins[{j}]: pin {pin.pin} is listed twice")
             else:
@@ -375,7 +378,8 @@ def parse(data: Mapping[str, Any], source: str = "config") -> Config:
     allowed = {*_SECTIONS, "pins", "interlocks"}
     for key in data:
         if key not in allowed:
-            problems.append(f"{key}: unknown section (expected one of {', '.join(sorted(allowed))})")
+            expected = ", ".join(sorted(allowed))
+            problems.append(f"{key}: unknown section (expected one of {expected})")
     sections: dict[str, Any] = {}
     for name, cls in _SECTIONS.items():
         table = data.get(name, {})
@@ -406,10 +410,12 @@ def parse(data: Mapping[str, Any], source: str = "config") -> Config:
                             f"pins[{seen_pin[pin.pin]}]")
         seen_pin.setdefault(pin.pin, index)
         if pin.id in seen_id:
-            problems.append(f"pins[{index}].id: {pin.id!r} is already used by pins[{seen_id[pin.id]}]")
+            problems.append(f"pins[{index}].id: {pin.id!r} is already used by "
+                            f"pins[{seen_id[pin.id]}]")
         seen_id.setdefault(pin.id, index)
 
-    interlocks = _load_interlocks(data["interlocks"], pins, problems) if "interlocks" in data else ()
+    interlocks = (_load_interlocks(data["interlocks"], pins, problems)
+                  if "interlocks" in data else ())
     if problems:
         raise ConfigError(problems, source)
     return Config(pins=pins, interlocks=interlocks, source=source, **sections)
@@ -444,13 +450,20 @@ def with_overrides(config: Config, **overrides: Any) -> Config:
     return replace(config, **changes)
 
 
+def _show_default(default: object) -> str:
+    if default is None:
+        return ""
+    if isinstance(default, bool):
+        return str(default).lower()
+    return repr(default) if isinstance(default, str) else str(default)
+
+
 def settings_reference() -> str:
     """A Markdown table of every setting, for ``--help-settings`` and the README."""
     lines = ["| setting | default | meaning |", "| --- | --- | --- |"]
     for setting in (*SETTINGS, *PIN_SETTINGS):
         key = setting.key.replace("pins.", "[[pins]] ")
-        default = setting.default
-        shown = "" if default is None else str(default).lower() if isinstance(default, bool) else repr(default) if isinstance(default, str) else str(default)
+        shown = _show_default(setting.default)
         extra = f" One of: {', '.join(setting.choices)}." if setting.choices else ""
         lines.append(f"| `{key}` | `{shown}` | {setting.help}{extra} |")
     lines.append("| `[[interlocks]] pins` | | Outputs (BCM numbers or ids) never on together: "

@@ -361,7 +361,8 @@ class Store:
                 args.append(value)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         order = "DESC" if newest_first else "ASC"
-        sql = (f"SELECT seq, at, pin, pin_id, old, new, cause, actor, client FROM history "
+        # Only fixed clause strings are interpolated; every value is a bound parameter.
+        sql = (f"SELECT seq, at, pin, pin_id, old, new, cause, actor, client FROM history "  # noqa: S608
                f"{where} ORDER BY seq {order} LIMIT ?")
         with self.reading() as conn:
             rows = conn.execute(sql, (*args, limit)).fetchall()

@@ -61,7 +61,8 @@ async def read_json(request: Request, *, optional: bool = False) -> Any:
         raise Problem(400, f"body is not valid JSON: {exc}") from None
 
 
-def expect_object(value: Any, allowed: dict[str, type], required: tuple[str, ...] = ()) -> dict[str, Any]:
+def expect_object(value: Any, allowed: dict[str, type],
+                  required: tuple[str, ...] = ()) -> dict[str, Any]:
     """Check a JSON object's keys and types; 422 names the first wrong field."""
     if not isinstance(value, dict):
         raise Problem(422, "body must be a JSON object")
