@@ -68,8 +68,9 @@ def _lgpio_factory() -> Any:
         """Claims an output directly at its initial level: no pulse through 0 on start."""
 
         def output_with_state(self, state: bool) -> None:
-            if self._callback is not None:
-                self._callback.cancel()
+            callback: Any = getattr(self, "_callback", None)
+            if callback is not None:
+                callback.cancel()
                 self._callback = None
             lgpio.gpio_claim_output(self.factory._handle, self._number, int(bool(state)))
 

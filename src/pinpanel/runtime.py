@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,7 +27,7 @@ from pinpanel.store import Store
 log = logging.getLogger("pinpanel")
 
 #: Extra adapters started beside the web server: (name, factory(config, board) -> runner).
-Adapter = Callable[[Config, Board], Callable[[asyncio.Event], Awaitable[None]] | None]
+Adapter = Callable[[Config, Board], Callable[[asyncio.Event], Coroutine[Any, Any, None]] | None]
 ADAPTERS: list[tuple[str, Adapter]] = []
 
 
@@ -154,7 +154,7 @@ async def get_once(config: Config, path: str, headers: dict[str, str] | None = N
         async def receive() -> dict[str, Any]:
             return {"type": "http.request", "body": b"", "more_body": False}
 
-        async def send(message: dict[str, Any]) -> None:
+        async def send(message: MutableMapping[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 sent["status"] = message["status"]
             elif message["type"] == "http.response.body":

@@ -51,7 +51,7 @@ def create_app(config: Config, board: Board, *, own_board: bool = False) -> Star
     app = Starlette(
         routes=app_routes(),
         middleware=middleware,
-        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )
     app.state.board = board
