@@ -39,8 +39,9 @@ log = logging.getLogger(__name__)
 
 #: State changes a simulated pin remembers (for tests and the interlock proof).
 MOCK_HISTORY = 4096
-#: gpiozero's own order of real factories; mock is never chosen automatically.
-AUTO_ORDER: tuple[Backend, ...] = ("lgpio", "rpigpio", "pigpio", "native")
+#: Real factories ``auto`` tries, in gpiozero's order. ``native`` is left out: it pokes the
+#: SoC's registers directly, does not know the Pi 5's RP1, and must only run when asked for.
+AUTO_ORDER: tuple[Backend, ...] = ("lgpio", "rpigpio", "pigpio")
 
 EdgeCallback = Callable[[int], None]
 

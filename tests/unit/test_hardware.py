@@ -1,0 +1,74 @@
+"""Backend choice and the simulated board's bounded memory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pinpanel.config import PinConfig
+from pinpanel.errors import BackendUnavailableError, SimulationOnlyError
+from pinpanel.hardware import MOCK_HISTORY, Hardware, looks_like_pi
+
+
+def fake_root(tmp_path: Path, *, chip: bool = False, model: str | None = None) -> Path:
+    (tmp_path / "dev").mkdir(parents=True)
+    if chip:
+        (tmp_path / "dev" / "gpiochip0").touch()
+    if model is not None:
+        (tmp_path / "proc" / "device-tree").mkdir(parents=True)
+        (tmp_path / "proc" / "device-tree" / "model").write_text(model + "\0")
+    return tmp_path
+
+
+def test_a_gpio_chip_or_a_pi_device_tree_means_real_hardware(tmp_path: Path) -> None:
+    assert looks_like_pi(fake_root(tmp_path / "a", chip=True))
+    assert looks_like_pi(fake_root(tmp_path / "b", model="Raspberry Pi 5 Model B Rev 1.0"))
+    assert not looks_like_pi(fake_root(tmp_path / "c", model="QEMU Virtual Machine"))
+    assert not looks_like_pi(fake_root(tmp_path / "d"))
+
+
+def test_auto_without_gpio_hardware_is_the_simulated_board(tmp_path: Path) -> None:
+    hardware = Hardware.open("auto", fake_root(tmp_path))
+    assert (hardware.info.name, hardware.info.simulated) == ("simulated", True)
+
+
+def test_auto_on_a_pi_never_falls_back_to_simulated_pins(tmp_path: Path) -> None:
+    # This machine has no lgpio, RPi.GPIO or pigpio: a Pi in that state must refuse to start.
+    with pytest.raises(BackendUnavailableError) as caught:
+        Hardware.open("auto", fake_root(tmp_path, chip=True))
+    message = str(caught.value)
+    assert "lgpio" in message and "python3-lgpio" in message and "simulated" in message
+
+
+@pytest.mark.parametrize("backend", ["lgpio", "rpigpio", "pigpio"])
+def test_an_unavailable_named_backend_is_a_clear_error(backend: str) -> None:
+    with pytest.raises(BackendUnavailableError, match=backend):
+        Hardware.open(backend)  # type: ignore[arg-type]
+
+
+def test_mock_pin_history_is_bounded() -> None:
+    hardware = Hardware.open("simulated")
+    hardware.claim_output(PinConfig(pin=18, id="gpio18", name="x"), False)
+    for i in range(MOCK_HISTORY + 500):
+        hardware.write(18, i % 2 == 0)
+    assert len(hardware.level_history(18)) == MOCK_HISTORY
+    hardware.close("release")
+
+
+def test_inputs_follow_the_pull_and_active_low() -> None:
+    hardware = Hardware.open("simulated")
+    edges: list[int] = []
+    hardware.claim_input(PinConfig(pin=5, id="b", name="b", mode="input", pull="up",
+                                   active_low=True), edges.append)
+    assert hardware.physical_level(5) is True and hardware.read(5) is False
+    hardware.drive_input(5, False)
+    assert hardware.read(5) is True and edges == [5]
+    hardware.close("release")
+
+
+def test_real_backends_cannot_be_driven_by_hand(tmp_path: Path) -> None:
+    hardware = Hardware.open("simulated")
+    hardware.info = type(hardware.info)(name="lgpio", simulated=False, board="5B")
+    with pytest.raises(SimulationOnlyError):
+        hardware.drive_input(5, True)
