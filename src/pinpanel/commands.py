@@ -2,3 +2,5 @@
 
 Each feature keeps its command next to its code; this list is the one place they meet.
 """
+
+from pinpanel import service  # noqa: F401  install-service
