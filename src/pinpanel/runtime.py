@@ -109,6 +109,7 @@ async def serve(config: Config) -> int:
             else:
                 log.info("%s received: shutting down", signal.Signals(signum).name)
             stop.set()
+            app.state.shutdown.set()  # uvicorn waits for open event streams: end them now
             server.should_exit = True
 
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -81,7 +81,8 @@ def system_info(request: Request) -> dict[str, Any]:
     info = board.hardware.info
     return {"version": __version__, "backend": info.name, "simulated": info.simulated,
             "board": info.board, "pins": len(board.config.pins), "seq": board.hub.last_seq,
-            "auth": request.app.state.auth_enabled}
+            "auth": request.app.state.auth_enabled,
+            "subscribers": board.hub.subscriber_count}
 
 
 async def system(request: Request) -> Response:

@@ -6,6 +6,7 @@ running board, so tests and the runtime build exactly the app they need.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
@@ -16,7 +17,7 @@ from starlette.staticfiles import StaticFiles
 
 from pinpanel.board import Board
 from pinpanel.config import Config
-from pinpanel.web import api, compat, openapi, pages
+from pinpanel.web import api, compat, openapi, pages, stream
 from pinpanel.web.problems import EXCEPTION_HANDLERS
 
 
@@ -25,6 +26,7 @@ def app_routes() -> list[BaseRoute]:
         *pages.routes(),
         *compat.routes(),
         *api.routes(),
+        *stream.routes(),
         *openapi.routes(),
         Mount("/static", StaticFiles(packages=[("pinpanel.web", "static")]), name="static"),
     ]
@@ -44,6 +46,7 @@ def create_app(config: Config, board: Board, *, own_board: bool = False) -> Star
         try:
             yield
         finally:
+            app.state.shutdown.set()  # ends open event streams (the runtime sets it sooner)
             if own_board:
                 await board.close(config.gpio.on_exit)
 
@@ -59,4 +62,6 @@ def create_app(config: Config, board: Board, *, own_board: bool = False) -> Star
     app.state.max_body_bytes = config.server.max_body_bytes
     app.state.auth_enabled = config.auth.enabled
     app.state.openapi = openapi.spec()
+    # Set when the server stops, so long-lived responses (the event stream) end promptly.
+    app.state.shutdown = asyncio.Event()
     return app

@@ -1,0 +1,263 @@
+"""The event stream: ``GET /api/v1/events`` as Server-Sent Events.
+
+A client gets one ``snapshot`` event (every pin, as ``GET /api/v1/pins`` reports them), then
+one ``change`` event per committed change, in sequence order, each with ``id: <seq>``. A
+client that reconnects with ``Last-Event-ID`` (EventSource does this by itself) gets the
+changes it missed, or a fresh snapshot when the hub no longer holds them.
+
+Why the response is hand-written rather than a plain streaming response: a stream has to
+end for four different reasons and each needs noticing even while nothing is being sent:
+
+* the client went away (uvicorn's ``send`` then silently does nothing, so the request's
+  ``receive`` is watched for ``http.disconnect``);
+* the server is stopping (uvicorn waits for open connections before the lifespan ends, so
+  the stream watches ``app.state.shutdown``, which the runtime sets on SIGTERM);
+* the client fell too far behind and the hub dropped it (it may be stuck in ``send``
+  because it stopped reading: the writer is cancelled so the connection is released, and
+  a client that is still alive reconnects and resyncs);
+* nothing happened for a while: a keep-alive comment keeps proxies and NAT from closing
+  an idle connection.
+
+Every path ends in ``finally: sub.close()``, so no subscriber outlives its connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from pinpanel.events import Change, EventHub, SubscriberDropped, Subscription
+from pinpanel.web import openapi
+from pinpanel.web.context import board_of
+from pinpanel.web.problems import Problem
+
+log = logging.getLogger(__name__)
+
+#: Seconds of silence before a keep-alive comment (SSE clients and proxies time out ~30-60 s).
+KEEPALIVE_S = 15.0
+#: Reconnect delay suggested to EventSource, in milliseconds.
+RETRY_MS = 2000
+#: How often a writer stuck in ``send`` checks whether the hub has dropped its client.
+STALL_CHECK_S = 1.0
+#: The most a final frame may take to go out before the connection is simply released.
+CLOSE_GRACE_S = 1.0
+
+KEEPALIVE_FRAME = b": keep-alive\n\n"
+
+
+def _dumps(data: Any) -> str:
+    # One line: json.dumps escapes newlines, so a value is always a single ``data:`` field.
+    return json.dumps(data, separators=(",", ":"), allow_nan=False)
+
+
+def frame(event: str, data: Any, event_id: int | None = None) -> bytes:
+    """One SSE event as bytes: ``event:``, optional ``id:``, one ``data:`` line, blank line."""
+    head = f"event: {event}\n" + (f"id: {event_id}\n" if event_id is not None else "")
+    return f"{head}data: {_dumps(data)}\n\n".encode()
+
+
+def change_frames(changes: Iterable[Change]) -> bytes:
+    return b"".join(frame("change", c.as_json(), c.seq) for c in changes)
+
+
+def parse_last_event_id(request: Request) -> int | None:
+    """The sequence number a reconnecting client last saw, if it sent a usable one.
+
+    The ``Last-Event-ID`` header comes from EventSource itself and is only ever a number
+    this server sent; anything else is ignored (a snapshot is always a correct answer, and
+    a 400 would make EventSource give up for good). The ``last_event_id`` query parameter
+    is for clients that cannot set headers and is typed by people: a bad one is a 400.
+    """
+    header = request.headers.get("last-event-id", "").strip()
+    if header.isdecimal() and header.isascii():
+        return int(header)
+    query = request.query_params.get("last_event_id")
+    if query is None:
+        return None
+    if not (query.isdecimal() and query.isascii()):
+        raise Problem(400, f"last_event_id must be a sequence number, got {query!r}")
+    return int(query)
+
+
+class EventStream(Response):
+    """A ``text/event-stream`` response over the hub, for one client."""
+
+    media_type = "text/event-stream"
+
+    def __init__(self, request: Request, last_event_id: int | None) -> None:
+        self.status_code = 200
+        self.background = None
+        self._request = request
+        self._last_event_id = last_event_id
+        state = request.app.state
+        self._keepalive: float = getattr(state, "sse_keepalive", KEEPALIVE_S)
+        self._stall_check: float = min(STALL_CHECK_S, self._keepalive)
+        self._shutdown: asyncio.Event | None = getattr(state, "shutdown", None)
+        self.init_headers({"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+    def opening(self, hub: EventHub) -> bytes:
+        """The first bytes: the retry hint, then the missed changes or a snapshot."""
+        retry = f"retry: {RETRY_MS}\n".encode()
+        seq = self._last_event_id
+        # An id above last_seq is from another server or an older database: resync.
+        if seq is not None and seq <= hub.last_seq:
+            missed = hub.since(seq)
+            if missed is not None:
+                return retry + b"\n" + change_frames(missed)
+        board = board_of(self._request)
+        # "at" is the server's now on the board's clock, so a client can tell how long a
+        # pending pulse_until has left without trusting its own clock.
+        now = datetime.fromtimestamp(board.clock.time(), UTC)
+        snapshot = {"seq": hub.last_seq,
+                    "at": now.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
+                    "pins": [view.as_json() for view in board.views()]}
+        return retry + frame("snapshot", snapshot, hub.last_seq)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        hub = board_of(self._request).hub
+        start = {"type": "http.response.start", "status": self.status_code,
+                 "headers": self.raw_headers}
+        if scope.get("method") == "HEAD":
+            await send(start)
+            await send({"type": "http.response.body", "body": b""})
+            return
+        # Subscribe and build the opening in one synchronous step: the hub publishes on
+        # this loop, so no change can fall between the snapshot and the subscription.
+        sub = hub.subscribe()
+        opening = self.opening(hub)
+        writer: asyncio.Task[str] | None = None
+        watcher: asyncio.Task[str] | None = None
+        try:
+            await send(start)
+            writer = asyncio.create_task(self._write(send, sub, opening))
+            watcher = asyncio.create_task(self._watch(receive, sub))
+            await asyncio.wait({writer, watcher}, return_when=asyncio.FIRST_COMPLETED)
+            reason = self._reason(writer, watcher)
+            for task in (writer, watcher):
+                task.cancel()
+            await asyncio.gather(writer, watcher, return_exceptions=True)
+            if reason == "dropped":
+                log.warning("event stream client %s fell behind and was dropped; it must "
+                            "resync", self._request.client.host if self._request.client else "?")
+            if reason != "disconnect":
+                # End the response properly so the client reconnects (and resyncs). A
+                # client that is not reading cannot take even that: after a short grace
+                # the handler returns and uvicorn closes the connection.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(CLOSE_GRACE_S):
+                        await send({"type": "http.response.body", "body": b"",
+                                    "more_body": False})
+        finally:
+            sub.close()
+            for leftover in (writer, watcher):
+                if leftover is not None and not leftover.done():
+                    leftover.cancel()
+
+    @staticmethod
+    def _reason(writer: asyncio.Task[str], watcher: asyncio.Task[str]) -> str:
+        if not writer.done():
+            return watcher.result()
+        error = writer.exception()
+        if isinstance(error, OSError):
+            return "disconnect"  # servers on ASGI spec 2.4 raise OSError from send()
+        return writer.result()
+
+    async def _write(self, send: Send, sub: Subscription, opening: bytes) -> str:
+        """Send the opening, then batches of changes and keep-alives, until told to stop."""
+        await send({"type": "http.response.body", "body": opening, "more_body": True})
+        while True:
+            try:
+                async with asyncio.timeout(self._keepalive):
+                    batch = await sub.next_batch()
+            except TimeoutError:
+                await send({"type": "http.response.body", "body": KEEPALIVE_FRAME,
+                            "more_body": True})
+                continue
+            except SubscriberDropped:
+                return "dropped"
+            if not batch:
+                return "closed"
+            await send({"type": "http.response.body", "body": change_frames(batch),
+                        "more_body": True})
+
+    async def _watch(self, receive: Receive, sub: Subscription) -> str:
+        """Why the stream must end: ``disconnect``, ``shutdown`` or ``dropped``."""
+
+        async def disconnected() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+
+        waits: set[asyncio.Task[Any]] = {asyncio.create_task(disconnected())}
+        stopping = None
+        if self._shutdown is not None:
+            stopping = asyncio.create_task(self._shutdown.wait())
+            waits.add(stopping)
+        try:
+            while True:
+                done, _ = await asyncio.wait(waits, timeout=self._stall_check,
+                                             return_when=asyncio.FIRST_COMPLETED)
+                if stopping is not None and stopping in done:
+                    return "shutdown"
+                if done:
+                    return "disconnect"
+                if sub.dropped:  # the writer may be stuck in send(): release it
+                    return "dropped"
+        finally:
+            for task in waits:
+                task.cancel()
+
+
+async def events(request: Request) -> Response:
+    """``GET /api/v1/events``: the live event stream (needs the ``read`` scope)."""
+    return EventStream(request, parse_last_event_id(request))
+
+
+def _document(spec: dict[str, Any]) -> None:
+    """Add the stream to the OpenAPI document (and the subscriber count to System)."""
+    spec["paths"]["/api/v1/events"] = {"get": {
+        "summary": "Live events (Server-Sent Events)", "tags": ["pins"],
+        "description": (
+            "One `snapshot` event ({seq, at, pins: [Pin]}), then one `change` event per "
+            "committed change ({seq, pin: Pin, old, actor, cause, at}) with `id: seq`, in "
+            "sequence order. A keep-alive comment at least every 15 s. Reconnect with the "
+            "Last-Event-ID header (or ?last_event_id=) to get the changes missed, or a fresh "
+            "snapshot when they are no longer held. A client that falls too far behind is "
+            "disconnected and must reconnect."),
+        "parameters": [
+            {"name": "Last-Event-ID", "in": "header", "required": False,
+             "description": "The last id received; ignored unless a number",
+             "schema": {"type": "string"}},
+            {"name": "last_event_id", "in": "query", "required": False,
+             "description": "Same as Last-Event-ID, for clients that cannot set headers",
+             "schema": {"type": "integer", "minimum": 0}},
+        ],
+        "responses": {
+            "200": {"description": "The event stream",
+                    "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+            "400": {"description": "last_event_id is not a number",
+                    "content": {"application/problem+json": {
+                        "schema": {"$ref": "#/components/schemas/Problem"}}}},
+            "401": {"description": "Missing or bad credentials"},
+            "403": {"description": "Credentials lack the scope"},
+        }}}
+    system = spec["components"]["schemas"].get("System")
+    if system is not None:
+        system["properties"]["subscribers"] = {
+            "type": "integer", "description": "Event stream clients connected now"}
+
+
+openapi.extend(_document)
+
+
+def routes() -> list[Route]:
+    return [Route("/api/v1/events", events, methods=["GET"], name="events")]
