@@ -27,7 +27,13 @@ from datetime import UTC, datetime
 from typing import Literal, Protocol
 
 from pinpanel.config import PULSE_MAX_MS, Config, OnExit, PinConfig
-from pinpanel.errors import PinModeError, PinValueError, StoreError, UnknownPinError
+from pinpanel.errors import (
+    HardwareError,
+    PinModeError,
+    PinValueError,
+    StoreError,
+    UnknownPinError,
+)
 from pinpanel.events import Change, EventHub, PinView
 from pinpanel.hardware import Hardware
 from pinpanel.store import ChangeRecord, Committed, PinRow, Store, format_time, utc_now
@@ -158,10 +164,11 @@ class Board:
         self._queued = {bcm: row.state for bcm, row in self._meta.items()}
         self.hub.last_seq = self.store.last_seq
         records: list[ChangeRecord] = []
+        levels = self._startup_levels()
         for pin in self.config.pins:
             stored = self._meta.get(pin.pin)
             if pin.is_output:
-                state = {"on": True, "off": False}.get(pin.initial, bool(stored and stored.state))
+                state = levels[pin.pin]
                 self.hardware.claim_output(pin, state)
             else:
                 self.hardware.claim_input(pin, self._edge_from_any_thread)
@@ -175,6 +182,33 @@ class Board:
             if pin.is_output and pin.auto_off_ms and self.hardware.read(pin.pin):
                 self._arm_timer(pin, pin.auto_off_ms)
         log.info("board ready: %d pins on %s", len(self._pins), self.hardware.info.name)
+
+    def _startup_levels(self) -> dict[int, bool]:
+        """Each output's start-up level: ``initial``, or the last committed state.
+
+        An interlock holds from the first instant too: if the store says two pins of one
+        group are on (an interlock added to the config since, say), only one comes up on,
+        an explicit ``initial = "on"`` first, else the one changed last.
+        """
+        levels: dict[int, bool] = {}
+        for pin in self.config.pins:
+            if pin.is_output:
+                stored = self._meta.get(pin.pin)
+                levels[pin.pin] = {"on": True, "off": False}.get(
+                    pin.initial, bool(stored and stored.state))
+        for group in self.config.interlocks:
+            on = [bcm for bcm in group if levels.get(bcm)]
+            if len(on) > 1:
+                def rank(bcm: int) -> tuple[bool, int]:
+                    meta = self._meta.get(bcm)
+                    return self._pins[bcm].initial == "on", meta.seq if meta else 0
+
+                keep = max(on, key=rank)
+                for bcm in on:
+                    if bcm != keep:
+                        log.warning("GPIO%d starts off: interlocked with GPIO%d", bcm, keep)
+                        levels[bcm] = False
+        return levels
 
     async def close(self, on_exit: OnExit) -> None:
         """Stop timers, switch outputs off if asked (through the one path), release pins."""
@@ -327,7 +361,7 @@ class Board:
         if future.cancelled():
             return
         if (error := future.exception()) is not None:
-            self._spawn(lambda: self._undo_uncommitted(error))
+            self._revert(future, error)
             return
         for item in future.result():
             pin = self._pins[item.record.pin]
@@ -341,16 +375,39 @@ class Board:
                 at=item.record.at,
             ))
 
-    async def _undo_uncommitted(self, error: BaseException) -> None:
-        """A commit failed: put every output back to its last committed state."""
-        log.error("reverting outputs to their last committed state: %s", error)
-        for pin in self.config.pins:
-            if not pin.is_output:
+    def _revert(self, future: asyncio.Future[list[Committed]], error: BaseException) -> None:
+        """A commit failed: put the outputs it changed back to their last committed state.
+
+        This runs as the failed future's first done callback, so before any caller awaiting
+        it resumes: a 503 is answered with the hardware already back. There is no await
+        between a command's hardware write and its queueing, so no pin lock is needed here.
+        A pin with a newer change queued behind the failed one is left to that change: it
+        either commits (and the line is right) or fails and comes back here.
+        """
+        log.error("reverting pins to their last committed state: %s", error)
+        for bcm in [b for b, pending in self._pending.items() if pending is future]:
+            del self._pending[bcm]
+            meta = self._meta.get(bcm)
+            if meta is None:
+                self._queued.pop(bcm, None)
                 continue
-            async with self._locks[pin.pin]:
-                meta = self._meta.get(pin.pin)
-                if meta is not None and self.hardware.read(pin.pin) != meta.state:
-                    self.hardware.write(pin.pin, meta.state)
+            self._queued[bcm] = meta.state
+            pin = self._pins[bcm]
+            if not pin.is_output or self.hardware.read(bcm) == meta.state:
+                continue
+            if meta.state and any(self.hardware.read(o) for o in self._group[bcm]):
+                log.error("GPIO%d stays off: an interlocked pin is on", bcm)
+                continue
+            if not meta.state:
+                self._cancel_timer(bcm)
+            try:
+                self.hardware.write(bcm, meta.state)
+            except HardwareError:
+                log.exception("reverting GPIO%d failed", bcm)
+
+    def last_changes(self) -> dict[int, PinRow]:
+        """Each pin's last committed change (state, seq, time, actor): no database read."""
+        return dict(self._meta)
 
 
 __all__ = ["ACTIONS", "SYSTEM", "Action", "Actor", "Board", "Clock", "LoopClock", "StoreError"]

@@ -9,6 +9,9 @@ thread owns the write connection and commits whatever has queued up in one trans
 (group commit). Thirty-two concurrent toggles cost one fsync, not thirty-two, and sequence
 numbers are assigned in that single thread, so they grow without gaps in commit order.
 Readers (history pages) use their own connection; WAL lets them run beside the writer.
+
+A damaged file is never opened for writing: :func:`check_integrity` looks at it read-only
+first, so the file stays exactly as it was for the user to inspect or restore.
 """
 
 from __future__ import annotations
@@ -16,8 +19,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import queue
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -32,10 +37,11 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 DB_NAME = "pinpanel.sqlite3"
-#: Trim the audit log after this many commits (and at start-up).
+#: Retention runs at least this often (in committed changes), and at start-up.
 TRIM_EVERY = 500
-#: At most this many queued changes share one transaction.
+#: At most this many queued jobs share one transaction.
 BATCH_MAX = 256
+SQLITE_MAGIC = b"SQLite format 3\x00"
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: pin states, audit history, tokens
@@ -70,8 +76,19 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     """,
+    # 2: browser sessions (only the hash of the session id; see pinpanel.auth)
+    """
+    CREATE TABLE sessions (
+        hash TEXT PRIMARY KEY,
+        token_name TEXT NOT NULL REFERENCES tokens (name) ON DELETE CASCADE,
+        created REAL NOT NULL,
+        expires REAL NOT NULL
+    );
+    CREATE INDEX sessions_token ON sessions (token_name);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
+_ROW_COLUMNS = "seq, at, pin, pin_id, old, new, cause, actor, client"
 
 
 def utc_now() -> str:
@@ -80,7 +97,15 @@ def utc_now() -> str:
 
 
 def format_time(moment: datetime) -> str:
+    """``moment`` in the store's fixed-width UTC form (naive means UTC)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def parse_time(text: str) -> datetime:
+    """A stored timestamp back to an aware datetime."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +144,8 @@ class PinRow:
 
 @dataclass(frozen=True, slots=True)
 class HistoryRow:
+    """One audit row: who changed which pin from what to what, when and from where."""
+
     seq: int
     at: str
     pin: int
@@ -135,31 +162,60 @@ class HistoryRow:
                 "client": self.client}
 
 
-_Job = tuple[Sequence[ChangeRecord] | Callable[[sqlite3.Connection], Any],
-             asyncio.AbstractEventLoop, "asyncio.Future[Any]"]
+def _history_row(r: Sequence[Any]) -> HistoryRow:
+    return HistoryRow(r[0], r[1], r[2], r[3], None if r[4] is None else bool(r[4]),
+                      bool(r[5]), r[6], r[7], r[8])
 
 
-def _connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
-    uri = f"file:{path}?mode=ro" if readonly else f"file:{path}"
-    conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False,
-                           timeout=5.0)
+@dataclass(slots=True)
+class _Job:
+    """One unit of work for the writer thread and the future that hears how it went."""
+
+    work: tuple[ChangeRecord, ...] | Callable[[sqlite3.Connection], Any]
+    loop: asyncio.AbstractEventLoop | None
+    future: asyncio.Future[Any] | None
+
+
+def _connect(path: Path, *, readonly: bool = False, immutable: bool = False,
+             ) -> sqlite3.Connection:
+    query = "?mode=ro" + ("&immutable=1" if immutable else "") if readonly else ""
+    conn = sqlite3.connect(f"file:{path}{query}", uri=True, isolation_level=None,
+                           check_same_thread=False, timeout=5.0)
     conn.execute("PRAGMA busy_timeout = 5000")
     return conn
 
 
 def check_integrity(path: Path) -> None:
-    """Refuse a damaged or too-new database before anything writes to it.
+    """Refuse a damaged, unreadable or too-new database before anything writes to it.
 
-    Opened read-only, so a corrupt file is left exactly as it was for the user to inspect
-    or restore from a backup.
+    Nothing here writes: the header is read as plain bytes, then SQLite opens the file
+    read-only (and ``immutable`` when there is no write-ahead log to read, so not even a
+    ``-shm`` file appears beside it). A corrupt file is left byte for byte as it was, for
+    the user to inspect or to replace with a backup.
     """
-    advice = (f"{path} is damaged ({{why}}). pinpanel will not start over it. Move it aside "
-              "(or restore a backup made with sqlite3 .backup) and start again; a new, empty "
-              "database is then created.")
+    advice = (f"the state database {path} is damaged ({{why}}). pinpanel will not start "
+              f"over it, because that would lose the pins' states and history. Move it aside "
+              f"(mv {path} {path}.damaged) or restore a backup made with sqlite3 .backup, "
+              f"then start again; a new, empty database is created if none is there.")
     try:
-        conn = _connect(path, readonly=True)
+        with path.open("rb") as handle:
+            header = handle.read(100)
+    except IsADirectoryError:
+        raise StoreError(f"{path} is a directory, not the state database; move it aside "
+                         "or choose another --data-dir") from None
+    except OSError as exc:
+        raise StoreError(f"cannot read the state database {path}: {exc.strerror}. Run "
+                         "pinpanel as the user that owns it, or fix its owner and "
+                         "permissions (chmod 600).") from exc
+    if not header:
+        return  # an empty file holds nothing to lose: SQLite initialises it
+    if not header.startswith(SQLITE_MAGIC) or len(header) < 100:
+        raise StoreCorruptError(advice.format(why="not an SQLite database"))
+    has_wal = path.with_name(path.name + "-wal").exists()
+    try:
+        conn = _connect(path, readonly=True, immutable=not has_wal)
     except sqlite3.Error as exc:
-        raise StoreError(f"cannot open {path}: {exc}") from exc
+        raise StoreError(f"cannot open the state database {path}: {exc}") from exc
     try:
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         result = conn.execute("PRAGMA quick_check").fetchone()[0]
@@ -171,18 +227,37 @@ def check_integrity(path: Path) -> None:
         raise StoreCorruptError(advice.format(why=result))
     if version > SCHEMA_VERSION:
         raise StoreVersionError(
-            f"{path} has schema version {version}, newer than this pinpanel knows "
-            f"({SCHEMA_VERSION}). Upgrade pinpanel, or restore a backup made by this version."
+            f"the state database {path} has schema version {version}, newer than this "
+            f"pinpanel knows ({SCHEMA_VERSION}): it was written by a newer pinpanel. "
+            "Upgrade pinpanel, or restore a backup made by this version."
         )
 
 
 def prepare_data_dir(data_dir: Path) -> Path:
     """Create the data dir private to this user (tokens and history live there)."""
+    existed = data_dir.is_dir()
     try:
         data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not existed:
+            data_dir.chmod(0o700)  # whatever the umask said
     except OSError as exc:
         raise StoreError(f"cannot create data directory {data_dir}: {exc.strerror}") from exc
+    mode = stat.S_IMODE(data_dir.stat().st_mode)
+    if mode & 0o077:
+        log.warning("data directory %s is readable by others (mode %o); chmod 700 it",
+                    data_dir, mode)
     return data_dir / DB_NAME
+
+
+def _create_private(path: Path) -> None:
+    """Create the database file as 0600 before SQLite does (it would use 0644 & umask)."""
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        return
+    except OSError as exc:
+        raise StoreError(f"cannot create the state database {path}: {exc.strerror}") from exc
+    os.close(fd)
 
 
 class Store:
@@ -193,16 +268,23 @@ class Store:
         self.path = path
         self._conn = conn
         self._read = _connect(path)
+        _durable(self._read)
         self._read_lock = threading.Lock()
         self._max_rows = max_rows
         self._max_age_days = max_age_days
+        # Trim often enough that the table never holds more than ~10% over max_rows.
+        self._trim_every = max(1, min(TRIM_EVERY, max_rows // 10))
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-        self._since_trim = 0
+        self._closed = False
         row = conn.execute(
             "SELECT max(s) FROM (SELECT max(seq) AS s FROM history "
             "UNION ALL SELECT max(seq) FROM pin_state)"
         ).fetchone()
+        # Every change also updates pin_state in the same transaction, so the newest seq
+        # survives there even when retention has trimmed every history row: never reused.
         self.last_seq: int = row[0] or 0
+        self._trimmed_at = self.last_seq
+        self._trim()
         self._thread = threading.Thread(target=self._writer, name="pinpanel-store", daemon=True)
         self._thread.start()
 
@@ -212,19 +294,20 @@ class Store:
         path = prepare_data_dir(data_dir)
         if path.exists():
             check_integrity(path)
+        _create_private(path)
         try:
             conn = _connect(path)
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = FULL")
-            conn.execute("PRAGMA foreign_keys = ON")
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if mode != "wal":
+                log.warning("%s: WAL not available (journal mode %s); still durable, slower",
+                            path, mode)
+            _durable(conn)
             _migrate(conn)
             with contextlib.suppress(OSError):
                 path.chmod(0o600)
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"cannot use {path}: {exc}") from exc
-        store = cls(path, conn, max_rows=max_rows, max_age_days=max_age_days)
-        store._trim()
-        return store
+            raise StoreError(f"cannot use the state database {path}: {exc}") from exc
+        return cls(path, conn, max_rows=max_rows, max_age_days=max_age_days)
 
     # -- the writer thread ---------------------------------------------------------------------
 
@@ -234,32 +317,45 @@ class Store:
             if job is None:
                 return
             batch = [job]
+            stop = False
             while len(batch) < BATCH_MAX:
                 try:
                     more = self._queue.get_nowait()
                 except queue.Empty:
                     break
                 if more is None:
-                    self._queue.put(None)  # finish this batch, then stop
+                    stop = True  # finish this batch, then stop
                     break
                 batch.append(more)
-            self._run_batch(batch)
+            try:
+                self._run_batch(batch)
+            except Exception:  # the writer must outlive any one batch
+                log.exception("the store's writer failed a batch")
+            if stop:
+                return
 
     def _run_batch(self, batch: list[_Job]) -> None:
-        results: list[tuple[bool, Any]] = []
+        """Commit every job of ``batch`` in one transaction, then tell each its outcome.
+
+        A pin change fails only with the whole transaction (nothing of it is on disk). Other
+        work (tokens, meta) runs inside its own savepoint, so its own error (a duplicate
+        token name) goes to its caller alone and never undoes the pin changes beside it.
+        """
+        outcomes: list[tuple[bool, Any]] = []
         seq = self.last_seq
         conn = self._conn
         try:
             conn.execute("BEGIN IMMEDIATE")
-            for work, _, _ in batch:
-                if callable(work):
-                    results.append((True, work(conn)))
+            for job in batch:
+                if callable(job.work):
+                    outcomes.append(self._run_own(conn, job.work))
                     continue
                 done: list[Committed] = []
-                for record in work:
+                for record in job.work:
                     seq += 1
                     conn.execute(
-                        "INSERT INTO history VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        "INSERT INTO history (seq, at, pin, pin_id, old, new, cause, actor, "
+                        "client) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (seq, record.at, record.pin, record.pin_id, record.old, record.new,
                          record.cause, record.actor, record.client),
                     )
@@ -268,32 +364,51 @@ class Store:
                         (record.pin, record.new, seq, record.at, record.actor, record.cause),
                     )
                     done.append(Committed(seq, record))
-                results.append((True, done))
-            conn.execute("COMMIT")
+                outcomes.append((True, done))
+            if not conn.in_transaction:
+                # SQLite rolls back by itself on some errors (disk full, I/O); a COMMIT now
+                # would "succeed" with nothing in it.
+                raise sqlite3.OperationalError("the transaction was rolled back by SQLite")
+            conn.execute("COMMIT")  # synchronous=FULL: returns after the fsync
         except Exception as exc:  # noqa: BLE001 - every waiter must hear of the failure
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
             log.error("commit failed: %s", exc)
             error = StoreError(f"could not record the change durably: {exc}")
-            for _, loop, future in batch:
-                loop.call_soon_threadsafe(_settle, future, False, error)
+            for job in batch:
+                _tell(job, False, error)
             return
         self.last_seq = seq
-        for (_, loop, future), (ok, value) in zip(batch, results, strict=True):
-            loop.call_soon_threadsafe(_settle, future, ok, value)
-        self._since_trim += len(batch)
-        if self._since_trim >= TRIM_EVERY:
+        for job, (ok, value) in zip(batch, outcomes, strict=True):
+            _tell(job, ok, value)
+        if self.last_seq - self._trimmed_at >= self._trim_every:
             self._trim()
 
-    def _trim(self) -> None:
-        """Retention: keep at most ``max_rows`` rows and none older than ``max_age_days``."""
-        self._since_trim = 0
+    @staticmethod
+    def _run_own(conn: sqlite3.Connection,
+                 work: Callable[[sqlite3.Connection], Any]) -> tuple[bool, Any]:
+        conn.execute("SAVEPOINT job")
         try:
-            self._conn.execute(
-                "DELETE FROM history WHERE seq <= "
-                "(SELECT seq FROM history ORDER BY seq DESC LIMIT 1 OFFSET ?)",
-                (self._max_rows,),
-            )
+            value = work(conn)
+        except Exception as exc:  # handed to the job's own caller
+            if not conn.in_transaction:
+                raise  # the whole transaction is gone: fail the batch
+            conn.execute("ROLLBACK TO job")
+            conn.execute("RELEASE job")
+            return False, exc
+        conn.execute("RELEASE job")
+        return True, value
+
+    def _trim(self) -> None:
+        """Retention: keep at most ``max_rows`` rows and none older than ``max_age_days``.
+
+        Sequence numbers have no gaps, so "the newest max_rows rows" is a seq range and the
+        delete needs no scan. Runs on the writer thread (or before it starts).
+        """
+        self._trimmed_at = self.last_seq
+        try:
+            self._conn.execute("DELETE FROM history WHERE seq <= ?",
+                               (self.last_seq - self._max_rows,))
             if self._max_age_days:
                 cutoff = format_time(datetime.fromtimestamp(
                     time.time() - self._max_age_days * 86400, UTC))
@@ -302,9 +417,11 @@ class Store:
             log.exception("trimming history failed")
 
     def _submit(self, work: Any) -> asyncio.Future[Any]:
+        if self._closed:
+            raise StoreError(f"the state database {self.path} is closed")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        self._queue.put((work, loop, future))
+        self._queue.put(_Job(work, loop, future))
         return future
 
     def commit(self, records: Sequence[ChangeRecord]) -> asyncio.Future[list[Committed]]:
@@ -315,8 +432,20 @@ class Store:
         return self._submit(tuple(records))
 
     def write(self, work: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
-        """Run another write (tokens, meta) on the writer thread, inside its transaction."""
+        """Run another write (tokens, meta) on the writer thread, inside its transaction.
+
+        ``work`` runs in a savepoint: if it raises, only its own changes are undone and the
+        future carries its exception.
+        """
         return self._submit(work)
+
+    def trim(self) -> asyncio.Future[None]:
+        """Apply retention now, on the writer thread (it also runs by itself)."""
+
+        def run(conn: sqlite3.Connection) -> None:
+            self._trim()
+
+        return self._submit(run)
 
     def write_sync(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run a write from outside the event loop (CLI, start-up); blocks until committed."""
@@ -348,7 +477,10 @@ class Store:
                 until: str | None = None, before_seq: int | None = None,
                 after_seq: int | None = None, limit: int = 100,
                 newest_first: bool = True) -> list[HistoryRow]:
-        """Audit rows matching the filters, newest first by default (cursor: ``before_seq``)."""
+        """Audit rows matching the filters, newest first by default (cursor: ``before_seq``).
+
+        ``since`` is inclusive and ``until`` exclusive, both in the store's UTC form.
+        """
         clauses: list[str] = []
         args: list[Any] = []
         if pins:
@@ -362,29 +494,66 @@ class Store:
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         order = "DESC" if newest_first else "ASC"
         # Only fixed clause strings are interpolated; every value is a bound parameter.
-        sql = (f"SELECT seq, at, pin, pin_id, old, new, cause, actor, client FROM history "  # noqa: S608
+        sql = (f"SELECT {_ROW_COLUMNS} FROM history "  # noqa: S608
                f"{where} ORDER BY seq {order} LIMIT ?")
         with self.reading() as conn:
             rows = conn.execute(sql, (*args, limit)).fetchall()
-        return [HistoryRow(r[0], r[1], r[2], r[3], None if r[4] is None else bool(r[4]),
-                           bool(r[5]), r[6], r[7], r[8]) for r in rows]
+        return [_history_row(r) for r in rows]
 
-    def state_before(self, pin: int, at: str) -> bool | None:
-        """The pin's state just before ``at`` (for drawing a timeline's left edge)."""
+    def recent(self, pins: Sequence[int], since: str, per_pin: int) -> dict[int, list[HistoryRow]]:
+        """Each pin's changes from ``since`` on, oldest first, at most ``per_pin`` (the newest).
+
+        One statement for every pin, each part an index range scan: the first seq of the
+        window comes from the ``at`` index, then each pin reads its newest rows from
+        ``(pin, seq)``. A busy pin can therefore not crowd the others out, and a pin with a
+        long quiet past costs nothing. If the clock jumped back, rows after the window's
+        first seq count as inside it (the caller clamps their times).
+        """
+        result: dict[int, list[HistoryRow]] = {bcm: [] for bcm in pins}
+        if not pins:
+            return result
+        part = (f"SELECT * FROM (SELECT {_ROW_COLUMNS} FROM history "  # noqa: S608
+                "WHERE pin = ? AND seq >= (SELECT seq FROM history WHERE at >= ? "
+                "ORDER BY at LIMIT 1) ORDER BY seq DESC LIMIT ?)")
+        sql = " UNION ALL ".join([part] * len(pins))
+        args: list[Any] = []
+        for bcm in pins:
+            args += [bcm, since, per_pin]
         with self.reading() as conn:
-            row = conn.execute("SELECT new FROM history WHERE pin = ? AND at < ? "
-                               "ORDER BY seq DESC LIMIT 1", (pin, at)).fetchone()
-        return None if row is None else bool(row[0])
+            rows = conn.execute(sql, args).fetchall()
+        for r in sorted(rows, key=lambda r: r[0]):
+            result[r[2]].append(_history_row(r))
+        return result
 
     def close(self) -> None:
         """Finish queued commits, then close both connections."""
+        if self._closed:
+            return
+        self._closed = True
         self._queue.put(None)
         self._thread.join(timeout=30)
+        if self._thread.is_alive():
+            log.error("the store's writer did not finish; closing anyway")
+            return  # closing its connection under it could lose the commit it is doing
         for conn in (self._read, self._conn):
             try:
                 conn.close()
             except sqlite3.Error:
                 log.exception("closing the database failed")
+
+
+def _durable(conn: sqlite3.Connection) -> None:
+    """Every commit on this connection is fsynced before COMMIT returns."""
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("PRAGMA foreign_keys = ON")
+
+
+def _tell(job: _Job, ok: bool, value: Any) -> None:
+    """Settle a job's future on its own loop, from the writer thread."""
+    if job.loop is None or job.future is None:
+        return
+    with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is waiting
+        job.loop.call_soon_threadsafe(_settle, job.future, ok, value)
 
 
 def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
@@ -401,7 +570,7 @@ def _migrate(conn: sqlite3.Connection) -> None:
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     if version > SCHEMA_VERSION:
         raise StoreVersionError(f"schema version {version} is newer than {SCHEMA_VERSION}")
-    for number in range(version, SCHEMA_VERSION):
+    for number in range(version, len(MIGRATIONS)):
         conn.execute("BEGIN IMMEDIATE")
         try:
             for statement in MIGRATIONS[number].split(";"):
@@ -422,5 +591,5 @@ def open_path(data_dir: Path) -> Path:
 
 __all__ = [
     "ChangeRecord", "Committed", "HistoryRow", "PinRow", "Store", "check_integrity",
-    "format_time", "open_path", "utc_now",
+    "format_time", "open_path", "parse_time", "utc_now",
 ]
