@@ -276,6 +276,8 @@ class Store:
         self._trim_every = max(1, min(TRIM_EVERY, max_rows // 10))
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._closed = False
+        #: Called on the writer thread with each transaction's seconds (metrics); must not block.
+        self.commit_observer: Callable[[float], None] | None = None
         row = conn.execute(
             "SELECT max(s) FROM (SELECT max(seq) AS s FROM history "
             "UNION ALL SELECT max(seq) FROM pin_state)"
@@ -344,6 +346,7 @@ class Store:
         outcomes: list[tuple[bool, Any]] = []
         seq = self.last_seq
         conn = self._conn
+        started = time.perf_counter()
         try:
             conn.execute("BEGIN IMMEDIATE")
             for job in batch:
@@ -379,6 +382,8 @@ class Store:
                 _tell(job, False, error)
             return
         self.last_seq = seq
+        if self.commit_observer is not None:
+            self.commit_observer(time.perf_counter() - started)
         for job, (ok, value) in zip(batch, outcomes, strict=True):
             _tell(job, ok, value)
         if self.last_seq - self._trimmed_at >= self._trim_every:
