@@ -172,7 +172,7 @@ class CeilingApp:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Serve with uvicorn's defaults for loop and parser, one worker, no access log."""
+    """Serve as pinpanel's runtime configures uvicorn: auto loop and parser, no access log."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
@@ -188,6 +188,7 @@ def main(argv: list[str] | None = None) -> None:
         http="auto",
         lifespan="off",
         access_log=False,
+        server_header=False,  # pinpanel turns it off too: same bytes on the wire
         log_level="warning",
     )
 

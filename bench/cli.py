@@ -40,6 +40,8 @@ from bench.servers import (
     Prepared,
     Running,
     ServerFailed,
+    describe_working_tree,
+    export_pinpanel,
     http_request,
     prepare_baseline,
     prepare_ceiling,
@@ -70,6 +72,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="toggles before the second RSS reading (default 100000; quick 500)")
     parser.add_argument("--subscribers", type=int, default=None,
                         help="the large event-stream fan-out (default 100; quick 5)")
+    parser.add_argument("--pinpanel-ref", default=None, metavar="REF",
+                        help="measure pinpanel as committed at this git ref (e.g. HEAD) "
+                             "instead of the working tree the editable install runs")
     parser.add_argument("--keep", action="store_true",
                         help="keep the temporary data directory and server logs")
     args = parser.parse_args(argv)
@@ -154,6 +159,7 @@ def probe_stream(running: Running, results: dict[str, Any], quick: bool) -> None
         res = stream.measure(
             running.base_url, ENDPOINTS_BY_KEY[key].request, running.prepared.headers,
             subscribers=1, toggles=2, events_path=EVENTS_PATH,
+            check_seq=running.prepared.name != "ceiling",
         )
     except Exception as exc:  # noqa: BLE001 - any client failure is a failed check, reported
         results["checks"]["events"] = {"ok": False, "status": None, "absent": False,
@@ -219,6 +225,7 @@ def stream_phase(
                 res = stream.measure(
                     srv.base_url, ENDPOINTS_BY_KEY[key].request, srv.prepared.headers,
                     subscribers=subs, toggles=toggles, events_path=EVENTS_PATH,
+                    check_seq=name != "ceiling",
                 )
                 entry = res.to_json()
                 entry["run"] = run
@@ -312,7 +319,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             ["pinpanel", *[s for s in args.servers if s != "pinpanel"]]
         ):
             if name == "pinpanel":
-                prep = prepare_pinpanel(workdir)
+                if args.pinpanel_ref:
+                    src, sha = export_pinpanel(args.pinpanel_ref, workdir / "pinpanel-src")
+                    prep = prepare_pinpanel(workdir, src, f"commit {sha}")
+                else:
+                    prep = prepare_pinpanel(workdir, None, describe_working_tree())
             elif name == "baseline":
                 prep = prepare_baseline(workdir)
             else:

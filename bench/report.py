@@ -253,7 +253,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         r = over(load_summary(results, "pinpanel", key, 32, "p99_ms"),
                  load_summary(results, "baseline", "list_compat", 32, "p99_ms"))
         add(f"list `{path}` p99 at 32 conns ≤ 1/20 of baseline's", r, 0.05, False,
-            f"{r:.3f}x (1/{1 / r:.0f})" if r else "n/a")
+            (f"{r:.3f}x (1/{1 / r:.0f})" if r < 1 else f"{r:.2f}x") if r else "n/a")
     for key in ("toggle_compat", "toggle_v1"):
         r = over(load_summary(results, "pinpanel", key, 32, "rps"),
                  load_summary(results, "baseline", "toggle_compat", 32, "rps"))

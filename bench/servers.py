@@ -222,10 +222,13 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _python(*args: str, cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def _python(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, *args],
         cwd=cwd,
+        env={**os.environ, **(env or {})},
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -233,13 +236,48 @@ def _python(*args: str, cwd: Path, timeout: float = 60) -> subprocess.CompletedP
     )
 
 
-def prepare_pinpanel(workdir: Path) -> Prepared:
+def export_pinpanel(ref: str, dest: Path) -> tuple[Path, str]:
+    """Extract ``src/`` of a git ref into ``dest`` (read-only on the repo); return (src, sha).
+
+    Why: the lead engineer edits ``src/`` while the harness runs, and the editable install
+    imports whatever is on disk at that moment, half-written files included. Measuring a
+    commit gives a figure that belongs to a known version.
+    """
+    sha = subprocess.run(
+        ["git", "rev-parse", "--short", ref], cwd=REPO_ROOT, capture_output=True, text=True,
+        check=True,
+    ).stdout.strip()
+    dest.mkdir(parents=True, exist_ok=True)
+    archive = subprocess.run(
+        ["git", "archive", "--format=tar", ref, "src"], cwd=REPO_ROOT, capture_output=True,
+        check=True,
+    )
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True)
+    return dest / "src", sha
+
+
+def describe_working_tree() -> str:
+    """Which pinpanel the editable install runs: HEAD, plus a warning if src/ is modified."""
+    head = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True,
+        check=False,
+    ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--", "src"], cwd=REPO_ROOT, capture_output=True,
+        text=True, check=False,
+    ).stdout.strip()
+    return f"working tree at {head}" + (" with uncommitted changes in src/" if dirty else "")
+
+
+def prepare_pinpanel(workdir: Path, src: Path | None = None, version: str = "") -> Prepared:
     """Write the bench config, decide auth on or off, and mint a control token if possible.
 
     pinpanel is being written while this harness exists: if ``pinpanel token`` is not there
     yet the server is run with ``--no-auth`` (when ``serve`` knows that flag), and the report
-    says which mode was measured, since the targets ask for the authenticated one.
+    says which mode was measured, since the targets ask for the authenticated one. ``src``
+    (a directory holding the ``pinpanel`` package) runs that copy instead of the installed one.
     """
+    env = {"PYTHONPATH": str(src)} if src is not None else {}
     data_dir = workdir / "pinpanel-data"
     data_dir.mkdir(parents=True, exist_ok=True)
     config = workdir / "bench.toml"
@@ -247,11 +285,11 @@ def prepare_pinpanel(workdir: Path) -> Prepared:
     notes: list[str] = []
     headers: dict[str, str] = {}
     extra: list[str] = []
-    token_help = _python("-m", "pinpanel", "token", "--help", cwd=workdir)
+    token_help = _python("-m", "pinpanel", "token", "--help", cwd=workdir, env=env)
     if token_help.returncode == 0:
         created = _python(
             "-m", "pinpanel", "token", "create", "bench", "--scope", "control",
-            "--data-dir", str(data_dir), cwd=workdir,
+            "--data-dir", str(data_dir), cwd=workdir, env=env,
         )
         lines = [ln.strip() for ln in created.stdout.splitlines() if ln.strip()]
         if created.returncode == 0 and lines:
@@ -266,7 +304,7 @@ def prepare_pinpanel(workdir: Path) -> Prepared:
     else:
         mode = "no `pinpanel token` command yet"
     if "Authorization" not in headers:
-        serve_help = _python("-m", "pinpanel", "serve", "--help", cwd=workdir)
+        serve_help = _python("-m", "pinpanel", "serve", "--help", cwd=workdir, env=env)
         if "--no-auth" in serve_help.stdout:
             extra.append("--no-auth")
             mode += "; measured with --no-auth"
@@ -287,7 +325,8 @@ def prepare_pinpanel(workdir: Path) -> Prepared:
         headers=headers,
         endpoints=tuple(ep.key for ep in ENDPOINTS),
         has_events=True,
-        mode=mode,
+        env=env,
+        mode=f"{version}; {mode}" if version else mode,
         notes=notes,
         workdir=workdir,
     )
