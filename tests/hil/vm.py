@@ -200,7 +200,7 @@ class VM:
             "-display", "none", "-serial", "stdio", "-monitor", "none", "-no-reboot",
             "-qmp", f"unix:{self._sockdir / 'qmp.sock'},server=on,wait=off",
             "-D", str(self.trace_log),
-            "-device", "usb-net,netdev=net0",
+            "-device", "usb-net,netdev=net0,bus=usb-bus.0,port=1",
             "-netdev", (f"user,id=net0,net=10.0.2.0/24,"
                         f"hostfwd=tcp:127.0.0.1:{self.http_port}-:8080,"
                         f"hostfwd=tcp:127.0.0.1:{self.agent_port}-:9000"),
