@@ -3,4 +3,7 @@
 Each feature keeps its command next to its code; this list is the one place they meet.
 """
 
-from pinpanel import service  # noqa: F401  install-service
+from pinpanel import (
+    fleet,  # noqa: F401  fleet-sim
+    service,  # noqa: F401  install-service
+)

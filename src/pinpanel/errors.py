@@ -104,3 +104,7 @@ class TokenNotFoundError(AuthError, KeyError):
 
 class MqttError(PinpanelError):
     """Base for MQTT bridge errors."""
+
+
+class MqttPayloadError(MqttError, ValueError):
+    """A message on a command topic is not a command pinpanel understands."""

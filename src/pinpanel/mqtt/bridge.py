@@ -1,0 +1,349 @@
+"""The MQTT bridge: the board's committed changes out, commands in, through one broker.
+
+Out: a synchronous hub listener records the newest committed view of each pin and wakes
+the publisher. It never blocks and never waits on the broker, so the HTTP side cannot be
+slowed by MQTT. The "queue" is one slot per pin: while the broker is away only the latest
+state of each pin matters, so it is bounded by the pin count however long the outage, and
+on every (re)connect availability, discovery and every pin's state are published again.
+Each change goes out as ``<base>/<pin>/attributes`` (the pin as the HTTP API shows it, with
+its ``seq``) and then ``<base>/<pin>/state`` (``ON``/``OFF``), both retained.
+
+In: commands on ``<base>/+/set`` go through :meth:`Board.command` / :meth:`Board.pulse`
+with the actor ``mqtt``, so interlocks, auto-off and the audit log apply as they do to
+HTTP. Each runs as its own task (the message loop never waits for an fsync), started in
+arrival order; the board takes the pin lock before its first suspension point, so commands
+for one pin apply in the order they arrived. Bad payloads, unknown pins and commands to
+inputs are logged (rate-limited) and dropped; nothing a client sends can stop the bridge.
+
+Faults: a lost or refused connection is retried with exponential backoff (with jitter, so a
+fleet does not reconnect in lock-step) up to ``reconnect_max_s``. The broker publishes the
+retained last will ``offline`` on an unclean loss; a clean stop publishes it itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+import socket
+import time
+from collections.abc import Awaitable, Callable
+
+import aiomqtt
+
+from pinpanel.board import Actor, Board
+from pinpanel.config import Config
+from pinpanel.errors import (
+    MqttPayloadError,
+    PinModeError,
+    PinValueError,
+    StoreError,
+    UnknownPinError,
+)
+from pinpanel.events import Change, PinView
+from pinpanel.mqtt import discovery
+from pinpanel.mqtt.payloads import Command, parse_command
+from pinpanel.mqtt.topics import OFF, OFFLINE, ON, ONLINE, Topics
+
+log = logging.getLogger("pinpanel.mqtt")
+
+ACTOR = Actor("mqtt", "mqtt", client=None)
+#: First wait after a failed connection; doubles up to ``reconnect_max_s``.
+FIRST_BACKOFF_S = 0.5
+#: Commands executing at once; more are dropped (logged) rather than queued without bound.
+MAX_IN_FLIGHT = 256
+#: Home Assistant asks for a random delay before re-sending discovery after its birth
+#: message, so a fleet does not answer all at once.
+HA_ONLINE_JITTER_S = 1.0
+#: Broker calls (connect, publish acknowledgement) that take longer count as a lost broker.
+CALL_TIMEOUT_S = 10.0
+#: How long a clean stop waits for outstanding states and commands.
+STOP_GRACE_S = 2.0
+#: paho leaves Nagle's algorithm on: attributes + state (two small writes) would then wait
+#: for the broker's delayed ACK, about 40 ms per change. Small messages go out at once.
+NO_DELAY = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)
+
+
+class NoiseLimiter:
+    """At most ``burst`` log lines per ``window`` seconds; then a count of what was dropped.
+
+    A misbehaving client can send thousands of bad commands a second; the log (on an SD
+    card) must not grow with them, yet the first few should be visible.
+    """
+
+    def __init__(self, logger: logging.Logger, burst: int = 10, window: float = 60.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._log = logger
+        self._burst = burst
+        self._window = window
+        self._clock = clock
+        self._start = clock()
+        self._count = 0
+        self.suppressed = 0
+
+    def __call__(self, message: str, *args: object) -> bool:
+        """Log a warning unless over the limit; True when it was logged."""
+        now = self._clock()
+        if now - self._start >= self._window:
+            if self.suppressed:
+                self._log.warning("%d more ignored MQTT messages were not logged",
+                                  self.suppressed)
+            self._start, self._count, self.suppressed = now, 0, 0
+        if self._count >= self._burst:
+            self.suppressed += 1
+            return False
+        self._count += 1
+        self._log.warning(message, *args)
+        return True
+
+
+def _model(board: Board) -> str:
+    info = board.hardware.info
+    if info.simulated:
+        return "simulated board"
+    return info.board or f"Raspberry Pi ({info.name})"
+
+
+class MqttBridge:
+    """One device's connection to the broker. ``await bridge.run(stop)`` until ``stop``."""
+
+    def __init__(self, config: Config, board: Board, topics: Topics | None = None) -> None:
+        self.config = config
+        self.settings = config.mqtt
+        self.board = board
+        self.topics = topics or Topics.of(config.mqtt)
+        self.client_id = config.mqtt.client_id or f"pinpanel-{self.topics.device_id}"
+        self.connected = asyncio.Event()
+        self.connections = 0
+        self._ids = {p.pin: p.id for p in config.pins}
+        # Everything the board has committed so far; the board has finished start() here.
+        self._latest: dict[int, PinView] = {v.pin: v for v in board.views()}
+        self._dirty: dict[int, None] = {}
+        self._wake = asyncio.Event()
+        self._discovery_due = False
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._noise = NoiseLimiter(log)
+        board.hub.add_listener(self._on_change)
+
+    # -- out: committed changes --------------------------------------------------------------
+
+    def _on_change(self, change: Change) -> None:
+        """Hub listener: remember the newest committed view; never blocks, never fails."""
+        view = change.pin
+        held = self._latest.get(view.pin)
+        if held is not None and held.seq > view.seq:
+            return
+        self._latest[view.pin] = view
+        self._dirty[view.pin] = None
+        self._wake.set()
+
+    async def _publish_dirty(self, client: aiomqtt.Client) -> None:
+        batch = list(self._dirty)
+        self._dirty.clear()
+        qos = self.settings.qos
+        calls: list[Awaitable[None]] = []
+        for bcm in batch:
+            view = self._latest[bcm]
+            # Attributes first: whoever sees the new state already has its seq.
+            calls.append(client.publish(self.topics.attributes(view.id),
+                                        _attributes(view), qos=qos, retain=True))
+            calls.append(client.publish(self.topics.state(view.id), ON if view.state else OFF,
+                                        qos=qos, retain=True))
+        try:
+            # All started in order (paho queues them in call order), acknowledged together.
+            await asyncio.gather(*calls)
+        except BaseException:
+            for bcm in batch:  # not known to be out: send again on the next chance
+                self._dirty.setdefault(bcm)
+            raise
+
+    async def _publish_loop(self, client: aiomqtt.Client) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            if self._discovery_due:
+                self._discovery_due = False
+                await self._publish_discovery(client)
+            if self._dirty:
+                await self._publish_dirty(client)
+
+    async def _publish_discovery(self, client: aiomqtt.Client) -> None:
+        qos = self.settings.qos
+        await client.publish(self.topics.status, ONLINE, qos=qos, retain=True)
+        if self.settings.discovery:
+            payload = discovery.device_payload(self.config, self.topics, _model(self.board))
+            await client.publish(self.topics.discovery, discovery.encode(payload), qos=qos,
+                                 retain=True)
+
+    async def _announce(self, client: aiomqtt.Client) -> None:
+        """On every connect: clean up what left the config, then discovery and all states."""
+        qos = self.settings.qos
+        store = self.board.store
+        before = discovery.Published.from_text(await store.write(discovery.read_record))
+        after = discovery.now_published(self.config, self.topics)
+        plan = discovery.plan(before, after)
+        for topic in plan.clear_topics:
+            await client.publish(topic, b"", qos=qos, retain=True)
+        if self.settings.discovery and plan.removed_components:
+            removal = discovery.device_payload(self.config, self.topics, _model(self.board),
+                                               removed=plan.removed_components)
+            await client.publish(self.topics.discovery, discovery.encode(removal), qos=qos,
+                                 retain=True)
+            log.info("mqtt: removed %s from Home Assistant discovery",
+                     ", ".join(sorted(plan.removed_components)))
+        await self._publish_discovery(client)
+        for pin_id in plan.stale_pins:  # retained state of a pin that no longer exists
+            await client.publish(self.topics.state(pin_id), b"", qos=qos, retain=True)
+            await client.publish(self.topics.attributes(pin_id), b"", qos=qos, retain=True)
+        for bcm in self._latest:
+            self._dirty.setdefault(bcm)
+        await self._publish_dirty(client)
+        if after != before:
+            await store.write(discovery.write_record(after.as_text()))
+
+    # -- in: commands and Home Assistant's birth message ------------------------------------
+
+    async def _receive(self, client: aiomqtt.Client) -> None:
+        async for message in client.messages:
+            payload = message.payload
+            data = bytes(payload) if isinstance(payload, bytes | bytearray) else (
+                b"" if payload is None else str(payload).encode())
+            topic = message.topic.value
+            if topic == self.topics.ha_status:
+                if data.strip().lower() == ONLINE.encode():
+                    self._spawn(self._home_assistant_online())
+                continue
+            pin_id = self.topics.pin_of_command(topic)
+            if pin_id is None:
+                continue
+            if message.retain:
+                # A retained command would switch the pin again on every reconnect.
+                self._noise("ignored a retained command on %s (publish commands without the "
+                            "retain flag)", topic)
+                continue
+            try:
+                command = parse_command(data)
+            except MqttPayloadError as exc:
+                self._noise("ignored a command on %s: %s", topic, exc)
+                continue
+            if len(self._tasks) >= MAX_IN_FLIGHT:
+                self._noise("ignored a command on %s: %d commands already in progress",
+                            topic, MAX_IN_FLIGHT)
+                continue
+            self._spawn(self._execute(pin_id, command, topic))
+
+    def _spawn(self, work: Awaitable[None]) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _home_assistant_online(self) -> None:
+        await asyncio.sleep(random.uniform(0, HA_ONLINE_JITTER_S))
+        self._discovery_due = True
+        self._wake.set()
+
+    async def _execute(self, pin_id: str, command: Command, topic: str) -> None:
+        """One command through the board core; every failure is logged, none escapes."""
+        try:
+            if command.pulse:
+                await self.board.pulse(pin_id, command.pulse_ms, ACTOR)
+            else:
+                await self.board.command(pin_id, command.action, ACTOR)
+        except UnknownPinError:
+            self._noise("ignored a command on %s: no configured pin %r", topic, pin_id)
+        except (PinModeError, PinValueError) as exc:
+            self._noise("ignored a command on %s: %s", topic, exc)
+        except StoreError as exc:
+            log.warning("mqtt: command on %s not applied: %s", topic, exc)
+        except Exception:
+            log.exception("mqtt: command on %s failed", topic)
+
+    # -- the connection ----------------------------------------------------------------------
+
+    def _client(self) -> aiomqtt.Client:
+        s = self.settings
+        tls = None
+        if s.tls:
+            tls = aiomqtt.TLSParameters(ca_certs=s.ca_file or None, certfile=s.certfile or None,
+                                        keyfile=s.keyfile or None)
+        return aiomqtt.Client(
+            s.host, s.port, username=s.username or None, password=s.password or None,
+            identifier=self.client_id, keepalive=s.keepalive, clean_session=True,
+            will=aiomqtt.Will(self.topics.status, OFFLINE, qos=s.qos, retain=True),
+            tls_params=tls, timeout=CALL_TIMEOUT_S, socket_options=NO_DELAY,
+            logger=logging.getLogger("pinpanel.mqtt.client"),
+        )
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Connect, serve, reconnect with backoff; return once ``stop`` is set."""
+        s = self.settings
+        where = f"{s.host}:{s.port}"
+        delay = FIRST_BACKOFF_S
+        failures = 0
+        while not stop.is_set():
+            try:
+                async with self._client() as client:
+                    delay, failures = FIRST_BACKOFF_S, 0
+                    await self._session(client, stop)
+            except aiomqtt.MqttError as exc:
+                failures += 1
+                level = logging.WARNING if failures == 1 else logging.INFO
+                log.log(level, "mqtt: broker %s unavailable (%s); retrying in up to %.1f s",
+                        where, exc, delay)
+            except Exception:
+                failures += 1
+                log.exception("mqtt: bridge error; reconnecting")
+            finally:
+                self.connected.clear()
+            if stop.is_set():
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), random.uniform(delay / 2, delay))
+            delay = min(delay * 2, float(s.reconnect_max_s))
+        await self._finish_tasks()
+        log.info("mqtt: bridge stopped")
+
+    async def _session(self, client: aiomqtt.Client, stop: asyncio.Event) -> None:
+        qos = self.settings.qos
+        await client.subscribe(self.topics.command_filter, qos=qos)
+        if self.settings.discovery:
+            await client.subscribe(self.topics.ha_status, qos=qos)
+        await self._announce(client)
+        self.connections += 1
+        self.connected.set()
+        log.info("mqtt: connected to %s:%d as %s; topics under %s/", self.settings.host,
+                 self.settings.port, self.client_id, self.topics.base)
+        receiver = asyncio.create_task(self._receive(client))
+        publisher = asyncio.create_task(self._publish_loop(client))
+        stopper = asyncio.create_task(stop.wait())
+        try:
+            done, _ = await asyncio.wait({receiver, publisher, stopper},
+                                         return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (receiver, publisher, stopper):
+                task.cancel()
+            await asyncio.gather(receiver, publisher, stopper, return_exceptions=True)
+        for task in (receiver, publisher):
+            if task in done and not task.cancelled() and task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+        if receiver in done:
+            raise aiomqtt.MqttError("the broker closed the message stream")
+        # A clean stop: let commands in flight commit, send what they changed, say goodbye.
+        await self._finish_tasks()
+        with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
+            await asyncio.wait_for(self._publish_dirty(client), STOP_GRACE_S)
+        await client.publish(self.topics.status, OFFLINE, qos=qos, retain=True)
+
+    async def _finish_tasks(self) -> None:
+        if not self._tasks:
+            return
+        _, pending = await asyncio.wait(set(self._tasks), timeout=STOP_GRACE_S)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+
+def _attributes(view: PinView) -> bytes:
+    return json.dumps(view.as_json(), separators=(",", ":")).encode()

@@ -1,0 +1,119 @@
+"""Topic names and payload words, kept as constants so code, tests and README agree.
+
+Per device (``<base>`` is ``mqtt.base_topic``, default ``pinpanel/<device_id>``):
+
+==============================  =========  ==================================================
+topic                           retained   payload
+==============================  =========  ==================================================
+``<base>/status``               yes        ``online`` / ``offline`` (last will: ``offline``)
+``<base>/<pin id>/state``       yes        ``ON`` / ``OFF``, published once committed
+``<base>/<pin id>/attributes``  yes        the pin as ``GET /api/v1/pins/<pin>`` shows it
+                                           (``seq``, ``changed_at``...), sent before state
+``<base>/<pin id>/set``         no         ``ON``, ``OFF``, ``TOGGLE``, ``PULSE`` or JSON
+==============================  =========  ==================================================
+
+Home Assistant: ``<discovery_prefix>/device/<object id>/config`` (retained) and its birth
+message on ``<discovery_prefix>/status``.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+from dataclasses import dataclass
+
+from pinpanel.config import MqttConfig
+from pinpanel.errors import ConfigError
+
+STATUS = "status"
+STATE = "state"
+ATTRIBUTES = "attributes"
+SET = "set"
+ONLINE = "online"
+OFFLINE = "offline"
+ON = "ON"
+OFF = "OFF"
+#: The component part of a Home Assistant device-based discovery topic.
+HA_DEVICE = "device"
+HA_CONFIG = "config"
+
+_UNSAFE = re.compile(r"[^a-z0-9_-]+")
+
+
+def sanitise_id(text: str) -> str:
+    """Lowercase letters, digits, ``-`` and ``_`` only: safe in topics and HA object ids.
+
+    A host name such as ``Kitchen.Pi`` becomes ``kitchen-pi``; MQTT wildcards (``+``, ``#``)
+    and ``/`` can never reach a topic through it.
+    """
+    cleaned = _UNSAFE.sub("-", text.strip().lower()).strip("-_")
+    return cleaned[:64] or "pinpanel"
+
+
+def default_device_id() -> str:
+    return sanitise_id(socket.gethostname().split(".")[0])
+
+
+@dataclass(frozen=True)
+class Topics:
+    """Every topic one device uses, derived once from the ``[mqtt]`` section."""
+
+    device_id: str
+    base: str
+    discovery_prefix: str
+
+    @classmethod
+    def of(cls, mqtt: MqttConfig) -> Topics:
+        """Resolve defaults; refuse wildcards, which would make a topic a filter."""
+        device_id = sanitise_id(mqtt.device_id) if mqtt.device_id else default_device_id()
+        base = mqtt.base_topic.strip().strip("/") or f"pinpanel/{device_id}"
+        prefix = mqtt.discovery_prefix.strip().strip("/") or "homeassistant"
+        problems = [f"mqtt.{name}: {value!r} must not contain MQTT wildcards (+ or #)"
+                    for name, value in (("base_topic", base), ("discovery_prefix", prefix))
+                    if "+" in value or "#" in value]
+        if problems:
+            raise ConfigError(problems, "mqtt")
+        return cls(device_id=device_id, base=base, discovery_prefix=prefix)
+
+    @property
+    def status(self) -> str:
+        return f"{self.base}/{STATUS}"
+
+    def state(self, pin_id: str) -> str:
+        return f"{self.base}/{pin_id}/{STATE}"
+
+    def attributes(self, pin_id: str) -> str:
+        return f"{self.base}/{pin_id}/{ATTRIBUTES}"
+
+    def command(self, pin_id: str) -> str:
+        return f"{self.base}/{pin_id}/{SET}"
+
+    @property
+    def command_filter(self) -> str:
+        return f"{self.base}/+/{SET}"
+
+    def pin_of_command(self, topic: str) -> str | None:
+        """The pin part of ``<base>/<pin>/set``, or None for any other topic."""
+        head = f"{self.base}/"
+        tail = f"/{SET}"
+        if not (topic.startswith(head) and topic.endswith(tail)):
+            return None
+        pin = topic[len(head):-len(tail)]
+        return pin if pin and "/" not in pin else None
+
+    @property
+    def object_id(self) -> str:
+        """The device's id in Home Assistant: stable while ``device_id`` is."""
+        return f"pinpanel_{self.device_id}"
+
+    @property
+    def discovery(self) -> str:
+        return f"{self.discovery_prefix}/{HA_DEVICE}/{self.object_id}/{HA_CONFIG}"
+
+    @property
+    def ha_status(self) -> str:
+        """Where Home Assistant announces itself (its birth message: ``online``)."""
+        return f"{self.discovery_prefix}/{STATUS}"
+
+    def unique_id(self, pin_id: str) -> str:
+        return f"{self.object_id}_{pin_id}"
