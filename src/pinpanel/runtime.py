@@ -18,6 +18,7 @@ from typing import Any
 
 import uvicorn
 
+from pinpanel import mqtt
 from pinpanel.board import Board
 from pinpanel.config import Config
 from pinpanel.events import EventHub
@@ -28,7 +29,7 @@ log = logging.getLogger("pinpanel")
 
 #: Extra adapters started beside the web server: (name, factory(config, board) -> runner).
 Adapter = Callable[[Config, Board], Callable[[asyncio.Event], Coroutine[Any, Any, None]] | None]
-ADAPTERS: list[tuple[str, Adapter]] = []
+ADAPTERS: list[tuple[str, Adapter]] = [("mqtt", mqtt.adapter)]
 
 
 class _Server(uvicorn.Server):
