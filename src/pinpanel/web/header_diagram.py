@@ -1,0 +1,107 @@
+"""The Raspberry Pi's 40-pin header as the page draws it: where each configured pin is.
+
+People wire relays by physical position ("pin 12"), while pinpanel, gpiozero and the API
+speak BCM numbers ("GPIO 18"). The diagram joins the two: every header position in its
+place, power and ground drawn as such, and each configured pin labelled with its name and
+live state; an output's label is a button that toggles it.
+
+This module is only geometry and facts; ``templates/header_diagram.html`` draws them, so
+the buttons are ordinary forms (they work without JavaScript and get the same CSRF field
+as every other form on the page).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+from pinpanel.events import PinView
+
+Kind = Literal["gpio", "3v3", "5v", "gnd"]
+
+#: What sits at each physical position (1-40) of every 40-pin Pi (B+ through Pi 5):
+#: a BCM number for a GPIO, else the supply it carries.
+HEADER: tuple[int | Kind, ...] = (
+    "3v3", "5v", 2, "5v", 3, "gnd", 4, 14, "gnd", 15,
+    17, 18, 27, "gnd", 22, 23, "3v3", 24, 10, "gnd",
+    9, 25, 11, 8, "gnd", 7, 0, 1, 5, "gnd",
+    6, 12, 13, "gnd", 19, 16, 26, 20, "gnd", 21,
+)
+POWER_LABELS = {"3v3": "3V3", "5v": "5V", "gnd": "GND"}
+
+# Geometry in SVG user units: two columns of pins, labels outside them.
+WIDTH = 300
+ROW = 28
+TOP = 10
+PIN_X = (138, 162)
+RADIUS = 9
+LABEL_W = 114
+#: From a pin's centre to the near edge of its label: clear of the board drawn around the pins.
+LABEL_GAP = 21
+LABEL_H = 24
+HEIGHT = TOP * 2 + ROW * 20
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One header position, with the configured pin on it if any."""
+
+    number: int
+    kind: Kind
+    bcm: int | None
+    view: PinView | None
+
+    @property
+    def left(self) -> bool:
+        return self.number % 2 == 1
+
+    @property
+    def cx(self) -> int:
+        return PIN_X[0] if self.left else PIN_X[1]
+
+    @property
+    def cy(self) -> int:
+        return TOP + ROW * ((self.number - 1) // 2) + ROW // 2
+
+    @property
+    def label_x(self) -> int:
+        """Left edge of the label box: outside the pin, towards the board's edge."""
+        return self.cx - LABEL_GAP - LABEL_W if self.left else self.cx + LABEL_GAP
+
+    @property
+    def label_y(self) -> int:
+        return self.cy - LABEL_H // 2
+
+    @property
+    def text_x(self) -> int:
+        """Anchor of a plain label: its end on the left column, its start on the right."""
+        return self.cx - LABEL_GAP if self.left else self.cx + LABEL_GAP
+
+    @property
+    def text(self) -> str:
+        """What the label says when no pin is configured here."""
+        return POWER_LABELS[self.kind] if self.kind != "gpio" else f"GPIO{self.bcm}"
+
+    @property
+    def css(self) -> str:
+        if self.view is None:
+            return f"hd-{self.kind}"
+        return f"hd-pin hd-{self.view.mode} {'on' if self.view.state else 'off'}"
+
+
+def slots(views: Iterable[PinView]) -> list[Slot]:
+    """All 40 positions, configured pins attached by BCM number."""
+    by_bcm = {view.pin: view for view in views}
+    out: list[Slot] = []
+    for number, what in enumerate(HEADER, start=1):
+        if isinstance(what, int):
+            out.append(Slot(number, "gpio", what, by_bcm.get(what)))
+        else:
+            out.append(Slot(number, what, None, None))
+    return out
+
+
+def position_of(bcm: int) -> int:
+    """The physical header position of a BCM GPIO number."""
+    return HEADER.index(bcm) + 1
