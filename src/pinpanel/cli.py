@@ -13,10 +13,31 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from pinpanel import __version__
+from pinpanel.client import (
+    AuthRefusedError,
+    ClientConfigError,
+    ClientError,
+    ConflictError,
+    NotFoundError,
+    RejectedError,
+)
 from pinpanel.config import SETTINGS, Config, load, settings_reference, with_overrides
 from pinpanel.errors import ConfigError, PinpanelError
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_CONFIG = 0, 1, 2, 3
+#: The client commands (pins, on, off, toggle, pulse, watch) add these; see EXIT_CODES.
+EXIT_AUTH, EXIT_NOT_FOUND, EXIT_CONFLICT = 4, 5, 6
+#: What a script can rely on. 1 also covers a server that cannot be reached.
+EXIT_CODES = {
+    EXIT_OK: "success",
+    EXIT_ERROR: "error: server unreachable, server error (5xx), or a failure here",
+    EXIT_USAGE: "usage: bad arguments, or the server refused the values (400/413/415/422)",
+    EXIT_CONFIG: "configuration: invalid config file or server URL",
+    EXIT_AUTH: "authentication: the token is missing, wrong, revoked or lacks the scope",
+    EXIT_NOT_FOUND: "not found: no such pin",
+    EXIT_CONFLICT: "conflict: the pin's mode does not allow it (switching an input)",
+    130: "interrupted (Ctrl+C)",
+}
 
 #: Other modules add subcommands here: name -> (help, add_arguments, run(args) -> exit code).
 Command = tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]
@@ -128,6 +149,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _client_exit_code(exc: ClientError) -> int:
+    for kind, code in ((AuthRefusedError, EXIT_AUTH), (NotFoundError, EXIT_NOT_FOUND),
+                       (ConflictError, EXIT_CONFLICT), (RejectedError, EXIT_USAGE),
+                       (ClientConfigError, EXIT_CONFIG)):
+        if isinstance(exc, kind):
+            return code
+    return EXIT_ERROR
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
@@ -141,6 +171,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     run: Callable[[Any], int] = args.run
     try:
         return run(args)
+    except ClientError as exc:
+        print(f"pinpanel: {exc}", file=sys.stderr)
+        return _client_exit_code(exc)
     except ConfigError as exc:
         print(f"pinpanel: invalid configuration in {exc.source}:", file=sys.stderr)
         for problem in exc.problems:
