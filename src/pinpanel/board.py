@@ -385,7 +385,11 @@ class Board:
         either commits (and the line is right) or fails and comes back here.
         """
         log.error("reverting pins to their last committed state: %s", error)
-        for bcm in [b for b, pending in self._pending.items() if pending is future]:
+        failed = [b for b, pending in self._pending.items() if pending is future]
+        # Pins going back to off first, so an interlock partner going back on finds them off.
+        meta_of = self._meta.get
+        failed.sort(key=lambda b: bool((row := meta_of(b)) and row.state))
+        for bcm in failed:
             del self._pending[bcm]
             meta = self._meta.get(bcm)
             if meta is None:

@@ -17,16 +17,20 @@ from starlette.staticfiles import StaticFiles
 
 from pinpanel.board import Board
 from pinpanel.config import Config
-from pinpanel.web import api, compat, openapi, pages, stream
+from pinpanel.web import api, compat, history, login, metrics, openapi, pages, pwa, security, stream
 from pinpanel.web.problems import EXCEPTION_HANDLERS
 
 
 def app_routes() -> list[BaseRoute]:
     return [
         *pages.routes(),
+        *login.routes(),
         *compat.routes(),
         *api.routes(),
+        *history.routes(),
         *stream.routes(),
+        *metrics.routes(),
+        *pwa.routes(),
         *openapi.routes(),
         Mount("/static", StaticFiles(packages=[("pinpanel.web", "static")]), name="static"),
     ]
@@ -50,7 +54,12 @@ def create_app(config: Config, board: Board, *, own_board: bool = False) -> Star
             if own_board:
                 await board.close(config.gpio.on_exit)
 
-    middleware: list[Middleware] = []
+    request_counts = metrics.RequestCounts()
+    # Outermost, so responses from every other layer (a 401 too) are counted.
+    middleware: list[Middleware] = [Middleware(metrics.RequestMetrics, counts=request_counts)]
+    # Every request passes the security layer before any route (see web/security.py).
+    guard = security.Guard.create(config, board.store)
+    middleware.append(Middleware(security.SecurityMiddleware, guard=guard))
     app = Starlette(
         routes=app_routes(),
         middleware=middleware,
@@ -61,7 +70,11 @@ def create_app(config: Config, board: Board, *, own_board: bool = False) -> Star
     app.state.config = config
     app.state.max_body_bytes = config.server.max_body_bytes
     app.state.auth_enabled = config.auth.enabled
+    app.state.guard = guard
+    security.warn_unguarded(app.routes)
     app.state.openapi = openapi.spec()
+    app.state.timelines = history.TimelineCache()  # the page's 24-hour timelines
     # Set when the server stops, so long-lived responses (the event stream) end promptly.
     app.state.shutdown = asyncio.Event()
+    metrics.install(app, request_counts)
     return app

@@ -69,6 +69,29 @@ SCHEMAS: dict[str, Any] = {
     "Problem": {"type": "object", "required": ["type", "title", "status", "detail"],
                 "properties": {"type": {"type": "string"}, "title": {"type": "string"},
                                "status": {"type": "integer"}, "detail": {"type": "string"}}},
+    "HistoryItem": {
+        "type": "object",
+        "required": ["seq", "at", "pin", "id", "old", "new", "cause", "actor", "client"],
+        "properties": {
+            "seq": {"type": "integer", "description": "Sequence number (gapless, never reused)"},
+            "at": {"type": "string", "format": "date-time", "description": "UTC, milliseconds"},
+            "pin": {"type": "integer", "description": "BCM number"},
+            "id": {"type": "string"},
+            "old": {"type": ["boolean", "null"],
+                    "description": "State before; null for a pin's first record"},
+            "new": {"type": "boolean"},
+            "cause": {"type": "string", "description": "api, form, pulse, input, interlock, "
+                                                        "startup, shutdown, mqtt..."},
+            "actor": {"type": "string", "description": "Token or user name, anonymous, mqtt, "
+                                                        "pulse, input or system"},
+            "client": {"type": ["string", "null"], "description": "Client address"},
+        },
+    },
+    "HistoryPage": {"type": "object", "required": ["items", "next"], "properties": {
+        "items": {"type": "array", "items": _ref("HistoryItem"),
+                  "description": "Newest first"},
+        "next": {"type": ["string", "null"],
+                 "description": "Pass as cursor for the next (older) page; null on the last"}}},
     "System": {"type": "object", "properties": {
         "version": {"type": "string"}, "backend": {"type": "string"},
         "simulated": {"type": "boolean"}, "board": {"type": ["string", "null"]},
@@ -106,6 +129,29 @@ def build_spec() -> dict[str, Any]:
         "/healthz": {"get": {"summary": "Liveness", "tags": ["system"], "security": [],
                              "responses": {"200": _json({"type": "object", "properties": {
                                  "status": {"const": "ok"}}}, "The server is up")}}},
+        "/api/v1/history": {"get": {
+            "summary": "Audit history", "tags": ["history"],
+            "description": "Committed changes, newest first, paged with a cursor. Filters "
+                           "combine; since is inclusive, until exclusive. Unknown or "
+                           "repeated parameters are refused (422).",
+            "parameters": [
+                {"name": "pin", "in": "query", "required": False, "explode": True,
+                 "description": "BCM number or pin id; repeat for several pins",
+                 "schema": {"type": "array", "items": {"type": "string"}}},
+                {"name": "since", "in": "query", "required": False,
+                 "description": "RFC 3339 date-time with offset (inclusive)",
+                 "schema": {"type": "string", "format": "date-time"}},
+                {"name": "until", "in": "query", "required": False,
+                 "description": "RFC 3339 date-time with offset (exclusive)",
+                 "schema": {"type": "string", "format": "date-time"}},
+                {"name": "limit", "in": "query", "required": False,
+                 "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}},
+                {"name": "cursor", "in": "query", "required": False,
+                 "description": "The next value of the previous page (opaque)",
+                 "schema": {"type": "string"}},
+            ],
+            "responses": {"200": _json(_ref("HistoryPage"), "One page of history"),
+                          **_problems(*READ_ERRORS, 404, 422)}}},
         "/api/v1/system": {"get": {"summary": "Backend, version and board", "tags": ["system"],
                                    "responses": {"200": _json(_ref("System"), "System facts"),
                                                  **_problems(*READ_ERRORS)}}},

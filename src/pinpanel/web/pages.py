@@ -7,6 +7,7 @@ answered with a redirect back here, so the page works with scripts off; the scri
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +17,13 @@ from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
 from pinpanel import __version__
+from pinpanel.store import format_time
+from pinpanel.web import header_diagram, history, security
 from pinpanel.web.context import board_of
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
+# Every template gets csrf_token (for forms and <meta name="csrf-token">) and session_user.
+TEMPLATES.context_processors.append(security.template_context)
 
 
 def page_context(request: Request, **extra: Any) -> dict[str, Any]:
@@ -35,7 +40,12 @@ def page_context(request: Request, **extra: Any) -> dict[str, Any]:
 
 async def page(request: Request) -> Response:
     board = board_of(request)
-    context = page_context(request, pins=board.views(), seq=board.hub.last_seq)
+    views = board.views()
+    context = page_context(request, pins=views, seq=board.hub.last_seq,
+                           header=header_diagram.slots(views), hd=header_diagram,
+                           settings={p.pin: p for p in board.config.pins},
+                           now=format_time(datetime.fromtimestamp(board.clock.time(), UTC)),
+                           **await history.page_history(request))
     return TEMPLATES.TemplateResponse(request, "index.html", context,
                                       headers={"Cache-Control": "no-store"})
 
