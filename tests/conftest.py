@@ -15,7 +15,7 @@ def make_server(tmp_path: Path) -> Iterator[object]:
     """Start pinpanel processes; every one still running is stopped after the test."""
     started: list[ServerProcess] = []
 
-    def make(config: str | None = None, *args: str, auth: bool = False, start: bool = True,
+    def make(config: str | None = None, *args: str, auth: bool = True, start: bool = True,
              name: str = "data", **kwargs: object) -> ServerProcess:
         server = ServerProcess(tmp_path / name, config, tuple(args), auth=auth, **kwargs)  # type: ignore[arg-type]
         started.append(server)

@@ -42,8 +42,11 @@ class ServerProcess:
     data_dir: Path
     config_text: str | None = None
     extra_args: tuple[str, ...] = ()
-    auth: bool = False
+    auth: bool = True
     token: str | None = None
+    #: With auth on and no ``token`` given, ``start`` makes one of this scope with
+    #: ``pinpanel token create`` (None: make none, e.g. to test the first-start token).
+    token_scope: str | None = "admin"
     port: int = field(default_factory=free_port)
     scheme: str = "http"
     proc: subprocess.Popen[bytes] | None = None
@@ -67,7 +70,17 @@ class ServerProcess:
             args.append("--no-auth")
         return args + list(self.extra_args)
 
+    def create_token(self, name: str, scope: str = "control") -> str:
+        """``pinpanel token create`` against this server's data dir (running or not)."""
+        made = run_cli("token", "create", name, "--scope", scope,
+                       "--data-dir", str(self.data_dir))
+        if made.returncode != 0:
+            raise RuntimeError(f"pinpanel token create failed: {made.stderr}")
+        return made.stdout.strip()
+
     def start(self, wait: bool = True, timeout: float = 20) -> ServerProcess:
+        if self.auth and self.token is None and self.token_scope:
+            self.token = self.create_token(f"tests-{self.port}", self.token_scope)
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}-{self.port}.log"
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(pinpanel_cmd(*self.args()), stdout=log, stderr=log,
@@ -156,3 +169,10 @@ class FakeClock:
         for _, _, callback, cancelled in due:
             if not cancelled[0]:
                 callback()
+
+
+def log_in(page: Any, server: ServerProcess, token: str | None = None) -> None:
+    """Log a Playwright page in through the real flow: the login link, then Sign in."""
+    page.goto(f"{server.url}/login?token={token or server.token}")
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{server.url}/")

@@ -18,7 +18,7 @@ from typing import Any
 
 import uvicorn
 
-from pinpanel import mqtt
+from pinpanel import auth, changelog, mqtt
 from pinpanel.board import Board
 from pinpanel.config import Config
 from pinpanel.events import EventHub
@@ -60,6 +60,7 @@ async def opened(config: Config) -> AsyncIterator[Runtime]:
     try:
         hardware = Hardware.open(config.gpio.backend)
         hub = EventHub()
+        hub.add_listener(changelog.log_change)  # before start: start-up changes are logged too
         board = Board(config, hardware, store, hub)
         try:
             await board.start()
@@ -83,12 +84,14 @@ def describe_backend(hardware: Hardware) -> str:
 
 
 def _server_config(config: Config, app: Any) -> uvicorn.Config:
+    from pinpanel.web import limits
+
     server = config.server
     return uvicorn.Config(
         app, host=server.host, port=server.port, lifespan="on", log_config=None,
         access_log=False, server_header=False, proxy_headers=False,
         ssl_certfile=server.certfile or None, ssl_keyfile=server.keyfile or None,
-        timeout_graceful_shutdown=5,
+        timeout_graceful_shutdown=5, **limits.protocol_options(),
     )
 
 
@@ -117,6 +120,7 @@ async def serve(config: Config) -> int:
             loop.add_signal_handler(sig, on_signal, sig)
         runners = [runner for _, make in ADAPTERS if (runner := make(config, runtime.board))]
         scheme = "https" if config.server.certfile else "http"
+        auth.announce(config, runtime.store)  # auth off: a warning; no token yet: a login link
         log.info("pinpanel on %s://%s:%d/ (data in %s)", scheme, config.server.host,
                  config.server.port, runtime.store.path)
         try:
@@ -151,6 +155,8 @@ async def get_once(config: Config, path: str, headers: dict[str, str] | None = N
             "headers": [(b"host", b"localhost"), (b"content-type", b"application/json"),
                         *((k.lower().encode(), v.encode()) for k, v in (headers or {}).items())],
             "client": ("127.0.0.1", 0), "server": ("localhost", 80), "state": {},
+            # The operator at the shell holds the data directory anyway: an internal admin.
+            "pinpanel.principal": auth.OPERATOR,
         }
 
         async def receive() -> dict[str, Any]:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.support import JSON, ServerFactory
+from tests.support import JSON, ServerFactory, log_in
 
 
 def test_click_toggle_shows_the_new_state(make_server: ServerFactory, page: Any) -> None:
     server = make_server()
-    page.goto(server.url + "/")
+    log_in(page, server)  # the real flow: login link, Sign in, back to /
     row = page.locator("#pin-18")
     assert row.locator(".state-text").inner_text() == "Off"
     assert page.locator("text=Simulated board").is_visible()
@@ -25,7 +25,7 @@ def test_page_fits_a_phone_and_every_button_has_a_name(make_server: ServerFactor
                                                        page: Any) -> None:
     server = make_server()
     page.set_viewport_size({"width": 320, "height": 640})
-    page.goto(server.url + "/")
+    log_in(page, server)  # the real flow: login link, Sign in, back to /
     scroll_width = page.evaluate("document.documentElement.scrollWidth")
     assert scroll_width <= 320
     for button in page.get_by_role("button").all():

@@ -1,0 +1,504 @@
+"""The security layer: one pure ASGI middleware in front of every route.
+
+For each request, in this order (the cheap refusals first):
+
+1. **Host** must be trusted (``server.trusted_hosts``; by default IP literals, ``localhost``
+   and ``*.local`` / ``*.lan`` / ``*.home.arpa``). A DNS-rebinding page reaches the Pi under
+   the attacker's own host name, so this is what keeps it out. -> 400
+2. **CORS**: preflights are answered only for origins in ``server.cors_origins``; there is no
+   wildcard and no ``Access-Control-Allow-Credentials`` (allowed web apps send a Bearer
+   token; cookies are ``SameSite=Strict`` and never cross sites anyway).
+3. **Route policy**: the route the router will pick is looked up (cached per method and
+   path) and its *name* mapped through :data:`ROUTE_POLICY` to ``open``, ``read``,
+   ``control`` or ``admin``. A route with no entry answers 403 to everyone: a route added
+   later is closed until someone decides who may use it (a test enumerates the app's routes).
+4. **Origin** of a state-changing request (any method but GET/HEAD/OPTIONS): a browser's
+   ``Sec-Fetch-Site`` must say ``same-origin``; without it, ``Origin`` (or else ``Referer``)
+   must name this host; allowlisted CORS origins pass. Tools such as curl send none of these
+   and pass. This holds with auth off too: the open server still refuses a drive-by form
+   post from some web page. -> 403
+5. **Credentials**: ``Authorization: Bearer <token>``, else the session cookie. A bad token
+   is a 401 and counts against the client address; too many failures in a minute -> 429.
+   No credentials: a browser navigation is redirected to ``/login``, anything else is 401.
+6. **Scope** of the principal against the policy. -> 403
+7. **CSRF**: a state-changing request authenticated by the session cookie must carry the
+   session's CSRF token, in ``X-CSRF-Token`` (fetch) or a ``csrf_token`` form field (plain
+   forms; the body is read here, within ``server.max_body_bytes``, and replayed to the
+   route). Bearer clients are exempt: a browser never attaches that header on its own.
+
+The principal goes into ``scope["pinpanel.principal"]`` (the audit log's actor is its name)
+and every response gets the security headers below (a route may set its own instead).
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import logging
+from collections.abc import MutableMapping
+from dataclasses import dataclass
+from typing import Any, Literal
+from urllib.parse import parse_qsl, quote
+
+from starlette.responses import RedirectResponse
+from starlette.routing import BaseRoute, Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from pinpanel.auth import OPEN_PRINCIPAL, Keyring, Principal, csrf_for
+from pinpanel.config import Config
+from pinpanel.store import Store
+from pinpanel.web import openapi
+from pinpanel.web.context import PRINCIPAL_KEY
+from pinpanel.web.problems import ProblemResponse
+from pinpanel.web.ratelimit import FailureLimiter
+
+log = logging.getLogger(__name__)
+
+Policy = Literal["open", "read", "control", "admin"]
+
+#: Every route name -> who may use it. ``open`` is for what a logged-out browser and a
+#: health check need, and nothing else. Add new routes here; a route missing from this
+#: table is refused to everyone (see tests/security/test_routes.py).
+ROUTE_POLICY: dict[str, Policy] = {
+    # open: health checks, logging in and out, and assets without secrets
+    "healthz": "open",
+    "login": "open",
+    "login_submit": "open",
+    "logout": "open",  # needs the session's CSRF token like any other session post
+    "static": "open",
+    "service_worker": "open",
+    # seeing things
+    "page": "read",
+    "docs": "read",
+    "openapi": "read",
+    "system": "read",
+    "pins": "read",
+    "pin": "read",
+    "compat_list": "read",
+    "events": "read",
+    "history": "read",
+    "history_page": "read",
+    "metrics": "read",
+    # switching things
+    "pin_put": "control",
+    "pin_switch": "control",
+    "pin_pulse": "control",
+    "pin_simulate": "control",
+    "compat_toggle": "control",
+    "form_toggle": "control",
+    # managing who may do so
+    "tokens": "admin",
+    "token_create": "admin",
+    "token_revoke": "admin",
+}
+#: A path no route matches: authenticate first, so a stranger cannot map the API by 404s.
+UNROUTED_POLICY: Policy = "read"
+WHERE_TO_ADD = "add it to ROUTE_POLICY in src/pinpanel/web/security.py"
+
+SESSION_COOKIE = "pinpanel_session"
+CSRF_KEY = "pinpanel.csrf"
+CSRF_FIELD = "csrf_token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+CORS_METHODS = "GET, HEAD, POST, PUT, DELETE"
+CORS_HEADERS = "Authorization, Content-Type, X-CSRF-Token"
+DEFAULT_HOST_SUFFIXES = (".local", ".lan", ".home.arpa", ".localhost")
+
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+       "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+       "frame-ancestors 'none'")
+#: ``same-origin``, not ``no-referrer``: with the latter Chromium sends ``Origin: null`` on
+#: the page's own form posts, which an origin check must then refuse.
+SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
+    (b"content-security-policy", CSP.encode()),
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"same-origin"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+)
+_CACHE_MAX = 4096
+_UNROUTED = "<no route>"
+
+
+@dataclass
+class Guard:
+    """What the middleware and the login routes share: settings, keyring, failure counts."""
+
+    config: Config
+    keyring: Keyring
+    limiter: FailureLimiter
+
+    @classmethod
+    def create(cls, config: Config, store: Store) -> Guard:
+        return cls(config, Keyring(store), FailureLimiter(config.auth.login_attempts_per_minute))
+
+    @property
+    def enabled(self) -> bool:
+        return self.config.auth.enabled
+
+
+def policy_of(name: str) -> Policy | None:
+    return UNROUTED_POLICY if name == _UNROUTED else ROUTE_POLICY.get(name)
+
+
+def unguarded_routes(routes: list[BaseRoute]) -> list[str]:
+    """Names of routes without a policy (logged at start-up; a test keeps this empty)."""
+    return [str(getattr(r, "name", None)) for r in routes
+            if getattr(r, "name", None) not in ROUTE_POLICY]
+
+
+def client_of(scope: Scope) -> str:
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
+
+
+def session_id_of(cookie: bytes | None) -> str | None:
+    """The session id from a Cookie header, without a full cookie parse on the hot path."""
+    if not cookie or SESSION_COOKIE.encode() not in cookie:
+        return None
+    for part in cookie.decode("latin-1").split(";"):
+        name, _, value = part.strip().partition("=")
+        if name == SESSION_COOKIE:
+            return value.strip('"') or None
+    return None
+
+
+def _netloc(url: bytes) -> bytes:
+    """``host[:port]`` of an Origin or Referer, lowercased."""
+    rest = url.split(b"://", 1)[1] if b"://" in url else b""
+    return rest.split(b"/", 1)[0].lower()
+
+
+def _host_name(host: str) -> str:
+    if host.startswith("["):
+        return host[1:host.find("]")] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+class SecurityMiddleware:
+    """Pure ASGI (not ``BaseHTTPMiddleware``): no extra task per request, streams untouched."""
+
+    def __init__(self, app: ASGIApp, *, guard: Guard) -> None:
+        self.app = app
+        self.guard = guard
+        server = guard.config.server
+        self.trusted = tuple(h.lower().rstrip(".") for h in server.trusted_hosts)
+        self.cors = frozenset(o.rstrip("/").lower().encode() for o in server.cors_origins
+                              if o != "*")
+        self.max_body = server.max_body_bytes
+        self._routes: dict[tuple[str, str], str] = {}
+        self._hosts: dict[bytes, bool] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "websocket":
+            await self._websocket(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+    # -- HTTP ----------------------------------------------------------------------------------
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = dict(scope["headers"])
+        origin = headers.get(b"origin")
+        allowed_origin = origin if origin is not None and origin.lower() in self.cors else None
+        send = self._decorated(send, allowed_origin)
+        host = headers.get(b"host", b"")
+        if not self._host_ok(host):
+            name = host.decode("latin-1")
+            return await ProblemResponse(400, f"host {name!r} is not trusted; if that is how "
+                                         "you reach this server, add it to [server] "
+                                         "trusted_hosts")(scope, receive, send)
+        method = scope["method"]
+        if method == "OPTIONS" and origin is not None and \
+                b"access-control-request-method" in headers:
+            return await self._preflight(allowed_origin, scope, receive, send)
+        name = self._route_name(scope)
+        policy = policy_of(name)
+        if policy is None:
+            return await ProblemResponse(
+                403, f"route {name!r} has no security policy, so it is closed to everyone; "
+                f"{WHERE_TO_ADD}")(scope, receive, send)
+        unsafe = method not in SAFE_METHODS
+        if unsafe and allowed_origin is None and (why := self._foreign(headers, host)):
+            return await ProblemResponse(403, why)(scope, receive, send)
+
+        guard = self.guard
+        principal: Principal | None = scope.get(PRINCIPAL_KEY)  # set in-process only
+        session_id = None
+        if principal is None and not guard.enabled:
+            principal = OPEN_PRINCIPAL
+        elif principal is None:
+            authorization = headers.get(b"authorization")
+            if authorization is not None and policy != "open":
+                refusal, principal = self._bearer(authorization, scope)
+                if refusal is not None:
+                    return await refusal(scope, receive, send)
+            elif (session_id := session_id_of(headers.get(b"cookie"))) is not None:
+                principal = guard.keyring.verify_session(session_id)
+                if principal is None:
+                    session_id = None
+        if policy != "open":
+            if principal is None:
+                return await self._unauthenticated(scope, headers, receive, send)
+            if not principal.allows(policy):
+                return await ProblemResponse(
+                    403, f"this needs a {policy} token; {principal.name!r} has scope "
+                    f"{principal.scope}")(scope, receive, send)
+        if principal is not None:
+            scope[PRINCIPAL_KEY] = principal
+        if session_id is not None:
+            csrf = csrf_for(session_id)
+            scope[CSRF_KEY] = csrf
+            if unsafe:
+                sent, receive = await self._csrf_sent(scope, headers, receive)
+                if sent is None:
+                    return await ProblemResponse(413, f"request body is larger than "
+                                                 f"{self.max_body} bytes")(scope, receive, send)
+                if not hmac.compare_digest(sent, csrf.encode()):
+                    return await ProblemResponse(
+                        403, "missing or wrong CSRF token: reload the page and try again "
+                        "(scripts: send X-CSRF-Token from <meta name=csrf-token>)",
+                    )(scope, receive, send)
+        await self.app(scope, receive, send)
+
+    def _decorated(self, send: Send, allowed_origin: bytes | None) -> Send:
+        extra = list(SECURITY_HEADERS)
+        if allowed_origin is not None:
+            extra += [(b"access-control-allow-origin", allowed_origin), (b"vary", b"Origin")]
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", ()))
+                present = {key.lower() for key, _ in headers}
+                headers += [item for item in extra if item[0] not in present]
+                message["headers"] = headers
+            await send(message)
+
+        return send_with_headers
+
+    def _host_ok(self, raw: bytes) -> bool:
+        known = self._hosts.get(raw)
+        if known is not None:
+            return known
+        name = _host_name(raw.decode("latin-1").strip().lower()).rstrip(".")
+        if self.trusted:
+            ok = any(name == t or (t.startswith("*.") and name.endswith(t[1:]))
+                     for t in self.trusted)
+        elif name == "localhost" or name.endswith(DEFAULT_HOST_SUFFIXES):
+            ok = True
+        else:
+            try:
+                ipaddress.ip_address(name)
+                ok = True
+            except ValueError:
+                ok = False
+        if len(self._hosts) >= _CACHE_MAX:
+            self._hosts.clear()
+        self._hosts[raw] = ok
+        return ok
+
+    def _route_name(self, scope: Scope) -> str:
+        """The name of the route the router will choose (FULL match first, as it does)."""
+        key = (scope["method"], scope["path"])
+        name = self._routes.get(key)
+        if name is not None:
+            return name
+        name = _UNROUTED
+        app = scope.get("app")
+        routes: list[BaseRoute] = list(getattr(app, "routes", ()))
+        partial = None
+        for route in routes:
+            match, _ = route.matches(scope)
+            if match is Match.FULL:
+                name = str(getattr(route, "name", None))
+                break
+            if match is Match.PARTIAL and partial is None:
+                partial = str(getattr(route, "name", None))
+        else:
+            name = partial or _UNROUTED
+        if len(self._routes) >= _CACHE_MAX:
+            self._routes.clear()
+        self._routes[key] = name
+        return name
+
+    def _foreign(self, headers: dict[bytes, bytes], host: bytes) -> str | None:
+        """Why a state-changing request looks cross-site (None: same origin, or no browser)."""
+        site = headers.get(b"sec-fetch-site")
+        if site is not None:
+            if site in (b"same-origin", b"none"):
+                return None
+            return f"cross-site request refused (Sec-Fetch-Site: {site.decode('latin-1')})"
+        origin = headers.get(b"origin")
+        if origin is not None:
+            if origin == b"null" or _netloc(origin) != host.lower():
+                return f"request from origin {origin.decode('latin-1')!r} refused"
+            return None
+        referer = headers.get(b"referer")
+        if referer is not None and _netloc(referer) != host.lower():
+            return "request from another site refused (Referer)"
+        return None
+
+    def _bearer(self, authorization: bytes, scope: Scope,
+                ) -> tuple[ProblemResponse | None, Principal | None]:
+        challenge = {"WWW-Authenticate": 'Bearer realm="pinpanel"'}
+        kind, _, credential = authorization.decode("latin-1").partition(" ")
+        if kind.lower() != "bearer" or not credential.strip():
+            return ProblemResponse(401, "use Authorization: Bearer <token>",
+                                   headers=challenge), None
+        client = client_of(scope)
+        limiter = self.guard.limiter
+        if (wait := limiter.retry_after(client)) is not None:
+            return ProblemResponse(429, f"too many failed attempts; try again in {wait} s",
+                                   headers={"Retry-After": str(wait)}), None
+        principal = self.guard.keyring.verify_token(credential.strip())
+        if principal is None:
+            limiter.failed(client)
+            return ProblemResponse(401, "the token is not valid (unknown or revoked)",
+                                   headers={"WWW-Authenticate": 'Bearer realm="pinpanel", '
+                                            'error="invalid_token"'}), None
+        return None, principal
+
+    async def _unauthenticated(self, scope: Scope, headers: dict[bytes, bytes],
+                               receive: Receive, send: Send) -> None:
+        browsing = scope["method"] in ("GET", "HEAD") and b"text/html" in headers.get(
+            b"accept", b"")
+        if browsing:
+            target = scope["path"] + (f"?{scope['query_string'].decode('latin-1')}"
+                                      if scope.get("query_string") else "")
+            location = f"{scope.get('root_path', '')}/login?next={quote(target, safe='/')}"
+            response = RedirectResponse(location, status_code=303,
+                                        headers={"Cache-Control": "no-store"})
+            if session_id_of(headers.get(b"cookie")):  # ended or expired: forget it
+                response.delete_cookie(SESSION_COOKIE, path="/")
+            return await response(scope, receive, send)
+        await ProblemResponse(401, "this needs a token (Authorization: Bearer <token>) or a "
+                              "login session", headers={"WWW-Authenticate":
+                                                        'Bearer realm="pinpanel"'},
+                              )(scope, receive, send)
+
+    async def _csrf_sent(self, scope: Scope, headers: dict[bytes, bytes], receive: Receive,
+                         ) -> tuple[bytes | None, Receive]:
+        """The CSRF token the request carries (b"" if none; None if the body is too big).
+
+        A form field means reading the body here; the route then gets it replayed.
+        """
+        sent = headers.get(b"x-csrf-token")
+        if sent is not None:
+            return sent.strip(), receive
+        kind = headers.get(b"content-type", b"").split(b";", 1)[0].strip().lower()
+        if kind != b"application/x-www-form-urlencoded":
+            return b"", receive
+        body = await _read_body(receive, self.max_body)
+        if body is None:
+            return None, receive
+        fields = parse_qsl(body.decode("latin-1"), keep_blank_values=True)
+        value = next((v for k, v in fields if k == CSRF_FIELD), "")
+        return value.encode("latin-1", "replace"), _replay(body, receive)
+
+    async def _preflight(self, allowed_origin: bytes | None, scope: Scope, receive: Receive,
+                         send: Send) -> None:
+        if allowed_origin is None:
+            return await ProblemResponse(403, "this origin may not call the API; allowed "
+                                         "origins are listed in [server] cors_origins",
+                                         )(scope, receive, send)
+        headers = {"Access-Control-Allow-Methods": CORS_METHODS,
+                   "Access-Control-Allow-Headers": CORS_HEADERS,
+                   "Access-Control-Max-Age": "600", "Content-Length": "0"}
+        await send({"type": "http.response.start", "status": 204,
+                    "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()]})
+        await send({"type": "http.response.body", "body": b""})
+
+    # -- WebSocket (no route uses one today; the same rules, answered with a close) ------------
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = dict(scope["headers"])
+        principal: Principal | None = OPEN_PRINCIPAL if not self.guard.enabled else None
+        session_id = session_id_of(headers.get(b"cookie"))
+        if principal is None and session_id is not None:
+            principal = self.guard.keyring.verify_session(session_id)
+        policy = policy_of(self._route_name(scope))
+        origin = headers.get(b"origin")
+        same = origin is None or origin.lower() in self.cors or \
+            _netloc(origin) == headers.get(b"host", b"").lower()
+        if (policy is None or principal is None or not principal.allows(
+                "read" if policy == "open" else policy) or not same
+                or not self._host_ok(headers.get(b"host", b""))):
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        scope[PRINCIPAL_KEY] = principal
+        await self.app(scope, receive, send)
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A ``receive`` that hands the already-read body over once, then defers to the server."""
+    pending = [body]
+
+    async def replayed() -> Message:
+        if pending:
+            return {"type": "http.request", "body": pending.pop(), "more_body": False}
+        return await receive()
+
+    return replayed
+
+
+# -- for templates and the app factory -------------------------------------------------------
+
+
+def csrf_token_of(scope: MutableMapping[str, Any]) -> str:
+    """The CSRF token of this request's session ('' without one: open mode, Bearer)."""
+    return str(scope.get(CSRF_KEY, ""))
+
+
+def session_user_of(scope: MutableMapping[str, Any]) -> str | None:
+    """The signed-in browser user's name, for the page header's Sign out button."""
+    principal = scope.get(PRINCIPAL_KEY)
+    return principal.name if isinstance(principal, Principal) and \
+        principal.via == "session" else None
+
+
+def document(spec: dict[str, Any]) -> None:
+    """OpenAPI: how to authenticate (``/healthz`` already opts out with ``security: []``)."""
+    spec.setdefault("components", {})["securitySchemes"] = {
+        "bearer": {"type": "http", "scheme": "bearer",
+                   "description": "pinpanel token create NAME --scope read|control|admin"},
+        "session": {"type": "apiKey", "in": "cookie", "name": SESSION_COOKIE,
+                    "description": "Browser login (/login); state changes also need the "
+                                   "X-CSRF-Token header"},
+    }
+    spec["security"] = [{"bearer": []}, {"session": []}]
+
+
+openapi.extend(document)
+
+
+
+def template_context(request: Any) -> dict[str, Any]:
+    """A Jinja2 context processor: what every page needs for forms and the header."""
+    return {"csrf_token": csrf_token_of(request.scope),
+            "session_user": session_user_of(request.scope)}
+
+
+def warn_unguarded(routes: list[BaseRoute]) -> None:
+    """Log routes without a policy: they answer 403 to everyone until one is added."""
+    for name in unguarded_routes(routes):
+        log.warning("route %r has no security policy and is closed to everyone; %s",
+                    name, WHERE_TO_ADD)
