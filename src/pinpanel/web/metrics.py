@@ -11,7 +11,9 @@ Prometheus server scrapes with a read-only token (``authorization: credentials: 
 
 from __future__ import annotations
 
+import functools
 import os
+import re
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -27,6 +29,7 @@ from pinpanel.web.context import board_of
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 UNMATCHED = "unmatched"
+_CONVERTER = re.compile(r"{(\w+):\w+}")
 _STARTED = time.time()
 
 
@@ -57,7 +60,13 @@ def route_label(scope: Scope) -> str:
                 route = candidate
                 break
     path = getattr(route, "path", None)
-    return path or UNMATCHED
+    return _template(path) if path else UNMATCHED
+
+
+@functools.lru_cache(maxsize=256)
+def _template(path: str) -> str:
+    """``/api/v1/pins/{pin}/{action:str}`` -> ``/api/v1/pins/{pin}/{action}``."""
+    return _CONVERTER.sub(r"{\1}", path)
 
 
 class RequestMetrics:
