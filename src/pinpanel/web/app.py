@@ -17,7 +17,19 @@ from starlette.staticfiles import StaticFiles
 
 from pinpanel.board import Board
 from pinpanel.config import Config
-from pinpanel.web import api, compat, history, login, metrics, openapi, pages, pwa, security, stream
+from pinpanel.web import (
+    api,
+    compat,
+    history,
+    login,
+    metrics,
+    openapi,
+    pages,
+    pwa,
+    security,
+    stream,
+    tokens,
+)
 from pinpanel.web.problems import EXCEPTION_HANDLERS
 
 
@@ -27,6 +39,7 @@ def app_routes() -> list[BaseRoute]:
         *login.routes(),
         *compat.routes(),
         *api.routes(),
+        *tokens.routes(),
         *history.routes(),
         *stream.routes(),
         *metrics.routes(),

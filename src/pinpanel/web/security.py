@@ -77,7 +77,6 @@ ROUTE_POLICY: dict[str, Policy] = {
     "compat_list": "read",
     "events": "read",
     "history": "read",
-    "history_page": "read",
     "metrics": "read",
     # switching things
     "pin_put": "control",

@@ -1,0 +1,95 @@
+"""Every route the app serves has a security policy, and the middleware enforces it.
+
+Enumerates the real app's routes (Mounts included) in process. A route added later without
+a policy fails here with a message that says where to add one, and answers 403 to
+everyone meanwhile (default deny), which the last test proves with a route made up on
+the spot.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from pinpanel import auth, runtime
+from pinpanel.config import load, with_overrides
+from pinpanel.web import create_app, security
+from tests.security.conftest import is_security_refusal
+from tests.security.routes import probes
+
+
+@pytest.fixture
+async def app(tmp_path: Path) -> AsyncIterator[Starlette]:
+    config = with_overrides(load(None), server__data_dir=str(tmp_path / "data"),
+                            gpio__backend="simulated")
+    async with runtime.opened(config) as opened:
+        yield create_app(config, opened.board)
+
+
+def http_to(app: Starlette) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                             base_url="http://127.0.0.1")
+
+
+def test_every_route_has_a_policy(app: Starlette) -> None:
+    missing = security.unguarded_routes(app.routes)
+    assert not missing, (f"routes without a security policy: {missing}. Decide who may use "
+                         f"each and {security.WHERE_TO_ADD}")
+    names = {getattr(route, "name", None) for route in app.routes}
+    stale = set(security.ROUTE_POLICY) - names
+    assert not stale, f"ROUTE_POLICY names routes that do not exist: {sorted(stale)}"
+    policies = {security.ROUTE_POLICY[str(name)] for name in names}
+    assert policies <= {"open", "read", "control", "admin"}
+    opened = sorted(str(n) for n in names if security.ROUTE_POLICY[str(n)] == "open")
+    assert opened == ["healthz", "login", "login_submit", "logout", "service_worker",
+                      "static"], "only health, login/logout and static assets may be open"
+
+
+async def test_the_middleware_enforces_every_routes_policy(app: Starlette) -> None:
+    token = auth.create_token(app.state.board.store, "reader", "read")
+    async with http_to(app) as http:
+        for probe in probes(app.routes):
+            policy = security.ROUTE_POLICY[probe.name]
+            response = await http.request(probe.method, probe.path, json=probe.json,
+                                          data=probe.form, headers=probe.headers)
+            if policy == "open":
+                assert not is_security_refusal(response), (probe.id, response.text)
+            else:
+                assert response.status_code == 401, (probe.id, response.status_code)
+                assert is_security_refusal(response)
+            if policy in ("control", "admin"):
+                with_read = await http.request(
+                    probe.method, probe.path, json=probe.json, data=probe.form,
+                    headers={**probe.headers, "Authorization": f"Bearer {token}"})
+                assert with_read.status_code == 403, (probe.id, with_read.text)
+
+
+async def test_a_route_without_a_policy_is_closed_to_everyone(
+        app: Starlette, caplog: pytest.LogCaptureFixture) -> None:
+    changed: list[str] = []
+
+    async def new_thing(request: Request) -> Response:
+        changed.append("oops")
+        return JSONResponse({"ok": True})
+
+    app.router.routes.append(Route("/api/v1/new-thing", new_thing, methods=["GET", "POST"],
+                                   name="new_thing"))
+    admin = auth.create_token(app.state.board.store, "root", "admin")
+    async with http_to(app) as http:
+        for method in ("GET", "POST"):
+            response = await http.request(method, "/api/v1/new-thing",
+                                          headers={"Authorization": f"Bearer {admin}"})
+            assert response.status_code == 403
+            assert "ROUTE_POLICY in src/pinpanel/web/security.py" in response.json()["detail"]
+    assert changed == []
+    with caplog.at_level(logging.WARNING, logger="pinpanel.web.security"):
+        security.warn_unguarded(app.routes)
+    assert "'new_thing' has no security policy" in caplog.text
