@@ -33,6 +33,7 @@ from collections.abc import Awaitable, Callable
 
 import aiomqtt
 
+from pinpanel import telemetry
 from pinpanel.board import Actor, Board
 from pinpanel.config import Config
 from pinpanel.errors import (
@@ -166,19 +167,24 @@ class MqttBridge:
             if self._discovery_due:
                 self._discovery_due = False
                 await self._publish_discovery(client)
+                await self._publish_online(client)
             if self._dirty:
                 await self._publish_dirty(client)
 
     async def _publish_discovery(self, client: aiomqtt.Client) -> None:
-        qos = self.settings.qos
-        await client.publish(self.topics.status, ONLINE, qos=qos, retain=True)
         if self.settings.discovery:
             payload = discovery.device_payload(self.config, self.topics, _model(self.board))
-            await client.publish(self.topics.discovery, discovery.encode(payload), qos=qos,
-                                 retain=True)
+            await client.publish(self.topics.discovery, discovery.encode(payload),
+                                 qos=self.settings.qos, retain=True)
+
+    async def _publish_online(self, client: aiomqtt.Client) -> None:
+        await client.publish(self.topics.status, ONLINE, qos=self.settings.qos, retain=True)
 
     async def _announce(self, client: aiomqtt.Client) -> None:
-        """On every connect: clean up what left the config, then discovery and all states."""
+        """On every connect: clean up what left the config, discovery, all states, online.
+
+        ``online`` goes last, so whoever waits for it finds everything else already retained.
+        """
         qos = self.settings.qos
         store = self.board.store
         before = discovery.Published.from_text(await store.write(discovery.read_record))
@@ -202,6 +208,7 @@ class MqttBridge:
         await self._publish_dirty(client)
         if after != before:
             await store.write(discovery.write_record(after.as_text()))
+        await self._publish_online(client)
 
     # -- in: commands and Home Assistant's birth message ------------------------------------
 
@@ -297,6 +304,7 @@ class MqttBridge:
                 log.exception("mqtt: bridge error; reconnecting")
             finally:
                 self.connected.clear()
+                telemetry.of(self.board).set_gauge("mqtt_connected", 0)
             if stop.is_set():
                 break
             with contextlib.suppress(TimeoutError):
@@ -313,6 +321,7 @@ class MqttBridge:
         await self._announce(client)
         self.connections += 1
         self.connected.set()
+        telemetry.of(self.board).set_gauge("mqtt_connected", 1)
         log.info("mqtt: connected to %s:%d as %s; topics under %s/", self.settings.host,
                  self.settings.port, self.client_id, self.topics.base)
         receiver = asyncio.create_task(self._receive(client))

@@ -1,0 +1,369 @@
+"""The bridge end to end: a real pinpanel process, a real mosquitto, real MQTT clients."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from tests.mqtt.conftest import (
+    BASE,
+    DISCOVERY,
+    PINS,
+    history_rows,
+    mosquitto_pub,
+    mqtt_config,
+    probe,
+    wait_online,
+)
+from tests.support import ServerProcess
+
+from pinpanel.fleet import LocalBroker
+
+pytestmark = pytest.mark.mqtt
+
+OUTPUTS = ("relay_a", "relay_b", "lamp")
+
+
+def start(make_server: Any, broker: LocalBroker, pins: str = PINS, **settings: Any,
+          ) -> ServerProcess:
+    server: ServerProcess = make_server(mqtt_config(broker, pins, **settings))
+    return server
+
+
+async def started(make_server: Any, broker: LocalBroker, **settings: Any) -> ServerProcess:
+    """A server whose bridge has connected: what follows sees retained messages only."""
+    server = start(make_server, broker, **settings)
+    await wait_online(broker)
+    return server
+
+
+def pin_json(server: ServerProcess, pin: str) -> dict[str, Any]:
+    with server.client() as http:
+        response = http.get(f"/api/v1/pins/{pin}")
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
+
+async def test_discovery_payload_is_valid_and_everything_is_retained(
+        make_server: Any, mosquitto: LocalBroker) -> None:
+    server = await started(make_server, mosquitto)
+    async with probe(mosquitto, f"{BASE}/#", "homeassistant/#") as watch:
+        await watch.wait_for(f"{BASE}/status", "online", retain=True)
+        config = (await watch.wait_for(DISCOVERY, retain=True)).json()
+        for pin in (*OUTPUTS, "button"):
+            state = await watch.wait_for(f"{BASE}/{pin}/state", retain=True)
+            assert state.text == ("ON" if pin_json(server, pin)["state"] else "OFF")
+            attributes = (await watch.wait_for(f"{BASE}/{pin}/attributes", retain=True)).json()
+            assert attributes == pin_json(server, pin)
+
+    # What Home Assistant requires of a device-based discovery payload.
+    assert config["dev"]["ids"] == ["pinpanel_t1"]
+    assert config["dev"]["name"]
+    assert config["o"]["name"] == "pinpanel"
+    assert config["availability"] == [{"topic": f"{BASE}/status", "payload_available": "online",
+                                       "payload_not_available": "offline"}]
+    components = config["cmps"]
+    assert set(components) == {*OUTPUTS, "button"}
+    for pin in OUTPUTS:
+        component = components[pin]
+        assert component["p"] == "switch"
+        assert component["unique_id"] == f"pinpanel_t1_{pin}"
+        assert component["command_topic"] == f"{BASE}/{pin}/set"
+        assert component["state_topic"] == f"{BASE}/{pin}/state"
+        assert (component["payload_on"], component["payload_off"]) == ("ON", "OFF")
+    button = components["button"]
+    assert button["p"] == "binary_sensor"
+    assert button["unique_id"] == "pinpanel_t1_button"
+    assert button["state_topic"] == f"{BASE}/button/state"
+    assert "command_topic" not in button
+    assert button["name"] == "Button"
+    assert len({c["unique_id"] for c in components.values()}) == len(components)
+
+    # Unique ids are stable across a restart (same config, same data).
+    assert server.stop() == 0
+    server.start()
+    await wait_online(mosquitto)
+    async with probe(mosquitto, DISCOVERY) as watch:
+        again = (await watch.wait_for(DISCOVERY, retain=True)).json()
+    assert {k: v["unique_id"] for k, v in again["cmps"].items()} == \
+        {k: v["unique_id"] for k, v in components.items()}
+
+
+async def test_mosquitto_pub_commands_switch_pins_with_the_same_seq_everywhere(
+        make_server: Any, mosquitto: LocalBroker) -> None:
+    server = await started(make_server, mosquitto)
+    async with probe(mosquitto, f"{BASE}/#") as watch:
+        await watch.wait_for(f"{BASE}/status", "online")
+        await watch.wait_for(f"{BASE}/lamp/state", "OFF", retain=True)
+
+        mark = watch.mark
+        mosquitto_pub(mosquitto, f"{BASE}/lamp/set", "ON")
+        attributes = await watch.wait_for(f"{BASE}/lamp/attributes", since=mark,
+                                          where=lambda m: m.json()["state"] is True)
+        state = await watch.wait_for(f"{BASE}/lamp/state", "ON", since=mark)
+        assert not state.retain  # delivered live to a subscriber; the broker also keeps it
+        seq = attributes.json()["seq"]
+        # Attributes come before the state, so the state message's seq is already known.
+        assert watch.received.index(attributes) < watch.received.index(state)
+        http = pin_json(server, "lamp")
+        assert http["state"] is True
+        assert http["seq"] == seq
+        rows = [r for r in history_rows(server.data_dir) if r["seq"] == seq]
+        assert rows and rows[0]["actor"] == "mqtt" and rows[0]["pin_id"] == "lamp"
+        assert rows[0]["new"] == 1
+
+        # JSON, lower case and TOGGLE work too; each lands as the next committed change.
+        for payload, expected in (('{"state": "OFF"}', "OFF"), ("toggle", "ON"),
+                                  ("  OFF \n", "OFF"), ('{"state": true}', "ON"),
+                                  ("TOGGLE", "OFF")):
+            mark = watch.mark
+            mosquitto_pub(mosquitto, f"{BASE}/lamp/set", payload)
+            await watch.wait_for(f"{BASE}/lamp/state", expected, since=mark)
+        assert pin_json(server, "lamp")["state"] is False
+
+        # PULSE and {"pulse_ms": N}: on, then off again by the board's timer.
+        for payload in ('{"pulse_ms": 50}', "PULSE"):
+            mark = watch.mark
+            mosquitto_pub(mosquitto, f"{BASE}/lamp/set", payload)
+            on = await watch.wait_for(f"{BASE}/lamp/state", "ON", since=mark)
+            await watch.wait_for(f"{BASE}/lamp/state", "OFF", since=watch.received.index(on))
+        causes = [r["cause"] for r in history_rows(server.data_dir) if r["pin_id"] == "lamp"]
+        assert causes[-2:] == ["mqtt", "pulse"]
+
+    # An HTTP change is published too, with the seq the HTTP answer carried.
+    async with probe(mosquitto, f"{BASE}/lamp/#") as watch:
+        await watch.wait_for(f"{BASE}/lamp/state", "OFF", retain=True)
+        mark = watch.mark
+        with server.client() as client:
+            answer = client.post("/api/v1/pins/lamp/on").json()
+        attributes = await watch.wait_for(f"{BASE}/lamp/attributes", since=mark,
+                                          where=lambda m: m.json()["seq"] == answer["seq"])
+        assert attributes.json()["state"] is True
+        await watch.wait_for(f"{BASE}/lamp/state", "ON", since=mark)
+
+
+async def test_event_stream_carries_the_mqtt_change_with_its_seq(
+        make_server: Any, mosquitto: LocalBroker) -> None:
+    import httpx
+
+    server = await started(make_server, mosquitto)
+    async with probe(mosquitto, f"{BASE}/lamp/#") as watch, \
+            httpx.AsyncClient(base_url=server.url, timeout=15,
+                              headers={"Authorization": f"Bearer {server.token}"}) as http:
+        await watch.wait_for(f"{BASE}/lamp/state", "OFF", retain=True)
+        async with http.stream("GET", "/api/v1/events",
+                               headers={"Accept": "text/event-stream"}) as stream:
+            assert stream.status_code == 200
+            mark = watch.mark
+            mosquitto_pub(mosquitto, f"{BASE}/lamp/set", "ON")
+            attributes = await watch.wait_for(f"{BASE}/lamp/attributes", since=mark,
+                                              where=lambda m: m.json()["state"] is True)
+            seq = attributes.json()["seq"]
+            event = await _event_with_seq(stream, seq)
+    assert event["pin"]["id"] == "lamp"
+    assert event["pin"]["state"] is True
+    assert event["actor"] == "mqtt"
+
+
+async def _event_with_seq(stream: Any, seq: int) -> dict[str, Any]:
+    """Read SSE frames until the change with ``seq`` (bounded by the client's timeout)."""
+    lines: list[str] = []
+    async for line in stream.aiter_lines():
+        if line:
+            lines.append(line)
+            continue
+        data = "\n".join(x[5:].lstrip() for x in lines if x.startswith("data:"))
+        ids = [x[3:].strip() for x in lines if x.startswith("id:")]
+        lines = []
+        if not data:
+            continue
+        body = json.loads(data)
+        if (ids and ids[0] == str(seq)) or (isinstance(body, dict) and body.get("seq") == seq):
+            return dict(body)
+    raise AssertionError(f"the event stream ended before seq {seq}")
+
+
+async def test_malformed_payloads_unknown_pins_and_inputs_are_ignored(
+        make_server: Any, mosquitto: LocalBroker) -> None:
+    server = await started(make_server, mosquitto)
+    async with probe(mosquitto, f"{BASE}/#") as watch:
+        await watch.wait_for(f"{BASE}/status", "online")
+        await watch.wait_for(f"{BASE}/lamp/state", "OFF", retain=True)
+        with server.client() as http:
+            seq_before = http.get("/api/v1/system").json()["seq"]
+        mark = watch.mark
+        junk: list[tuple[str, bytes]] = [
+            (f"{BASE}/nosuchpin/set", b"ON"),
+            (f"{BASE}/button/set", b"ON"),
+            (f"{BASE}/lamp/set", b"FLIP"),
+            (f"{BASE}/lamp/set", b"\xff\xfe\x00"),
+            (f"{BASE}/lamp/set", b"{"),
+            (f"{BASE}/lamp/set", b"[]"),
+            (f"{BASE}/lamp/set", b'{"state": 1}'),
+            (f"{BASE}/lamp/set", b'{"state": "ON", "pulse_ms": 5}'),
+            (f"{BASE}/lamp/set", b'{"pulse_ms": 0}'),
+            (f"{BASE}/lamp/set", b'{"pulse_ms": "500"}'),
+            (f"{BASE}/lamp/set", b'{"pulse_ms": 99999999999}'),
+            (f"{BASE}/lamp/set", b"ON" * 300),
+            (f"{BASE}/lamp/set", b""),
+            (f"{BASE}/99/set", b"ON"),
+            (f"{BASE}/lamp/state", b"ON"),  # not a command topic: the bridge does not listen
+        ]
+        for topic, payload in junk:
+            await watch.publish(topic, payload)
+        # The bridge is alive and applies the next good command; nothing else changed.
+        await watch.publish(f"{BASE}/relay_b/set", b"ON")
+        await watch.wait_for(f"{BASE}/relay_b/state", "ON", since=mark)
+    with server.client() as http:
+        assert http.get("/api/v1/system").json()["seq"] == seq_before + 1
+        pins = {p["id"]: p["state"] for p in http.get("/api/v1/pins").json()["pins"]}
+    assert pins == {"relay_a": False, "relay_b": True, "lamp": False, "button": pins["button"]}
+    log = server.log()
+    assert "Traceback" not in log
+    assert "ignored a command on pinpanel/t1/nosuchpin/set: no configured pin 'nosuchpin'" in log
+    assert "ignored a command on pinpanel/t1/button/set: GPIO5 (button) is an input" in log
+    assert "ignored a command on pinpanel/t1/lamp/set: unknown command b'FLIP'" in log
+    # Thirteen bad commands, but the log is rate-limited: a client cannot flood the SD card.
+    assert log.count("ignored a command") == 10
+    assert server.proc is not None and server.proc.poll() is None
+
+
+async def test_a_retained_command_is_not_replayed_on_connect(make_server: Any,
+                                                             mosquitto: LocalBroker) -> None:
+    server = await started(make_server, mosquitto)
+    assert server.stop() == 0
+    # Someone published a command with the retain flag: every (re)subscribe delivers it again.
+    mosquitto_pub(mosquitto, f"{BASE}/lamp/set", "ON", "-r")
+    server.start()
+    async with probe(mosquitto, f"{BASE}/#") as watch:
+        await watch.wait_for(f"{BASE}/status", "online")
+        await watch.wait_for(f"{BASE}/lamp/state", "OFF")
+        mark = watch.mark
+        await watch.publish(f"{BASE}/relay_b/set", "ON")  # commands still work
+        await watch.wait_for(f"{BASE}/relay_b/state", "ON", since=mark)
+    assert pin_json(server, "lamp")["state"] is False
+    assert "ignored a retained command on pinpanel/t1/lamp/set" in server.log()
+    mosquitto_pub(mosquitto, f"{BASE}/lamp/set", "", "-r")
+
+
+async def test_interlocks_hold_for_mqtt_commands(make_server: Any, mosquitto: LocalBroker,
+                                                 ) -> None:
+    server = await started(make_server, mosquitto)
+    async with probe(mosquitto, f"{BASE}/#") as watch:
+        await watch.wait_for(f"{BASE}/relay_b/state", "OFF", retain=True)
+        mark = watch.mark
+        await watch.publish(f"{BASE}/relay_a/set", "ON")
+        await watch.wait_for(f"{BASE}/relay_a/state", "ON", since=mark)
+        for _ in range(5):  # back and forth, as fast as the client can publish
+            await watch.publish(f"{BASE}/relay_b/set", "ON")
+            await watch.publish(f"{BASE}/relay_a/set", "ON")
+        await watch.publish(f"{BASE}/relay_b/set", "ON")
+        # Commands apply in arrival order, so once the lamp's comes back all before it have.
+        await watch.publish(f"{BASE}/lamp/set", "ON")
+        await watch.wait_for(f"{BASE}/lamp/state", "ON", since=mark)
+        assert watch.latest(f"{BASE}/relay_a/state").payload == b"OFF"  # type: ignore[union-attr]
+        assert watch.latest(f"{BASE}/relay_b/state").payload == b"ON"  # type: ignore[union-attr]
+    with server.client() as http:
+        pins = {p["id"]: p["state"] for p in http.get("/api/v1/pins").json()["pins"]}
+    assert (pins["relay_a"], pins["relay_b"]) == (False, True)
+    # Replay the audit log: never both on after any committed change.
+    state = {"relay_a": False, "relay_b": False}
+    rows = history_rows(server.data_dir)
+    for row in rows:
+        if row["pin_id"] in state:
+            state[row["pin_id"]] = bool(row["new"])
+            assert not all(state.values()), row
+    assert any(r["cause"] == "interlock" and r["actor"] == "mqtt" for r in rows)
+
+
+async def test_home_assistant_online_triggers_republish(make_server: Any,
+                                                        mosquitto: LocalBroker) -> None:
+    await started(make_server, mosquitto)
+    async with probe(mosquitto, DISCOVERY, f"{BASE}/status") as watch:
+        first = await watch.wait_for(DISCOVERY, retain=True)
+        mark = watch.mark
+        await watch.publish("homeassistant/status", "offline")  # HA going away: nothing
+        await watch.publish("homeassistant/status", "online")   # HA's birth message
+        again = await watch.wait_for(DISCOVERY, retain=False, since=mark)
+        assert again.json() == first.json()
+        await watch.wait_for(f"{BASE}/status", "online", retain=False, since=mark)
+
+
+async def test_custom_prefix_and_base_topic(make_server: Any, mosquitto: LocalBroker) -> None:
+    start(make_server, mosquitto, base_topic="house/shed", discovery_prefix="ha", qos=0)
+    async with probe(mosquitto, "house/shed/#", "ha/#") as watch:
+        config = (await watch.wait_for("ha/device/pinpanel_t1/config", retain=True)).json()
+        assert config["cmps"]["lamp"]["command_topic"] == "house/shed/lamp/set"
+        await watch.wait_for("house/shed/lamp/state", "OFF", retain=True)
+        mark = watch.mark
+        await watch.publish("ha/status", "online")
+        await watch.wait_for("ha/device/pinpanel_t1/config", since=mark)
+        await watch.publish("house/shed/lamp/set", "ON")
+        await watch.wait_for("house/shed/lamp/state", "ON", since=mark)
+
+
+async def test_a_pin_that_leaves_the_config_leaves_home_assistant(
+        make_server: Any, mosquitto: LocalBroker) -> None:
+    server = await started(make_server, mosquitto)
+    async with probe(mosquitto, DISCOVERY, f"{BASE}/+/state") as watch:
+        first = (await watch.wait_for(DISCOVERY, retain=True)).json()
+        assert "lamp" in first["cmps"]
+        await watch.wait_for(f"{BASE}/lamp/state", retain=True)
+        assert server.stop() == 0
+
+        # Same device, same data: lamp is gone, the button became an output.
+        fewer = PINS.replace('id = "lamp"', 'id = "lamp2"').replace(
+            'mode = "input"', 'initial = "off"')
+        server.config_text = mqtt_config(mosquitto, fewer)
+        mark = watch.mark
+        server.start()
+        removal = await watch.wait_for(DISCOVERY, since=mark,
+                                       where=lambda m: m.json()["cmps"].get("lamp") is not None)
+        final = await watch.wait_for(DISCOVERY, since=watch.received.index(removal) + 1)
+        # Retained empty payload clears the old pin's state from the broker.
+        await watch.wait_for(f"{BASE}/lamp/state", b"", since=mark)
+    assert removal.json()["cmps"]["lamp"] == {"p": "switch"}
+    assert removal.json()["cmps"]["button"] == {"p": "binary_sensor"}
+    assert set(final.json()["cmps"]) == {"relay_a", "relay_b", "lamp2", "button"}
+    assert final.json()["cmps"]["button"]["p"] == "switch"
+    # What a new subscriber (Home Assistant after a restart) gets: only the final payload.
+    async with probe(mosquitto, DISCOVERY, f"{BASE}/lamp/state") as fresh:
+        retained = await fresh.wait_for(DISCOVERY, retain=True)
+        assert retained.json() == final.json()
+        await fresh.publish(f"{BASE}/lamp/state", b"probe")  # marks the end of retained ones
+        await fresh.wait_for(f"{BASE}/lamp/state", b"probe")
+        assert [m.payload for m in fresh.received if m.topic == f"{BASE}/lamp/state"] == \
+            [b"probe"]
+
+
+async def test_turning_discovery_off_removes_the_device(make_server: Any,
+                                                        mosquitto: LocalBroker) -> None:
+    server = await started(make_server, mosquitto)
+    async with probe(mosquitto, DISCOVERY) as watch:
+        await watch.wait_for(DISCOVERY, retain=True)
+        assert server.stop() == 0
+        server.config_text = mqtt_config(mosquitto, discovery=False)
+        mark = watch.mark
+        server.start()
+        await watch.wait_for(DISCOVERY, b"", since=mark)
+
+
+async def test_clean_stop_says_offline_and_a_crash_leaves_the_will(
+        make_server: Any, mosquitto: LocalBroker) -> None:
+    server = await started(make_server, mosquitto)
+    async with probe(mosquitto, f"{BASE}/status") as watch:
+        await watch.wait_for(f"{BASE}/status", "online")
+        mark = watch.mark
+        assert server.stop() == 0
+        await watch.wait_for(f"{BASE}/status", "offline", since=mark)
+        assert "Traceback" not in server.log()
+
+        server.start()
+        mark = watch.mark
+        await watch.wait_for(f"{BASE}/status", "online", since=mark)
+        mark = watch.mark
+        server.kill()  # no goodbye: the broker publishes the last will
+        await watch.wait_for(f"{BASE}/status", "offline", since=mark)
+    async with probe(mosquitto, f"{BASE}/status") as fresh:
+        await fresh.wait_for(f"{BASE}/status", "offline", retain=True)
