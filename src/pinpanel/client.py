@@ -124,7 +124,8 @@ class Event:
 
 def parse_sse(lines: Iterator[bytes]) -> Iterator[Event]:
     """Server-Sent Events from raw lines, as the HTML standard parses them."""
-    kind, data, event_id = "", [], None
+    kind, event_id = "", None
+    data: list[str] = []
     for raw in lines:
         line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
         if not line:

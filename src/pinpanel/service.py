@@ -277,8 +277,8 @@ def _command(args: argparse.Namespace) -> int:
         raise ServiceError("installing a system service needs root: run it with sudo "
                            "(or add --dry-run to see the unit)")
     commands = system_user_commands(service.user) if args.unit_dir == UNIT_DIR else []
-    path = install(service, unit_dir=args.unit_dir, commands=commands)
-    print(f"Wrote {path} (runs as user {service.user!r} in group {GPIO_GROUP!r}).")
+    written = install(service, unit_dir=args.unit_dir, commands=commands)
+    print(f"Wrote {written} (runs as user {service.user!r} in group {GPIO_GROUP!r}).")
     print(next_steps(), end="")
     return 0
 
