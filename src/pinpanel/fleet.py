@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import getpass
 import logging
 import secrets
 import signal
@@ -88,8 +89,11 @@ class LocalBroker:
         self.directory.mkdir(parents=True, exist_ok=True)
         # set_tcp_nodelay: mosquitto leaves Nagle on by default, adding ~40 ms per message
         # that follows another small one (README: "MQTT and Home Assistant").
+        # user: run as root (CI containers), mosquitto would switch to the "mosquitto" user,
+        # which cannot read a private temporary directory; as anyone else it is ignored.
         lines = [f"listener {self.port} 127.0.0.1", "persistence false", "set_tcp_nodelay true",
-                 f"allow_anonymous {'false' if self.users else 'true'}"]
+                 f"allow_anonymous {'false' if self.users else 'true'}",
+                 f"user {getpass.getuser()}"]
         if self.users:
             password_file = self.directory / "passwords"
             password_file.write_text("")
