@@ -313,17 +313,19 @@ def _notes(results: dict[str, Any]) -> list[str]:
     if all_runs:
         top = max(all_runs, key=lambda x: x[3]["wrk_cpu"])
         ceil = [r for n, _, c, r in all_runs if n == "ceiling" and c == "32"]
-        text = (f"- wrk is not the bottleneck: it runs one thread and used at most "
+        text = (f"- wrk vs the server: wrk runs one thread and used at most "
                 f"{top[3]['wrk_cpu']:.0%} of a core in any run ({top[0]} {top[1]}, "
                 f"{top[2]} conns)")
         if ceil:
             wrk_cpu = statistics.median(r["wrk_cpu"] for r in ceil)
             srv_cpu = statistics.median(r["server_cpu"] or 0 for r in ceil)
             best = max(r["rps"] for r in ceil)
-            text += (f"; in the ceiling's 32-connection runs (up to {best:,.0f} req/s) the "
-                     f"server process used {srv_cpu:.0%} of a core and wrk {wrk_cpu:.0%}, so "
-                     "the server is what saturates, and wrk has headroom above every figure "
-                     "in the table")
+            pin_best = max((r["rps"] for n, *_, r in all_runs if n == "pinpanel"), default=0)
+            text += (f"; in the ceiling's 32-connection runs the server process used a median "
+                     f"{srv_cpu:.0%} of a core and wrk {wrk_cpu:.0%}, and the same wrk drove "
+                     f"the ceiling to {best:,.0f} req/s, {best / pin_best:.1f}x pinpanel's best "
+                     "run" if pin_best else "")
+            text += (": wrk is not what limits pinpanel's figures" if pin_best else "")
         lines.append(text + ".")
     others = [r["other_cpu"] for *_, r in all_runs if r.get("other_cpu") is not None]
     if others:
@@ -334,6 +336,10 @@ def _notes(results: dict[str, Any]) -> list[str]:
             f"{len(others)} runs had more than 25% (the 2 cores are otherwise shared by the "
             "server and wrk, so such runs read low)."
         )
+    bg = results["meta"].get("background_cpu", [])
+    if bg:
+        lines.append("- Background CPU just before each round (cores, 0.5 s sample): "
+                     + ", ".join(f"{b['at']} {b['cores']:.2f}" for b in bg) + ".")
     failed = [(n, k, c, r) for n, k, c, r in all_runs if sum(r["errors"].values())]
     for n, k, c, r in failed:
         lines.append(f"- {n} {k} at {c} conns: {r['errors']} errors in {r['requests']:,} "
