@@ -177,6 +177,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--routes", type=Path, default=None, help="captured routes JSON")
+    parser.add_argument("--loop", choices=("auto", "asyncio", "uvloop"), default="auto",
+                        help="event loop; auto picks uvloop when installed (for comparisons "
+                             "with a server that runs on the stdlib loop)")
     args = parser.parse_args(argv)
     app = CeilingApp(load_routes(args.routes))
     uvicorn.run(
@@ -184,7 +187,7 @@ def main(argv: list[str] | None = None) -> None:
         host=args.host,
         port=args.port,
         workers=1,
-        loop="auto",
+        loop=args.loop,
         http="auto",
         lifespan="off",
         access_log=False,

@@ -279,7 +279,7 @@ def prepare_pinpanel(workdir: Path, src: Path | None = None, version: str = "") 
     """
     env = {"PYTHONPATH": str(src)} if src is not None else {}
     data_dir = workdir / "pinpanel-data"
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # pinpanel warns if others can read
     config = workdir / "bench.toml"
     config.write_text(PINPANEL_CONFIG, encoding="utf-8")
     notes: list[str] = []
