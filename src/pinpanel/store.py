@@ -382,10 +382,14 @@ class Store:
                 _tell(job, False, error)
             return
         self.last_seq = seq
-        if self.commit_observer is not None:
-            self.commit_observer(time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
         for job, (ok, value) in zip(batch, outcomes, strict=True):
             _tell(job, ok, value)
+        if self.commit_observer is not None:
+            try:  # after the waiters are told: a failing observer must not strand them
+                self.commit_observer(elapsed)
+            except Exception:
+                log.exception("the commit observer failed")
         if self.last_seq - self._trimmed_at >= self._trim_every:
             self._trim()
 
