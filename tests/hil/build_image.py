@@ -55,13 +55,15 @@ DEFAULT_CACHE = HERE / ".cache"
 # ---------------------------------------------------------------- what goes into the base layer
 BASE_REVISION = 1  # bump to force a rebuild of the base layer
 KERNEL_META = "linux-image-arm64"
-DEBS = """
-busybox-static python3 python3-minimal python3.11 python3.11-minimal libpython3-stdlib
-libpython3.11-minimal libpython3.11-stdlib libpython3.11-dev libc6 libexpat1 zlib1g libffi8
-libbz2-1.0 liblzma5 libssl3 libsqlite3-0 libuuid1 libncursesw6 libtinfo6 libreadline8 libdb5.3
-libnsl2 libtirpc3 libcrypt1 libgssapi-krb5-2 libkrb5-3 libk5crypto3 libkrb5support0 libkeyutils1
-libcom-err2 libgcc-s1 libstdc++6 media-types readline-common libtirpc-common
-""".split()
+DEBS = [
+    "busybox-static", "python3", "python3-minimal", "python3.11", "python3.11-minimal",
+    "libpython3-stdlib", "libpython3.11-minimal", "libpython3.11-stdlib", "libpython3.11-dev",
+    "libc6", "libexpat1", "zlib1g", "libffi8", "libbz2-1.0", "liblzma5", "libssl3",
+    "libsqlite3-0", "libuuid1", "libncursesw6", "libtinfo6", "libreadline8", "libdb5.3", "libnsl2",
+    "libtirpc3", "libcrypt1", "libgssapi-krb5-2", "libkrb5-3", "libk5crypto3", "libkrb5support0",
+    "libkeyutils1", "libcom-err2", "libgcc-s1", "libstdc++6", "media-types", "readline-common",
+    "libtirpc-common",
+]
 PY_BASE_WHEELS = ["gpiozero==2.0.1.post3", "colorzero==2.0"]
 LGPIO_SDIST = "lgpio==0.2.2.0"
 # Modules the guest's /init modprobes (their dependencies come along via modules.dep).
@@ -175,7 +177,7 @@ def unpack_wheel(whl: Path, site: Path) -> None:
                 continue
             dest = site / name
             dest.parent.mkdir(parents=True, exist_ok=True)
-            with z.open(info) as src, open(dest, "wb") as dst:
+            with z.open(info) as src, dest.open("wb") as dst:
                 shutil.copyfileobj(src, dst)
             mode = (info.external_attr >> 16) & 0o777
             if mode:
@@ -191,7 +193,7 @@ def check_elf_needs(root: Path, files: list[Path], libdirs: list[Path]) -> list[
     missing = set()
     for f in files:
         try:
-            with open(f, "rb") as fh:
+            with f.open("rb") as fh:
                 if fh.read(4) != b"\x7fELF":
                     continue
         except OSError:
@@ -436,7 +438,8 @@ def build_deps(out: Path, requires: list[str], base_sonames: list[str]) -> dict:
             (libdir / so).touch()
         # manylinux wheels vendor their own libs in <pkg>.libs/
         libdirs = [libdir, *[d for d in site.glob("*.libs") if d.is_dir()]]
-        sos = [p for p in site.rglob("*") if p.is_file() and (p.suffix == ".so" or ".so." in p.name)]
+        sos = [p for p in site.rglob("*")
+               if p.is_file() and (p.suffix == ".so" or ".so." in p.name)]
         missing = check_elf_needs(root, sos, libdirs)
         if missing:
             raise SystemExit("build_image: wheels need libraries the guest lacks:\n  "
@@ -474,7 +477,7 @@ def layer_key(fn_names: list[str], *extra: object) -> str:
 
 def build(repo: Path, cache: Path) -> dict:
     cache.mkdir(parents=True, exist_ok=True)
-    lock = open(cache / ".lock", "w")  # noqa: SIM115 - held for the whole build
+    lock = (cache / ".lock").open("w")
     fcntl.flock(lock, fcntl.LOCK_EX)
     timings: dict[str, float] = {}
 
@@ -540,9 +543,9 @@ def build(repo: Path, cache: Path) -> dict:
         with building(cache, final.name) as tmp:
             for f in ("Image", "rpi3b.dtb"):
                 os.link(base / f, tmp / f)
-            with open(tmp / "initrd.cpio.gz", "wb") as dst:
+            with (tmp / "initrd.cpio.gz").open("wb") as dst:
                 for part in (base / "base.cpio.gz", deps / "deps.cpio.gz", app / "app.cpio.gz"):
-                    with open(part, "rb") as src:
+                    with part.open("rb") as src:
                         shutil.copyfileobj(src, dst)
     for d in (base, deps, app, final):
         os.utime(d)

@@ -166,7 +166,7 @@ class VM:
     exits on reboot because of -no-reboot): same SD image, fresh QEMU, fresh GPIO block."""
 
     def __init__(self, image: Image, workdir: Path, sd_image: Path | None = None,
-                 boot_timeout: float = 120.0, memory: str = "1G") -> None:
+                 boot_timeout: float = 300.0, memory: str = "1G") -> None:
         self.image = image
         self.workdir = workdir
         self.sd_image = sd_image
@@ -179,6 +179,8 @@ class VM:
         self.ready = threading.Event()
         self.panic: str | None = None
         self.boot_seconds: list[float] = []
+        self.pinpanel_ready_s: list[float] = []
+        self.shared_pinpanel = False  # set while a fixture keeps one pinpanel for many tests
         self.agent_port = 0
         self.http_port = 0
         self._console_log = None
@@ -231,7 +233,8 @@ class VM:
         self.console_lines = []
         self._t0 = time.monotonic()
         (self._sockdir / "qmp.sock").unlink(missing_ok=True)
-        self._console_log = open(self.workdir / f"console-boot{self.boots}.log", "w")  # noqa: SIM115
+        console = self.workdir / f"console-boot{self.boots}.log"
+        self._console_log = console.open("w")
         self.proc = subprocess.Popen(self._cmd(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, start_new_session=True)
         threading.Thread(target=self._read_console, args=(self.proc, self._console_log),
@@ -270,6 +273,7 @@ class VM:
                 self.panic = line.strip()
         with contextlib.suppress(ValueError):
             logf.close()
+        proc.stdout.close()
 
     def console_tail(self, n: int = 40) -> str:
         return "--- guest console (last lines) ---\n" + "\n".join(self.console_lines[-n:])
@@ -346,10 +350,10 @@ class VM:
         return self.qmp_conn
 
     def regs(self) -> GpioRegs:
-        """GPFSEL0-5 and GPLEV0-1 in two `xp` reads (no side effects on the model)."""
-        fsel = self._xp(GPIO_BASE + GPFSEL0, 6)
-        lev = self._xp(GPIO_BASE + GPLEV0, 2)
-        return GpioRegs(tuple(fsel), lev[0] | (lev[1] << 32), time.monotonic())
+        """GPFSEL0-5 and GPLEV0-1 in one `xp` of 0x00..0x38. Reading the block's other words
+        (reserved, write-only GPSET/GPCLR) returns 0 and changes nothing in QEMU's model."""
+        w = self._xp(GPIO_BASE + GPFSEL0, (GPLEV1 - GPFSEL0) // 4 + 1)
+        return GpioRegs(tuple(w[:6]), w[GPLEV0 // 4] | (w[GPLEV1 // 4] << 32), time.monotonic())
 
     def _xp(self, addr: int, words: int) -> list[int]:
         out = self.qmp.hmp(f"xp /{words}wx {addr:#x}")
@@ -384,7 +388,7 @@ class VM:
                     if st != last:
                         rec.changes.append((r.t, st))
                         last = st
-            except BaseException as e:  # surfaced below
+            except BaseException as e:  # noqa: BLE001 - re-raised below
                 err.append(e)
 
         rec.t_start = time.monotonic()
@@ -424,14 +428,21 @@ class VM:
             if self.running and self.qmp_conn:
                 self.qmp.execute("trace-event-set-state", name="memory_region_ops_write",
                                  enable=False)
-            time.sleep(0.05)
+            # QEMU's log is line-buffered by the trace backend; wait until it stops growing.
+            size = -1
+            for _ in range(40):
+                now = self.trace_log.stat().st_size if self.trace_log.exists() else 0
+                if now == size:
+                    break
+                size = now
+                time.sleep(0.05)
             writes.extend(self._parse_trace(start))
 
     def _parse_trace(self, start: int) -> list[GpioWrite]:
         out = []
         pat = re.compile(r"memory_region_ops_write .*?addr 0x([0-9a-f]+) value 0x([0-9a-f]+)"
                          r" size \d+ name '([^']*)'")
-        with open(self.trace_log, "rb") as f:
+        with self.trace_log.open("rb") as f:
             f.seek(start)
             for raw in f:
                 line = raw.decode(errors="replace")
@@ -439,8 +450,8 @@ class VM:
                     continue
                 m = pat.search(line)
                 if m:
-                    addr = int(m.group(1), 16)
-                    off = addr - GPIO_BASE if addr >= GPIO_BASE else addr
+                    # QEMU prints the offset in the block here (or an absolute address)
+                    off = int(m.group(1), 16) & 0xFFF
                     out.append(GpioWrite(time.monotonic(), off, int(m.group(2), 16)))
         return out
 
@@ -485,16 +496,17 @@ class VM:
 
     # ---------------------------------------------------------------- pinpanel in the guest
     def start_pinpanel(self, config: str | None, args: list[str] | None = None,
-                       data_dir: str = "/data/state", ready_timeout: float = 90.0,
+                       data_dir: str = "/data/state", ready_timeout: float = 300.0,
                        wait_ready: bool = True) -> dict:
         """Start ``python3 -m pinpanel serve`` in the guest; wait until /healthz answers."""
         res = self.agent("POST", "/pinpanel/start",
                          {"config": config, "args": args or [], "data_dir": data_dir})
         if wait_ready:
             res["ready_s"] = self.wait_pinpanel_ready(ready_timeout)
+            self.pinpanel_ready_s.append(round(res["ready_s"], 2))
         return res
 
-    def wait_pinpanel_ready(self, timeout: float = 90.0) -> float:
+    def wait_pinpanel_ready(self, timeout: float = 300.0) -> float:
         t = time.monotonic()
         while True:
             st = None
@@ -547,3 +559,32 @@ def make_sd_image(path: Path, files: dict[str, str] | None = None, size_mb: int 
         subprocess.run(["mkfs.ext4", "-q", "-F", "-L", "pinpanel-data", "-d", tmp, str(path),
                         f"{size_mb}M"], check=True, capture_output=True, timeout=60)
     return path
+
+
+def replay(start: GpioRegs, writes: list[GpioWrite], pins: list[int]
+           ) -> dict[int, list[tuple[str, int]]]:
+    """Replay register writes on a snapshot as QEMU's bcm2835_gpio model does (GPSET/GPCLR
+    latch the level whatever the direction; GPFSELn sets functions). For each pin: the
+    successive distinct (function, level) states, starting with the snapshot's. Exact: every
+    write is in the trace, so no glitch can fall between two samples."""
+    fsel, lev = list(start.fsel), start.lev
+    out = {p: [start.pins([p])[p]] for p in pins}
+    for w in writes:
+        if w.offset <= 0x14 and w.offset % 4 == 0:
+            fsel[w.offset // 4] = w.value
+        elif w.offset == GPSET0:
+            lev |= w.value
+        elif w.offset == GPSET1:
+            lev |= w.value << 32
+        elif w.offset == GPCLR0:
+            lev &= ~w.value
+        elif w.offset == GPCLR1:
+            lev &= ~(w.value << 32)
+        else:
+            continue
+        now = GpioRegs(tuple(fsel), lev)
+        for p in pins:
+            st = now.pins([p])[p]
+            if out[p][-1] != st:
+                out[p].append(st)
+    return out

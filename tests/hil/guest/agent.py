@@ -8,6 +8,7 @@ Only the standard library: it must run even when pinpanel's own dependencies are
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -73,7 +74,7 @@ class Pinpanel:
             env = dict(os.environ, PYTHONUNBUFFERED="1", HOME="/root", LG_WD=str(RUN),
                        **{k: str(v) for k, v in req.get("env", {}).items()})
             self.log_path.write_text("")
-            logf = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child
+            logf = self.log_path.open("ab")
             self.argv = argv
             self.started = time.monotonic()
             self.proc = subprocess.Popen(argv, cwd=RUN, env=env, stdin=subprocess.DEVNULL,
@@ -87,10 +88,8 @@ class Pinpanel:
         p = self.proc
         if p is None:
             raise ValueError("pinpanel was never started")
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             p.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            pass
         return self.status()
 
     def stop(self, sig: str, timeout: float) -> dict:
@@ -219,7 +218,7 @@ class Handler(BaseHTTPRequestHandler):
             code, res = 200, self._route(method, self.path, req)
         except (ValueError, KeyError, FileNotFoundError) as e:
             code, res = 400, {"error": f"{type(e).__name__}: {e}"}
-        except Exception as e:  # report, keep serving
+        except Exception as e:  # noqa: BLE001 - report it, keep serving
             code, res = 500, {"error": f"{type(e).__name__}: {e}"}
         if code != 200:
             console(f"{method} {self.path} -> {code} {res}")
