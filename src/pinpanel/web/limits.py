@@ -35,27 +35,33 @@ def _httptools_protocol() -> type | None:
         return None
 
     class LimitedHttpTools(HttpToolsProtocol):  # type: ignore[misc]
-        """httptools, refusing a request whose headers pass :data:`MAX_HEADER_BYTES`."""
+        """httptools, refusing a request whose headers pass :data:`MAX_HEADER_BYTES`.
+
+        Counted before parsing, up to the blank line that ends the headers, so a header
+        sent in one piece is caught as well as one dripped in over many packets.
+        """
 
         _head_bytes = 0
         _in_head = True
-
-        def on_message_begin(self) -> None:
-            super().on_message_begin()
-            self._in_head = True
 
         def on_headers_complete(self) -> None:
             self._in_head = False
             self._head_bytes = 0
             super().on_headers_complete()
 
+        def on_message_complete(self) -> None:
+            super().on_message_complete()
+            self._in_head = True  # a keep-alive connection's next request starts
+
         def data_received(self, data: bytes) -> None:
             if self._in_head:
-                self._head_bytes += len(data)
+                end = data.find(b"\r\n\r\n")
+                self._head_bytes += len(data) if end < 0 else end + 4
+                if self._head_bytes > MAX_HEADER_BYTES:
+                    if not self.transport.is_closing():
+                        self.transport.write(TOO_LARGE)
+                        self.transport.close()
+                    return
             super().data_received(data)
-            over = self._in_head and self._head_bytes > MAX_HEADER_BYTES
-            if over and not self.transport.is_closing():
-                self.transport.write(TOO_LARGE)
-                self.transport.close()
 
     return LimitedHttpTools

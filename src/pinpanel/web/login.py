@@ -11,6 +11,7 @@ it), ``SameSite=Strict`` (no other site's request carries it), ``Secure`` under 
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -24,6 +25,7 @@ from pinpanel.web.context import PRINCIPAL_KEY
 from pinpanel.web.pages import TEMPLATES, page_context
 from pinpanel.web.security import SESSION_COOKIE, Guard, client_of, session_id_of
 
+log = logging.getLogger(__name__)
 NO_STORE = {"Cache-Control": "no-store"}
 
 
@@ -74,6 +76,7 @@ async def login_submit(request: Request) -> Response:
     principal = guard.keyring.verify_token(form.get("token", "").strip())
     if principal is None:
         guard.limiter.failed(client)
+        log.warning("failed login from %s", client)
         return _render(request, 401, next=next_path,
                        error="That token is not valid: it may have been revoked, or "
                              "mistyped. Ask whoever runs this pinpanel for a new one.")

@@ -354,6 +354,8 @@ class SecurityMiddleware:
         principal = self.guard.keyring.verify_token(credential.strip())
         if principal is None:
             limiter.failed(client)
+            log.warning("refused an unknown or revoked token from %s (%s %s)", client,
+                        scope["method"], scope["path"])
             return ProblemResponse(401, "the token is not valid (unknown or revoked)",
                                    headers={"WWW-Authenticate": 'Bearer realm="pinpanel", '
                                             'error="invalid_token"'}), None
