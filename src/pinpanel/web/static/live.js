@@ -19,6 +19,7 @@ function start(table) {
   let source = null;
   let retryTimer = null;
   let retryDelay = 1000;
+  let telling = false;
 
   function setStatus(state, text) {
     if (!status) return;
@@ -38,8 +39,17 @@ function start(table) {
   }
 
   // Apply one PIN object to its row if it is not older than what the row shows.
-  // `now` is the server's time when the PIN was true, for the pulse countdown.
-  function apply(pin, now, flash) {
+  // `now` is the server's time when the PIN was true, for the pulse countdown. Other
+  // parts of the page (the header diagram, app.js) hear it as a "pinpanel:change" event.
+  function apply(pin, now, flash, tell = true) {
+    if (tell) {
+      telling = true; // dispatchEvent runs the listeners at once, our own included
+      try {
+        document.dispatchEvent(new CustomEvent("pinpanel:change", { detail: pin }));
+      } finally {
+        telling = false;
+      }
+    }
     const row = rowOf(pin.pin);
     if (!row) return;
     const shown = Number(row.dataset.seq || 0);
@@ -146,6 +156,14 @@ function start(table) {
       refreshButtons(row, row.classList.contains("pulsing"));
     }
   }
+
+  // A pin switched elsewhere on the page (the header diagram) updates its row too.
+  document.addEventListener("pinpanel:change", (event) => {
+    const pin = event.detail;
+    if (!telling && pin && typeof pin.pin === "number" && typeof pin.seq === "number") {
+      apply(pin, pin.changed_at, true, false);
+    }
+  });
 
   table.addEventListener("submit", (event) => {
     const form = event.target;
