@@ -292,6 +292,7 @@ async def test_home_assistant_online_triggers_republish(make_server: Any,
 
 async def test_custom_prefix_and_base_topic(make_server: Any, mosquitto: LocalBroker) -> None:
     start(make_server, mosquitto, base_topic="house/shed", discovery_prefix="ha", qos=0)
+    await wait_online(mosquitto, "house/shed")
     async with probe(mosquitto, "house/shed/#", "ha/#") as watch:
         config = (await watch.wait_for("ha/device/pinpanel_t1/config", retain=True)).json()
         assert config["cmps"]["lamp"]["command_topic"] == "house/shed/lamp/set"
