@@ -72,9 +72,20 @@ class WrkResult:
         """Requests that did not come back as a 2xx/3xx (wrk counts >= 400 as status errors)."""
         return sum(self.errors.values())
 
+    @property
+    def rps_per_server_cpu(self) -> float | None:
+        """Requests per CPU-second of the server: what a request costs, whatever else ran.
+
+        Throughput falls when another process takes the server's core; the CPU cost of a
+        request barely moves, so this is the figure to trust on a shared machine.
+        """
+        if not self.server_cpu:
+            return None
+        return self.rps / self.server_cpu
+
     def to_json(self) -> dict[str, Any]:
         """Plain dict for ``--json``."""
-        return asdict(self)
+        return {**asdict(self), "rps_per_server_cpu": self.rps_per_server_cpu}
 
 
 def proc_cpu_seconds(pid: int) -> float | None:
