@@ -30,8 +30,15 @@ def spawn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Spawn]:
     started: list[ServerProcess] = []
 
     def make(config: str | None = None, *args: str, **kwargs: Any) -> ServerProcess:
-        server = ServerProcess(tmp_path_factory.mktemp("pp") / "data", config, tuple(args),
-                               **kwargs)
+        data_dir = tmp_path_factory.mktemp("pp") / "data"
+        if kwargs.get("auth", True) and kwargs.get("token_scope", "admin") and \
+                "token" not in kwargs:
+            # The admin token the fixture would make with `pinpanel token create`, made
+            # here instead: a Python start-up less per server (tests/security/test_tokens.py
+            # tests the command itself).
+            with contextlib.closing(Store.open(data_dir)) as store:
+                kwargs["token"] = auth.create_token(store, "tests", "admin")
+        server = ServerProcess(data_dir, config, tuple(args), **kwargs)
         started.append(server)
         return server.start()
 

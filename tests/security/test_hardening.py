@@ -93,15 +93,6 @@ def test_only_local_host_names_are_answered_by_default(server: ServerProcess, ho
         assert "trusted_hosts" in response.json()["detail"]
 
 
-def test_configured_trusted_hosts_replace_the_default(spawn: Spawn) -> None:
-    server = spawn('[server]\ntrusted_hosts = ["127.0.0.1", "pinpanel.example.org", "*.lan"]\n')
-    with server.client() as http:
-        for host, status in (("pinpanel.example.org", 200), ("pi.lan", 200),
-                             ("127.0.0.1", 200), ("192.168.1.20", 400),
-                             ("pinpanel.local", 400), ("example.org", 400)):
-            assert http.get("/healthz", headers={"Host": host}).status_code == status, host
-
-
 def test_oversized_headers_and_bodies_are_refused(server: ServerProcess) -> None:
     # uvicorn's h11 (no httptools wheel, e.g. armv7l) refuses with a 400 of its own
     expected = b"431" if importlib.util.find_spec("httptools") else b"400"
@@ -127,8 +118,23 @@ def test_oversized_headers_and_bodies_are_refused(server: ServerProcess) -> None
         assert http.get("/healthz").status_code == 200  # still serving
 
 
-def test_open_mode_restores_the_tutorial_with_a_warning(spawn: Spawn) -> None:
-    server = spawn(auth=False)
+@pytest.fixture(scope="module")
+def open_server(spawn: Spawn) -> ServerProcess:
+    """Auth off, and an explicit host list (two settings that do not interact)."""
+    return spawn('[server]\ntrusted_hosts = ["127.0.0.1", "pinpanel.example.org", "*.lan"]\n',
+                 auth=False)
+
+
+def test_configured_trusted_hosts_replace_the_default(open_server: ServerProcess) -> None:
+    with open_server.client() as http:
+        for host, status in (("pinpanel.example.org", 200), ("pi.lan", 200),
+                             ("127.0.0.1", 200), ("192.168.1.20", 400),
+                             ("pinpanel.local", 400), ("example.org", 400)):
+            assert http.get("/healthz", headers={"Host": host}).status_code == status, host
+
+
+def test_open_mode_restores_the_tutorial_with_a_warning(open_server: ServerProcess) -> None:
+    server = open_server
     assert server.token is None
     assert "authentication is OFF" in server.log()
     assert not (server.data_dir / "first-login.txt").exists()
