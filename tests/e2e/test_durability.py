@@ -54,7 +54,7 @@ class Stream:
 
     def __post_init__(self) -> None:
         self.acked: list[list[Ack]] = [[] for _ in range(self.clients)]
-        self.lost: list[int] = [0] * self.clients  # requests in flight when the server died
+        self.lost: list[int] = [0] * self.clients  # requests cut off by the server dying
         self.refused: list[str] = []
         self.stop = threading.Event()
         self._threads = [threading.Thread(target=self._run, args=(i,), daemon=True)
@@ -147,7 +147,7 @@ def test_kill_9_during_a_stream_of_toggles_loses_no_acknowledged_change(
         server = make_server(token=server.token)
     rows = check_nothing_acknowledged_was_lost(server, acked)
     assert len(acked) >= rounds * 4, f"too few toggles to prove anything (seed {seed})"
-    assert lost > 0, "no request was ever in flight at a kill"
+    assert lost > 0, "no request was ever cut off by a kill"
     assert rows >= len(acked) + len(PINS)
 
 
