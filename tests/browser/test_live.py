@@ -1,0 +1,146 @@
+"""The live page in real headless Chromium: pages in step, inputs, pulses, reconnects.
+
+Every wait is Playwright's bounded wait for a condition on the page; "without reload" is
+proven by a marker set on ``window`` before the change and still there after it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from playwright.sync_api import expect
+
+from tests.support import ServerFactory, ServerProcess, log_in
+
+WAIT_MS = 20_000
+CONFIG = """
+[[pins]]
+pin = 17
+id = "garage"
+name = "Garage door"
+pulse_ms = 1500
+[[pins]]
+pin = 18
+name = "Lamp"
+[[pins]]
+pin = 27
+id = "button"
+name = "Doorbell"
+mode = "input"
+pull = "up"
+"""
+
+
+def open_live(page: Any, server: ServerProcess) -> None:
+    page.goto(server.url + "/")
+    expect(page.locator("#live-status")).to_have_text("Connected", timeout=WAIT_MS)
+    expect(page.get_by_role("status").filter(has_text="Connected")).to_be_visible()
+    page.evaluate("window.__notReloaded = true")
+
+
+def not_reloaded(page: Any) -> bool:
+    return bool(page.evaluate("window.__notReloaded === true"))
+
+
+def test_two_pages_stay_in_step_without_reloading(make_server: ServerFactory, page: Any,
+                                                  browser: Any) -> None:
+    server = make_server(CONFIG)
+    log_in(page, server)
+    other = browser.new_page()
+    try:
+        open_live(page, server)
+        open_live(other, server)
+        page.get_by_role("button", name="Toggle Lamp").click()
+        for each in (page, other):
+            expect(each.locator("#pin-18 .state-text")).to_have_text("On", timeout=WAIT_MS)
+            expect(each.locator("#pin-18")).to_have_class("on flash", timeout=WAIT_MS)
+            assert each.locator("#pin-18 button.toggle").get_attribute("aria-pressed") == "true"
+            assert not_reloaded(each)
+        other.get_by_role("button", name="Toggle Lamp").click()  # and back, the other way
+        for each in (page, other):
+            expect(each.locator("#pin-18 .state-text")).to_have_text("Off", timeout=WAIT_MS)
+            assert not_reloaded(each)
+        with server.client() as http:
+            pins = {p["pin"]: p["state"] for p in http.get("/api/v1/pins").json()["pins"]}
+            assert pins[18] is False
+            history = http.get("/api/v1/history", params={"pin": "18"}).json()
+        assert "form" not in str(history)  # switched by fetch(), not by posting the form
+    finally:
+        other.close()
+
+
+def test_a_simulated_button_press_shows_on_the_page(make_server: ServerFactory,
+                                                    page: Any) -> None:
+    server = make_server(CONFIG)
+    log_in(page, server)
+    open_live(page, server)
+    state = page.locator("#pin-27 .state-text")
+    expect(state).to_have_text("On")  # pulled up: not pressed
+    with server.client() as http:
+        assert http.post("/api/v1/pins/button/simulate", json={"level": "low"}).is_success
+        expect(state).to_have_text("Off", timeout=WAIT_MS)
+        assert http.post("/api/v1/pins/button/simulate", json={"level": "high"}).is_success
+        expect(state).to_have_text("On", timeout=WAIT_MS)
+    assert not_reloaded(page)
+
+
+def test_buttons_are_disabled_while_a_pulse_runs(make_server: ServerFactory,
+                                                 page: Any) -> None:
+    server = make_server(CONFIG)
+    log_in(page, server)
+    open_live(page, server)
+    assert page.locator("#pin-18 button.pulse").count() == 0  # no pulse_ms configured
+    pulse = page.get_by_role("button", name="Pulse Garage door for 1500 ms")
+    toggle = page.get_by_role("button", name="Toggle Garage door")
+    pulse.click()
+    expect(page.locator("#pin-17 .state-text")).to_have_text("On", timeout=WAIT_MS)
+    expect(toggle).to_be_disabled()
+    expect(pulse).to_be_disabled()
+    expect(page.locator("#pin-17 .state-text")).to_have_text("Off", timeout=WAIT_MS)
+    expect(toggle).to_be_enabled()
+    expect(pulse).to_be_enabled()
+    with server.client() as http:  # a pulse started elsewhere disables them here too
+        assert http.post("/api/v1/pins/garage/pulse", json={"ms": 1500}).is_success
+    expect(toggle).to_be_disabled(timeout=WAIT_MS)
+    expect(toggle).to_be_enabled(timeout=WAIT_MS)
+    assert not_reloaded(page)
+
+
+def test_the_indicator_shows_a_lost_connection_and_the_page_catches_up(
+        make_server: ServerFactory, page: Any) -> None:
+    server = make_server(CONFIG)
+    log_in(page, server)
+    open_live(page, server)
+    assert server.stop() == 0
+    expect(page.locator("#live-status")).to_have_text("Reconnecting…", timeout=WAIT_MS)
+    assert page.locator("#live-status").get_attribute("data-state") == "reconnecting"
+    server.start()
+    with server.client() as http:
+        assert http.post("/api/v1/pins/18/on").is_success  # changed while it reconnects
+    expect(page.locator("#live-status")).to_have_text("Connected", timeout=WAIT_MS)
+    expect(page.locator("#pin-18 .state-text")).to_have_text("On", timeout=WAIT_MS)
+    assert not_reloaded(page)
+
+
+def test_without_the_script_the_form_post_still_works(make_server: ServerFactory,
+                                                      page: Any) -> None:
+    server = make_server(CONFIG)
+    # Both of the page's scripts: app.js would install the service worker, which would then
+    # hand live.js over from its cache, past this route.
+    page.route("**/static/*.js", lambda route: route.abort())
+    log_in(page, server)
+    assert page.locator("#live-status").is_hidden()  # no live updates, so no indicator
+    assert page.locator("#pin-17 button.pulse").is_hidden()  # pulse needs the script
+    with page.expect_navigation():  # a real form post and redirect, not fetch()
+        page.get_by_role("button", name="Toggle Lamp").click()
+    expect(page.locator("#pin-18 .state-text")).to_have_text("On", timeout=WAIT_MS)
+
+
+def test_the_live_page_with_a_pulse_button_fits_a_phone(make_server: ServerFactory,
+                                                        page: Any) -> None:
+    server = make_server(CONFIG)
+    page.set_viewport_size({"width": 320, "height": 640})
+    log_in(page, server)
+    open_live(page, server)
+    assert page.get_by_role("button", name="Pulse Garage door for 1500 ms").is_visible()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 320
