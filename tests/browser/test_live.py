@@ -10,7 +10,7 @@ from typing import Any
 
 from playwright.sync_api import expect
 
-from tests.support import ServerFactory, ServerProcess, log_in
+from tests.support import REPO, ServerFactory, ServerProcess, log_in
 
 WAIT_MS = 20_000
 CONFIG = """
@@ -144,3 +144,25 @@ def test_the_live_page_with_a_pulse_button_fits_a_phone(make_server: ServerFacto
     open_live(page, server)
     assert page.get_by_role("button", name="Pulse Garage door for 1500 ms").is_visible()
     assert page.evaluate("document.documentElement.scrollWidth") <= 320
+
+
+def readme_javascript() -> str:
+    """The JavaScript example of the README's "Live events" section."""
+    section = (REPO / "README.md").read_text().split("## Live events", 1)[1]
+    return section.split("```js\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_readmes_javascript_example_works(make_server: ServerFactory, page: Any) -> None:
+    server = make_server(CONFIG)
+    log_in(page, server)
+    lines: list[str] = []
+    page.on("console", lambda message: lines.append(message.text))
+    page.evaluate("() => {\n" + readme_javascript() + "\n}")
+    with server.client() as http:
+        assert http.post("/api/v1/pins/18/on").is_success
+    expected = f"Lamp on (api, tests-{server.port})"
+    for _ in range(400):  # up to 20 s
+        if expected in lines:
+            break
+        page.wait_for_timeout(50)
+    assert expected in lines, lines
