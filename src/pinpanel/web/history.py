@@ -258,17 +258,18 @@ class TimelineCache:
         now = time.time()
         key = (board.hub.last_seq, int(now // 60))
         if key != self._key:
-            self._value = await run_in_threadpool(compute_timelines, board, now)
+            meta = board.last_changes()  # on the loop, where the board changes it
+            self._value = await run_in_threadpool(compute_timelines, board, meta, now)
             self._key = key
         return self._value
 
 
-def compute_timelines(board: Board, now: float) -> dict[int, Timeline]:
+def compute_timelines(board: Board, meta: dict[int, PinRow], now: float,
+                      ) -> dict[int, Timeline]:
     """Every pin's timeline from one query (at most :data:`PER_PIN` rows per pin)."""
     pins = [p.pin for p in board.config.pins]
     since = format_time(datetime.fromtimestamp(now - WINDOW_S, UTC))
     recent = board.store.recent(pins, since, PER_PIN)
-    meta = board.last_changes()
     return {bcm: build_timeline(recent[bcm], meta.get(bcm), now,
                                 truncated=len(recent[bcm]) >= PER_PIN) for bcm in pins}
 
