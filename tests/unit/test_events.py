@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from starlette.applications import Starlette
 
 from pinpanel.board import Actor, Board
@@ -365,3 +366,19 @@ async def test_a_pending_pulse_shows_in_the_snapshot_with_the_servers_time(
         assert "pulse_until" not in off["pin"]
         client.disconnect()
         await client.finished()
+
+
+def test_each_change_is_encoded_once_and_never_confused_with_another(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = stream.FrameCache(size=2)
+    first, again, other = change(1), change(1, False), change(2)
+    encoded = cache([first])
+    assert encoded == stream.change_frames([first])
+    calls: list[str] = []
+    real = stream.frame
+    monkeypatch.setattr(stream, "frame", lambda *a: calls.append(a[0]) or real(*a))
+    assert cache([first, first]) == encoded * 2 and calls == []  # not encoded again
+    assert cache([again]) == stream.change_frames([again])  # same seq, another change
+    cache([other])
+    cache([change(3)])
+    assert cache([first]) == stream.change_frames([first])  # evicted, encoded afresh

@@ -66,7 +66,35 @@ def frame(event: str, data: Any, event_id: int | None = None) -> bytes:
     return f"{head}data: {_dumps(data)}\n\n".encode()
 
 
+class FrameCache:
+    """Each change encoded once, however many streams send it.
+
+    The hub hands the same :class:`Change` object to every subscriber, so with 100 open
+    streams this saves 99 JSON encodings per change (milliseconds on a Pi Zero). Keyed by
+    ``seq`` and checked by identity, so a different change with a reused number (another
+    board in the same process, in tests) is never served the wrong bytes.
+    """
+
+    def __init__(self, size: int = 1024) -> None:
+        self._size = size
+        self._frames: dict[int, tuple[Change, bytes]] = {}
+
+    def __call__(self, changes: Iterable[Change]) -> bytes:
+        return b"".join(self._one(c) for c in changes)
+
+    def _one(self, change: Change) -> bytes:
+        hit = self._frames.get(change.seq)
+        if hit is not None and hit[0] is change:
+            return hit[1]
+        data = frame("change", change.as_json(), change.seq)
+        self._frames[change.seq] = (change, data)
+        if len(self._frames) > self._size:
+            del self._frames[next(iter(self._frames))]  # the oldest entry
+        return data
+
+
 def change_frames(changes: Iterable[Change]) -> bytes:
+    """Change events without the shared cache (for one-off use)."""
     return b"".join(frame("change", c.as_json(), c.seq) for c in changes)
 
 
@@ -103,6 +131,9 @@ class EventStream(Response):
         self._keepalive: float = getattr(state, "sse_keepalive", KEEPALIVE_S)
         self._stall_check: float = min(STALL_CHECK_S, self._keepalive)
         self._shutdown: asyncio.Event | None = getattr(state, "shutdown", None)
+        if getattr(state, "sse_frames", None) is None:
+            state.sse_frames = FrameCache()
+        self._frames: FrameCache = state.sse_frames
         self.init_headers({"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
     def opening(self, hub: EventHub) -> bytes:
@@ -113,7 +144,7 @@ class EventStream(Response):
         if seq is not None and seq <= hub.last_seq:
             missed = hub.since(seq)
             if missed is not None:
-                return retry + b"\n" + change_frames(missed)
+                return retry + b"\n" + self._frames(missed)
         board = board_of(self._request)
         # "at" is the server's now on the board's clock, so a client can tell how long a
         # pending pulse_until has left without trusting its own clock.
@@ -187,7 +218,7 @@ class EventStream(Response):
                 return "dropped"
             if not batch:
                 return "closed"
-            await send({"type": "http.response.body", "body": change_frames(batch),
+            await send({"type": "http.response.body", "body": self._frames(batch),
                         "more_body": True})
 
     async def _watch(self, receive: Receive, sub: Subscription) -> str:

@@ -98,6 +98,10 @@ function start(table) {
 
   function onSnapshot(event) {
     const data = JSON.parse(event.data);
+    if (data.seq < lastSeq) {
+      // The server's numbers went back (its database was replaced): trust the snapshot.
+      for (const row of table.querySelectorAll("tr[data-pin]")) row.dataset.seq = "0";
+    }
     lastSeq = data.seq;
     for (const pin of data.pins) apply(pin, data.at, false);
   }
