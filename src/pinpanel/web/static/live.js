@@ -63,8 +63,6 @@ function start(table) {
     if (toggle) toggle.setAttribute("aria-pressed", pin.state ? "true" : "false");
     setPulse(row, pin.pulse_until || "", now);
     if (flash && changed) highlight(row);
-    // Other parts of the page (the header diagram in app.js) follow the same pin states.
-    document.dispatchEvent(new CustomEvent("pinpanel:change", { detail: pin }));
   }
 
   // While a pulse runs the row's buttons are disabled; they come back when the turn-off
