@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal, TextIO, cast
+from typing import Any, Literal, TextIO
 
 from pinpanel.config import Config
 from pinpanel.errors import AuthError, TokenExistsError, TokenNotFoundError
@@ -122,7 +122,7 @@ def check_name(name: str) -> str:
 def check_scope(scope: str) -> Scope:
     if scope not in SCOPES:
         raise AuthError(f"scope must be one of {', '.join(SCOPES)}, got {scope!r}")
-    return cast(Scope, scope)
+    return scope
 
 
 def _now() -> str:

@@ -34,7 +34,7 @@ def _httptools_protocol() -> type | None:
     except ImportError:  # no httptools here: uvicorn uses h11, capped by the option above
         return None
 
-    class LimitedHttpTools(HttpToolsProtocol):  # type: ignore[misc]
+    class LimitedHttpTools(HttpToolsProtocol):
         """httptools, refusing a request whose headers pass :data:`MAX_HEADER_BYTES`.
 
         Counted before parsing, up to the blank line that ends the headers, so a header
