@@ -51,6 +51,37 @@ def changed_bits(a: GpioRegs, b: GpioRegs) -> list[int]:
     return [i for i in range(54) if diff >> i & 1]
 
 
+def api_states(vm: VM) -> dict[int, bool]:
+    """BCM -> logical state from GET /api/v1/pins (a list, or an object with "pins")."""
+    body = vm.http_json("GET", "/api/v1/pins")
+    pins = body["pins"] if isinstance(body, dict) else body
+    return {int(p["pin"]): p["state"] for p in pins}
+
+
+def glitches(start: GpioRegs, writes: list, rec: Recording, targets: dict[int, int],
+             final: GpioRegs) -> list[str]:
+    """Problems of a start-up: a line that was an output at the wrong level at any moment
+    (exact, from the register-write trace; and as polled), or did not end as an output at
+    its target level."""
+    states = replay(start, writes, list(targets))
+    problems = []
+    for pin, target in targets.items():
+        outs = [lev for fn, lev in states[pin] if fn == "out"]
+        if not outs and not final.is_output(pin):
+            problems.append(f"GPIO{pin}: never became an output: {states[pin]}")
+        elif any(lev != target for lev in outs):
+            problems.append(f"GPIO{pin}: output passed through the wrong level "
+                            f"(trace: {states[pin]})")
+        bad = wrong_output_samples(rec, pin, target)
+        if bad:
+            problems.append(f"GPIO{pin}: polled as output at the wrong level: {bad}")
+        if not (final.is_output(pin) and final.level(pin) == target):
+            problems.append(f"GPIO{pin}: ended {final.pins([pin])[pin]}, want out/{target}")
+    if problems:
+        problems.append(rec.describe())
+    return problems
+
+
 def wrong_output_samples(rec: Recording, pin: int, expected: int) -> list[str]:
     return [f"+{t - rec.t_start:.3f}s {fn}/{lev}" for t, fn, lev in rec.history(pin)
             if fn == "out" and lev != expected]
@@ -240,24 +271,9 @@ def test_initial_on_and_restore_come_up_at_the_right_level_without_glitch(vm: VM
     with vm.record(pins) as rec, vm.trace_gpio_writes() as writes:
         vm.start_pinpanel(toml_config([c[1] for c in cases]), data_dir=data)
         time.sleep(0.5)
-    states = replay(start, writes, pins)
-    problems = []
-    for pin, _cfg, target in cases:
-        seq = states[pin]
-        outs = [lev for fn, lev in seq if fn == "out"]
-        if not outs:
-            problems.append(f"GPIO{pin}: never became an output in the trace: {seq}")
-        elif any(lev != target for lev in outs):
-            problems.append(f"GPIO{pin}: output passed through the wrong level: {seq}")
-        bad = wrong_output_samples(rec, pin, target)
-        if bad:
-            problems.append(f"GPIO{pin}: polled as output at the wrong level: {bad}")
-        regs = vm.regs()
-        if not (regs.is_output(pin) and regs.level(pin) == target):
-            problems.append(f"GPIO{pin}: ended {regs.pins([pin])[pin]}, want out/{target}")
-    assert not problems, "\n".join(problems) + "\n" + rec.describe() + f"\ntrace: {states}"
-    api = {p["pin"]: p["state"] for p in vm.http_json("GET", "/api/v1/pins")}  # type: ignore[union-attr]
-    assert api == {22: True, 27: False, 5: True, 6: False, 13: True}, api
+    problems = glitches(start, writes, rec, {p: t for p, _c, t in cases}, vm.regs())
+    assert not problems, "\n".join(problems)
+    assert api_states(vm) == {22: True, 27: False, 5: True, 6: False, 13: True}
 
 
 # ----------------------------------------------------------------- 4. restore across a reboot
@@ -278,15 +294,12 @@ def test_restore_across_reboot(vm: VM) -> None:
     fresh = vm.regs()
     assert all(not fresh.is_output(p) and fresh.level(p) == 0 for p in want), (
         "a new QEMU should start with every line an input at 0", fresh.pins(list(want)))
-    with vm.record(list(want)) as rec:
+    with vm.record(list(want)) as rec, vm.trace_gpio_writes() as writes:
         vm.start_pinpanel(cfg, data_dir=data)
-    regs = vm.regs()
-    assert {p: regs.level(p) for p in want} == want, rec.describe()
-    assert all(regs.is_output(p) for p in want)
-    for pin, level in want.items():
-        assert not wrong_output_samples(rec, pin, level), rec.describe()
-    api = {p["pin"]: p["state"] for p in vm.http_json("GET", "/api/v1/pins")}  # type: ignore[union-attr]
-    assert api == {23: True, 24: False, 25: True, 26: False}, api
+        time.sleep(0.5)
+    problems = glitches(fresh, writes, rec, want, vm.regs())
+    assert not problems, "\n".join(problems)
+    assert api_states(vm) == {23: True, 24: False, 25: True, 26: False}
     print(f"reboot to agent ready: {took:.1f} s")
 
 
