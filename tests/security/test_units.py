@@ -31,7 +31,7 @@ def test_only_the_hash_is_stored_and_lookups_are_by_hash(store: Store) -> None:
     with store.reading() as conn:
         rows = conn.execute("SELECT name, hash, scope FROM tokens").fetchall()
     assert rows == [("phone", auth.digest(token), "control")]
-    keyring = auth.Keyring(store)
+    keyring = auth.Keyring(store, recheck_s=0)
     assert keyring.verify_token(token) == auth.Principal("phone", "control", "token")
     assert keyring.verify_token(token[:-1] + ("A" if token[-1] != "A" else "B")) is None
     assert keyring.verify_token("") is None and keyring.verify_token("x" * 500) is None
@@ -40,7 +40,7 @@ def test_only_the_hash_is_stored_and_lookups_are_by_hash(store: Store) -> None:
 
 
 def test_a_change_from_another_process_is_seen_on_the_next_lookup(store: Store) -> None:
-    keyring = auth.Keyring(store)
+    keyring = auth.Keyring(store, recheck_s=0)
     token = auth.create_token(store, "phone", "read")
     assert keyring.verify_token(token) is not None
     other = Store.open(store.path.parent)  # its own connections, as the CLI would have
@@ -54,7 +54,7 @@ def test_a_change_from_another_process_is_seen_on_the_next_lookup(store: Store) 
 
 
 def test_unrelated_writes_do_not_reload_the_cache(store: Store) -> None:
-    keyring = auth.Keyring(store)
+    keyring = auth.Keyring(store, recheck_s=0)
     token = auth.create_token(store, "phone", "read")
     assert keyring.verify_token(token)
     statements: list[str] = []
@@ -75,6 +75,25 @@ def test_unrelated_writes_do_not_reload_the_cache(store: Store) -> None:
         assert any("FROM tokens" in s for s in statements), "a token change reloads"
     finally:
         other.close()
+        with store.reading() as conn:
+            conn.set_trace_callback(None)
+
+
+def test_one_look_at_data_version_serves_the_requests_of_a_millisecond(store: Store) -> None:
+    keyring = auth.Keyring(store, recheck_s=3600)  # a window no test run outlasts
+    token = auth.create_token(store, "phone", "read")
+    assert keyring.verify_token(token)
+    statements: list[str] = []
+    with store.reading() as conn:
+        conn.set_trace_callback(statements.append)
+    try:
+        for _ in range(100):
+            assert keyring.verify_token(token)
+        assert statements == []
+        keyring.invalidate()  # this process changed something: no waiting for the window
+        assert keyring.verify_token(token)
+        assert any("FROM tokens" in s for s in statements)
+    finally:
         with store.reading() as conn:
             conn.set_trace_callback(None)
 

@@ -263,14 +263,14 @@ class SecurityMiddleware:
         await self.app(scope, receive, send)
 
     def _decorated(self, send: Send, allowed_origin: bytes | None) -> Send:
-        extra = list(SECURITY_HEADERS)
+        extra = SECURITY_HEADERS
         if allowed_origin is not None:
-            extra += [(b"access-control-allow-origin", allowed_origin), (b"vary", b"Origin")]
+            extra += ((b"access-control-allow-origin", allowed_origin), (b"vary", b"Origin"))
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", ()))
-                present = {key.lower() for key, _ in headers}
+                present = {key for key, _ in headers}  # ASGI header names are lowercase
                 headers += [item for item in extra if item[0] not in present]
                 message["headers"] = headers
             await send(message)
