@@ -157,8 +157,13 @@ def test_the_readmes_javascript_example_works(make_server: ServerFactory, page: 
     log_in(page, server)
     lines: list[str] = []
     page.on("console", lambda message: lines.append(message.text))
+    open_live(page, server)  # the page's own stream first
     page.evaluate("() => {\n" + readme_javascript() + "\n}")
     with server.client() as http:
+        for _ in range(400):  # up to 20 s for the example's stream to be open too
+            if http.get("/api/v1/system").json()["subscribers"] == 2:
+                break
+            page.wait_for_timeout(50)
         assert http.post("/api/v1/pins/18/on").is_success
     expected = f"Lamp on (api, tests-{server.port})"
     for _ in range(400):  # up to 20 s
