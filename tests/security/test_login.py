@@ -34,6 +34,11 @@ def test_a_page_without_a_session_redirects_to_login(server: ServerProcess) -> N
         assert login.headers["cache-control"] == "no-store"
         # a script (no text/html) gets a 401 problem instead of a page
         assert browser.get("/").status_code == 401
+        # what the login page reflects is escaped
+        sneaky = browser.get("/login", params={"token": '"><script>alert(1)</script>',
+                                               "next": '/"><b>x'})
+        assert "<script>alert" not in sneaky.text and "&lt;script&gt;" in sneaky.text
+        assert '"><b>' not in sneaky.text
 
 
 def test_login_sets_a_strict_httponly_cookie_and_csrf_guards_every_form(

@@ -93,3 +93,21 @@ async def test_a_route_without_a_policy_is_closed_to_everyone(
     with caplog.at_level(logging.WARNING, logger="pinpanel.web.security"):
         security.warn_unguarded(app.routes)
     assert "'new_thing' has no security policy" in caplog.text
+
+
+async def test_websockets_get_the_same_rules(app: Starlette) -> None:
+    """No route speaks WebSocket today; should one appear, it is closed without a login."""
+    sent: list[dict[str, object]] = []
+
+    async def receive() -> dict[str, object]:
+        return {"type": "websocket.connect"}
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    scope = {"type": "websocket", "path": "/api/v1/events", "raw_path": b"/api/v1/events",
+             "query_string": b"", "root_path": "", "headers": [(b"host", b"127.0.0.1")],
+             "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80), "scheme": "ws",
+             "subprotocols": [], "asgi": {"version": "3.0"}, "app": app}
+    await app(scope, receive, send)
+    assert sent and sent[0] == {"type": "websocket.close", "code": 1008}

@@ -32,11 +32,11 @@ def bearer(token: str) -> dict[str, str]:
 def test_cli_create_list_revoke_and_a_running_server_follows_at_once(
         server: ServerProcess) -> None:
     data = ("--data-dir", str(server.data_dir))
-    made = run_cli("token", "create", "kitchen-tablet", "--scope", "read", *data)
+    made = run_cli("token", "create", "kitchen-tablet", "--scope", "read", "--link", *data)
     assert made.returncode == 0, made.stderr
     token = made.stdout.strip()
     assert TOKEN.fullmatch(token), "stdout is the token alone, for TOKEN=$(...)"
-    assert token not in made.stderr
+    assert f"/login?token={token}" in made.stderr and "\u2588" in made.stderr  # link + QR
     with httpx.Client(base_url=server.url) as http:
         # made by another process while the server runs: usable on the very next request
         assert http.get("/api/v1/pins", headers=bearer(token)).status_code == 200

@@ -98,6 +98,23 @@ def test_one_look_at_data_version_serves_the_requests_of_a_millisecond(store: St
             conn.set_trace_callback(None)
 
 
+async def test_sessions_expire_and_end(store: Store) -> None:
+    now = [1_800_000_000.0]
+    keyring = auth.Keyring(store, clock=lambda: now[0], recheck_s=0)
+    auth.create_token(store, "phone", "control")
+    owner = auth.Principal("phone", "control", "token")
+    first = await keyring.open_session(owner, hours=1)
+    second = await keyring.open_session(owner, hours=1)
+    assert keyring.verify_session(first) == auth.Principal("phone", "control", "session")
+    await keyring.close_session(second)
+    assert keyring.verify_session(second) is None
+    now[0] += 3601
+    assert keyring.verify_session(first) is None
+    with store.reading() as conn:
+        stored = [row[0] for row in conn.execute("SELECT hash FROM sessions")]
+    assert stored == [auth.digest(first)]  # only the hash, and only until the next login
+
+
 def test_names_and_scopes_are_checked() -> None:
     for bad in ("", " x", "a b", "../etc", "x" * 65, "é"):
         with pytest.raises(AuthError):

@@ -300,7 +300,7 @@ class SecurityMiddleware:
 
     def _route_name(self, scope: Scope) -> str:
         """The name of the route the router will choose (FULL match first, as it does)."""
-        key = (scope["method"], scope["path"])
+        key = (scope.get("method", "websocket"), scope["path"])
         name = self._routes.get(key)
         if name is not None:
             return name
