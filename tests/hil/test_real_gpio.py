@@ -272,8 +272,8 @@ def test_initial_on_and_restore_come_up_at_the_right_level_without_glitch(vm: VM
         vm.start_pinpanel(toml_config([c[1] for c in cases]), data_dir=data)
         time.sleep(0.5)
     problems = glitches(start, writes, rec, {p: t for p, _c, t in cases}, vm.regs())
-    assert not problems, "\n".join(problems)
     assert api_states(vm) == {22: True, 27: False, 5: True, 6: False, 13: True}
+    assert not problems, "\n".join(problems)
 
 
 # ----------------------------------------------------------------- 4. restore across a reboot
@@ -298,8 +298,8 @@ def test_restore_across_reboot(vm: VM) -> None:
         vm.start_pinpanel(cfg, data_dir=data)
         time.sleep(0.5)
     problems = glitches(fresh, writes, rec, want, vm.regs())
+    assert api_states(vm) == {23: True, 24: False, 25: True, 26: False}, "state not restored"
     assert not problems, "\n".join(problems)
-    assert api_states(vm) == {23: True, 24: False, 25: True, 26: False}
     print(f"reboot to agent ready: {took:.1f} s")
 
 
