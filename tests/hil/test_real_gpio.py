@@ -215,8 +215,9 @@ class TestDefaultConfig:
         hist = rec.history(18)
         t_high = next(t for t, _fn, lev in hist if lev == 1)
         t_low = next(t for t, _fn, lev in hist if lev == 0 and t > t_high)
-        # 300 ms asked; polling resolution is a few ms; the emulated CPU is slow.
-        assert 0.25 <= t_low - t_high <= 2.0, rec.describe()
+        # 300 ms asked; polling resolution is a few ms; the emulated CPU is slow (slower
+        # still on a busy host), so only the lower bound is tight.
+        assert 0.25 <= t_low - t_high <= 3.0, rec.describe()
         assert vm.http_json("GET", "/api/v1/pins/18")["state"] is False
 
 

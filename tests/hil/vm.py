@@ -536,7 +536,7 @@ class VM:
         release (QEMU keeps the latched level; the line reverts to input)."""
         res = self.agent("POST", "/gpio/drive",
                          {"pins": {str(p): v for p, v in pins.items()}, "hold_s": hold_s},
-                         timeout=120 + hold_s)
+                         timeout=240 + hold_s)
         if res.get("rc") != 0:
             raise VMError(f"gpio drive failed: {res}")
         return res

@@ -140,7 +140,7 @@ def drive(req: dict) -> dict:
     env = dict(os.environ, LG_WD="/run", PYTHONUNBUFFERED="1")
     t = time.monotonic()
     p = subprocess.run([sys.executable, "-c", DRIVE, json.dumps(req)], cwd="/run", env=env,
-                       capture_output=True, text=True, timeout=60 + req.get("hold_s", 0))
+                       capture_output=True, text=True, timeout=180 + req.get("hold_s", 0))
     out = p.stdout.strip().splitlines()
     res = json.loads(out[-1]) if p.returncode == 0 and out else {}
     res.update(rc=p.returncode, stderr=p.stderr[-3000:], elapsed=round(time.monotonic() - t, 3))
