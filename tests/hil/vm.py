@@ -6,6 +6,7 @@ Everything has a timeout; QEMU is only ever stopped by its own PID (``VM.kill``)
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import http.client
 import json
@@ -18,6 +19,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +33,16 @@ PANIC_MARKS = ("Kernel panic", "end Kernel panic")
 
 class VMError(RuntimeError):
     pass
+
+
+_LIVE: weakref.WeakSet[VM] = weakref.WeakSet()
+
+
+@atexit.register
+def _kill_leftovers() -> None:
+    """Last resort (e.g. an interrupted pytest): no QEMU outlives the harness."""
+    for machine in list(_LIVE):
+        machine.kill()
 
 
 def free_port() -> int:
@@ -188,6 +200,7 @@ class VM:
         self.trace_log = workdir / "qemu-trace.log"
         # QMP's socket path must be short (sun_path is 108 bytes): a private dir in /tmp.
         self._sockdir = Path(tempfile.mkdtemp(prefix="pinpanel-hil-"))
+        _LIVE.add(self)
 
     # ---------------------------------------------------------------- lifecycle
     def _cmd(self) -> list[str]:
@@ -473,7 +486,15 @@ class VM:
             conn.close()
 
     def agent(self, method: str, path: str, body: object = None, timeout: float = 60.0) -> dict:
-        status, _h, data = self._http(self.agent_port, method, path, body, timeout=timeout)
+        try:
+            status, _h, data = self._http(self.agent_port, method, path, body, timeout=timeout)
+        except (OSError, http.client.HTTPException) as e:
+            if self.panic:
+                raise VMError(f"guest kernel panic: {self.panic}\n{self.console_tail()}") from e
+            if not self.running:
+                raise VMError(f"QEMU is gone (rc {self.proc.returncode if self.proc else None})"
+                              f"\n{self.console_tail()}") from e
+            raise
         res = json.loads(data)
         if status != 200:
             raise VMError(f"agent {method} {path}: {status} {res}")
