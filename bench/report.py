@@ -174,7 +174,7 @@ def render(results: dict[str, Any]) -> str:
     for figure, metric in ((f"RSS after {n:,} toggles, MiB", "after_rss_mib"),
                            (f"RSS growth over {n:,} toggles, MiB", "growth_mib")):
         sums = {s: toggles_rss(results, s, metric) for s in SERVERS}
-        row(figure, "16", [cell(sums["pinpanel"], "MiB", "n/a"), cell(sums["baseline"], "MiB"),
+        row(figure, "32 / 2", [cell(sums["pinpanel"], "MiB", "n/a"), cell(sums["baseline"], "MiB"),
                            "n/a"], ratio(sums["pinpanel"], sums["baseline"])
             if metric == "after_rss_mib" else "n/a", "n/a")
     durable = _durable_row(results)
@@ -385,7 +385,7 @@ def _notes(results: dict[str, Any]) -> list[str]:
         if tr:
             lines.append(f"- {name}: memory figure from {tr['completed']:,} toggles via "
                          f"`{ENDPOINT_PATHS[tr['endpoint']]}` at {tr['rate_per_s']:,.0f}/s "
-                         f"({tr['failed']} failed).")
+                         f"over {tr.get('connections', 16)} connections ({tr['failed']} failed).")
         if sres.get("error"):
             lines.append(f"- {name} did not start: {sres['error'].splitlines()[0]}")
         bad = {k: c for k, c in sres["checks"].items() if not c["ok"]}
