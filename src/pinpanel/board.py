@@ -142,6 +142,19 @@ class Board:
     def views(self) -> list[PinView]:
         return [self._view(p, self.hardware.read(p.pin)) for p in self.config.pins]
 
+    def committed_views(self) -> list[PinView]:
+        """Every pin as of the last published change (``hub.last_seq``).
+
+        A snapshot that a stream of changes will follow must not run ahead of them: the
+        hardware can already show a change whose commit (and event) is still on its way.
+        """
+        views = []
+        for pin in self.config.pins:
+            meta = self._meta.get(pin.pin)
+            state = meta.state if meta is not None else self.hardware.read(pin.pin)
+            views.append(self._view(pin, state, meta))
+        return views
+
     def interlocked_with(self, bcm: int) -> tuple[int, ...]:
         return self._group[bcm]
 

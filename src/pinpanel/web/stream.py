@@ -37,6 +37,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from pinpanel.events import Change, EventHub, SubscriberDropped, Subscription
+from pinpanel.store import format_time
 from pinpanel.web import openapi
 from pinpanel.web.context import board_of
 from pinpanel.web.problems import Problem
@@ -150,8 +151,8 @@ class EventStream(Response):
         # pending pulse_until has left without trusting its own clock.
         now = datetime.fromtimestamp(board.clock.time(), UTC)
         snapshot = {"seq": hub.last_seq,
-                    "at": now.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
-                    "pins": [view.as_json() for view in board.views()]}
+                    "at": format_time(now),
+                    "pins": [view.as_json() for view in board.committed_views()]}
         return retry + frame("snapshot", snapshot, hub.last_seq)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
