@@ -114,36 +114,38 @@ class Pinpanel:
 
 PANEL = Pinpanel()
 
-DRIVE = r"""
-import json, sys, time
-from gpiozero import Device, DigitalOutputDevice
-from gpiozero.pins.lgpio import LGPIOFactory
-req = json.loads(sys.argv[1])
-Device.pin_factory = LGPIOFactory(chip=0)
-devs = [DigitalOutputDevice(int(p), initial_value=bool(v)) for p, v in req["pins"].items()]
-print("HELD", flush=True)
-time.sleep(req.get("hold_s", 0))
-vals = {str(d.pin.info.number): d.value for d in devs}
-board = Device.pin_factory.board_info
-for d in devs:
-    d.close()
-Device.pin_factory.close()
-print(json.dumps({"values": vals, "model": board.model, "revision": board.revision,
-                  "factory": type(Device.pin_factory).__name__}))
-"""
+DRIVE_LOCK = threading.Lock()
 
 
 def drive(req: dict) -> dict:
-    """Claim lines as outputs at the given levels with gpiozero + lgpio, hold, release.
-    On this (mainline) kernel a released bcm2835 line returns to input; QEMU keeps the
-    latched level, which is how tests pre-set a line's level before pinpanel claims it."""
-    env = dict(os.environ, LG_WD="/run", PYTHONUNBUFFERED="1")
+    """Claim lines as outputs at the given levels with gpiozero + lgpio (stock
+    DigitalOutputDevice, LGPIOFactory), hold, release. On this (mainline) kernel a released
+    bcm2835 line returns to input; QEMU keeps the latched level, which is how tests pre-set a
+    line's level before pinpanel claims it. In-process (gpiozero is imported once: about 3 s
+    under emulation), one factory per request so nothing stays claimed."""
     t = time.monotonic()
-    p = subprocess.run([sys.executable, "-c", DRIVE, json.dumps(req)], cwd="/run", env=env,
-                       capture_output=True, text=True, timeout=180 + req.get("hold_s", 0))
-    out = p.stdout.strip().splitlines()
-    res = json.loads(out[-1]) if p.returncode == 0 and out else {}
-    res.update(rc=p.returncode, stderr=p.stderr[-3000:], elapsed=round(time.monotonic() - t, 3))
+    try:
+        with DRIVE_LOCK:
+            os.environ["LG_WD"] = "/run"  # lgpio's notification files
+            from gpiozero import DigitalOutputDevice
+            from gpiozero.pins.lgpio import LGPIOFactory
+
+            factory = LGPIOFactory(chip=0)
+            try:
+                devs = [DigitalOutputDevice(int(p), initial_value=bool(v), pin_factory=factory)
+                        for p, v in req["pins"].items()]
+                time.sleep(float(req.get("hold_s", 0)))
+                vals = {str(d.pin.info.number): d.value for d in devs}
+                board = factory.board_info
+                for d in devs:
+                    d.close()
+            finally:
+                factory.close()
+        res = {"values": vals, "model": board.model, "revision": board.revision,
+               "factory": type(factory).__name__, "rc": 0}
+    except Exception as e:  # noqa: BLE001 - reported to the host
+        res = {"rc": 1, "stderr": f"{type(e).__name__}: {e}"}
+    res["elapsed"] = round(time.monotonic() - t, 3)
     return res
 
 
