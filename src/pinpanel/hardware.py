@@ -76,7 +76,10 @@ def _lgpio_factory() -> Any:
             lgpio.gpio_claim_output(self.factory._handle, self._number, int(bool(state)))
 
     class GlitchFreeLGPIOFactory(LGPIOFactory):  # type: ignore[misc]
-        pin_class = GlitchFreeLGPIOPin
+        def __init__(self) -> None:
+            super().__init__()
+            # LGPIOFactory sets pin_class on the instance, which would hide a class attribute.
+            self.pin_class = GlitchFreeLGPIOPin
 
     return GlitchFreeLGPIOFactory()
 
