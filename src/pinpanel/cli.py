@@ -94,7 +94,7 @@ def _serve(args: argparse.Namespace) -> int:
         status, body = asyncio.run(runtime.get_once(config, args.get))
         sys.stdout.write(body.decode(errors="replace") + "\n")
         return EXIT_OK if status == 200 else EXIT_ERROR
-    return asyncio.run(runtime.serve(config))
+    return runtime.run(runtime.serve(config))
 
 
 def _serve_arguments(parser: argparse.ArgumentParser) -> None:

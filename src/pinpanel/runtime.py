@@ -139,6 +139,22 @@ async def serve(config: Config) -> int:
     return 0
 
 
+def run(main: Coroutine[Any, Any, int]) -> int:
+    """Run ``main`` to completion on uvloop where it is installed, else on asyncio's loop.
+
+    uvicorn picks uvloop only in ``uvicorn.run``; pinpanel drives ``Server.serve`` itself
+    (for its own signal handling), so the loop is chosen here. uvloop is a dependency only
+    on x86_64 and aarch64 (armv7l has no wheel): elsewhere asyncio's loop is the design, not
+    a degraded mode. On this stack uvloop takes about a quarter off each request's CPU.
+    """
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(main)
+
+
 async def get_once(config: Config, path: str, headers: dict[str, str] | None = None,
                    ) -> tuple[int, bytes]:
     """Send one GET through the app with no socket (``pinpanel serve --get``)."""

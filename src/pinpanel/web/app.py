@@ -87,6 +87,7 @@ def create_app(config: Config, board: Board, *, own_board: bool = False) -> Star
     security.warn_unguarded(app.routes)
     app.state.openapi = openapi.spec()
     app.state.timelines = history.TimelineCache()  # the page's 24-hour timelines
+    app.state.page_cache = pages.PageCache()  # the page, rendered once per change or minute
     # Set when the server stops, so long-lived responses (the event stream) end promptly.
     app.state.shutdown = asyncio.Event()
     metrics.install(app, request_counts)

@@ -3,14 +3,24 @@
 Each Toggle button is a plain form posting to the tutorial's ``/toggle?pin=N`` and
 answered with a redirect back here, so the page works with scripts off; the script in
 ``static/`` only adds live updates on top.
+
+The page is the most requested URL and rendering it costs milliseconds (Jinja, 26 KB of
+markup, the timelines), while what it shows changes only with a committed change, a pin's
+state, the minute (timelines, "since 14:02") and who is looking. So :class:`PageCache`
+renders once per such key and a request costs a dict lookup and a bytes join: the two
+per-request values, the session's CSRF token and the render time, are drawn as markers and
+spliced in per request.
 """
 
 from __future__ import annotations
 
+import re
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from markupsafe import escape
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -22,6 +32,8 @@ from pinpanel.web import header_diagram, history, security
 from pinpanel.web.context import board_of
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
+# Templates ship inside the package: no stat() of every template file on every render.
+TEMPLATES.env.auto_reload = False
 # Every template gets csrf_token (for forms and <meta name="csrf-token">) and session_user.
 TEMPLATES.context_processors.append(security.template_context)
 
@@ -38,16 +50,68 @@ def page_context(request: Request, **extra: Any) -> dict[str, Any]:
     }
 
 
+#: Drawn in place of the per-request values, then replaced; no page content contains them
+#: (they are not valid in any pin name, id or actor, and escaping leaves them unchanged).
+CSRF_MARK = "\x00csrf\x00"
+NOW_MARK = "\x00now\x00"
+_MARKS = (CSRF_MARK.encode(), NOW_MARK.encode())
+_SPLIT = re.compile(b"(" + b"|".join(re.escape(m) for m in _MARKS) + b")")
+
+
+class PageCache:
+    """Rendered pages, split at the per-request markers, by what they show.
+
+    The key holds everything a render reads that can change while the server runs: the
+    last committed seq and every pin's view (state, pulse; the hardware can be ahead of the
+    commit), the minute, who is signed in and whether the page carries a CSRF token, and the
+    request's scheme, host and root path (``url_for`` makes absolute URLs). Bounded: a
+    handful of keys are live at a time, and the oldest go first.
+    """
+
+    MAX_ENTRIES = 16
+
+    def __init__(self) -> None:
+        self._pages: dict[tuple[Any, ...], list[bytes]] = {}
+
+    async def render(self, request: Request) -> bytes:
+        board = board_of(request)
+        views = board.views()
+        scope = request.scope
+        csrf = security.csrf_token_of(scope)
+        user = security.session_user_of(scope)
+        key = (board.hub.last_seq, tuple(views), int(time.time() // 60), user, bool(csrf),
+               scope["scheme"], request.headers.get("host"), scope.get("root_path", ""))
+        parts = self._pages.get(key)
+        if parts is None:
+            parts = await self._draw(request, views, mark_csrf=bool(csrf))
+            if len(self._pages) >= self.MAX_ENTRIES:
+                del self._pages[next(iter(self._pages))]
+            self._pages[key] = parts
+        now = format_time(datetime.fromtimestamp(board.clock.time(), UTC)).encode()
+        values = {_MARKS[0]: str(escape(csrf)).encode(), _MARKS[1]: now}
+        return b"".join(values.get(part, part) for part in parts)
+
+    @staticmethod
+    async def _draw(request: Request, views: list[Any], *, mark_csrf: bool) -> list[bytes]:
+        """Render index.html with markers; return it split so the markers are own items."""
+        board = board_of(request)
+        context = page_context(request, pins=views, seq=board.hub.last_seq,
+                               header=header_diagram.slots(views), hd=header_diagram,
+                               settings={p.pin: p for p in board.config.pins}, now=NOW_MARK,
+                               **await history.page_history(request))
+        context["request"] = request
+        for processor in TEMPLATES.context_processors:
+            context.update(processor(request))
+        if mark_csrf:
+            context["csrf_token"] = CSRF_MARK
+        html = TEMPLATES.get_template("index.html").render(context).encode()
+        return [part for part in _SPLIT.split(html) if part]
+
+
 async def page(request: Request) -> Response:
-    board = board_of(request)
-    views = board.views()
-    context = page_context(request, pins=views, seq=board.hub.last_seq,
-                           header=header_diagram.slots(views), hd=header_diagram,
-                           settings={p.pin: p for p in board.config.pins},
-                           now=format_time(datetime.fromtimestamp(board.clock.time(), UTC)),
-                           **await history.page_history(request))
-    return TEMPLATES.TemplateResponse(request, "index.html", context,
-                                      headers={"Cache-Control": "no-store"})
+    cache: PageCache = request.app.state.page_cache
+    return Response(await cache.render(request), media_type="text/html",
+                    headers={"Cache-Control": "no-store"})
 
 
 def routes() -> list[Route]:
