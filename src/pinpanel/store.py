@@ -378,13 +378,11 @@ class Store:
                 conn.execute("ROLLBACK")
             log.error("commit failed: %s", exc)
             error = StoreError(f"could not record the change durably: {exc}")
-            for job in batch:
-                _tell(job, False, error)
+            _tell(batch, [(False, error)] * len(batch))
             return
         self.last_seq = seq
         elapsed = time.perf_counter() - started
-        for job, (ok, value) in zip(batch, outcomes, strict=True):
-            _tell(job, ok, value)
+        _tell(batch, outcomes)
         if self.commit_observer is not None:
             try:  # after the waiters are told: a failing observer must not strand them
                 self.commit_observer(elapsed)
@@ -557,21 +555,29 @@ def _durable(conn: sqlite3.Connection) -> None:
     conn.execute("PRAGMA foreign_keys = ON")
 
 
-def _tell(job: _Job, ok: bool, value: Any) -> None:
-    """Settle a job's future on its own loop, from the writer thread."""
-    if job.loop is None or job.future is None:
-        return
-    with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is waiting
-        job.loop.call_soon_threadsafe(_settle, job.future, ok, value)
+def _tell(batch: list[_Job], outcomes: list[tuple[bool, Any]]) -> None:
+    """Settle a batch's futures on their loops, from the writer thread, in batch order.
+
+    One wake-up per loop per batch, not one per job: under load a batch holds several
+    changes, and every ``call_soon_threadsafe`` costs the loop a self-pipe write and read.
+    """
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
+    for job, (ok, value) in zip(batch, outcomes, strict=True):
+        if job.loop is not None and job.future is not None:
+            by_loop.setdefault(job.loop, []).append((job.future, ok, value))
+    for loop, settled in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is waiting
+            loop.call_soon_threadsafe(_settle, settled)
 
 
-def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
-    if future.done():
-        return
-    if ok:
-        future.set_result(value)
-    else:
-        future.set_exception(value)
+def _settle(settled: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
+    for future, ok, value in settled:
+        if future.done():
+            continue
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
 
 
 def _migrate(conn: sqlite3.Connection) -> None:
