@@ -130,9 +130,15 @@ COMMANDS["check-config"] = ("validate a config file and print its pin table",
                             _check_config_arguments, _check_config)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    # Importing these registers their subcommands.
-    from pinpanel import commands  # noqa: F401
+def build_parser(*, all_commands: bool = True) -> argparse.ArgumentParser:
+    """The parser; ``all_commands=False`` leaves out the other modules' subcommands.
+
+    ``serve`` parses with only its own: importing every command module (the HTTP client,
+    the fleet tools) would add start-up time and resident memory to a long-lived server
+    that never runs them.
+    """
+    if all_commands:
+        from pinpanel import commands  # noqa: F401 - importing these registers them
 
     parser = argparse.ArgumentParser(
         prog="pinpanel",
@@ -160,10 +166,10 @@ def _client_exit_code(exc: ClientError) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
     top_level = {"-h", "--help", "--version", "--help-settings"}
     if not args_list or (args_list[0].startswith("-") and args_list[0] not in top_level):
         args_list.insert(0, "serve")  # bare `pinpanel` (or `pinpanel --port 9000`) serves
+    parser = build_parser(all_commands=args_list[0] != "serve")
     args = parser.parse_args(args_list)
     if args.help_settings:
         print(settings_reference())
