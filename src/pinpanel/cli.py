@@ -13,14 +13,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from pinpanel import __version__
-from pinpanel.client import (
-    AuthRefusedError,
-    ClientConfigError,
-    ClientError,
-    ConflictError,
-    NotFoundError,
-    RejectedError,
-)
 from pinpanel.config import SETTINGS, Config, load, settings_reference, with_overrides
 from pinpanel.errors import ConfigError, PinpanelError
 
@@ -155,7 +147,23 @@ def build_parser(*, all_commands: bool = True) -> argparse.ArgumentParser:
     return parser
 
 
-def _client_exit_code(exc: ClientError) -> int:
+def _client_exit_code(exc: PinpanelError) -> int | None:
+    """The exit code of a client command's error; None if ``exc`` is no client error.
+
+    Imported here, not at the top: ``serve`` never needs the HTTP client (urllib.request)
+    in its memory, and an exception from the client means it is imported already.
+    """
+    from pinpanel.client import (
+        AuthRefusedError,
+        ClientConfigError,
+        ClientError,
+        ConflictError,
+        NotFoundError,
+        RejectedError,
+    )
+
+    if not isinstance(exc, ClientError):
+        return None
     for kind, code in ((AuthRefusedError, EXIT_AUTH), (NotFoundError, EXIT_NOT_FOUND),
                        (ConflictError, EXIT_CONFLICT), (RejectedError, EXIT_USAGE),
                        (ClientConfigError, EXIT_CONFIG)):
@@ -177,15 +185,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     run: Callable[[Any], int] = args.run
     try:
         return run(args)
-    except ClientError as exc:
-        print(f"pinpanel: {exc}", file=sys.stderr)
-        return _client_exit_code(exc)
     except ConfigError as exc:
         print(f"pinpanel: invalid configuration in {exc.source}:", file=sys.stderr)
         for problem in exc.problems:
             print(f"  - {problem}", file=sys.stderr)
         return EXIT_CONFIG
     except PinpanelError as exc:
+        if (code := _client_exit_code(exc)) is not None:
+            print(f"pinpanel: {exc}", file=sys.stderr)
+            return code
         print(f"pinpanel: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
