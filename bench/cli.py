@@ -267,6 +267,15 @@ def stream_phase(
         log(f"stream run {run + 1}/{args.runs} done")
 
 
+def _start_for_process(prep: Any, log_dir: Path, sres: dict[str, Any]) -> Any:
+    """Start a server for a process figure; a failure is noted in its results, not raised."""
+    try:
+        return start(prep, log_dir)
+    except ServerFailed as exc:
+        sres["process"].setdefault("errors", []).append(str(exc)[:500])
+        return None
+
+
 def process_phase(
     prepared: dict[str, Prepared], results: dict[str, Any], args: argparse.Namespace,
     log_dir: Path,
@@ -277,10 +286,8 @@ def process_phase(
         order = names[run % len(names):] + names[: run % len(names)] if names else []
         for name in order:
             sres = results["servers"][name]
-            try:
-                srv = start(prepared[name], log_dir)
-            except ServerFailed as exc:
-                sres["process"].setdefault("errors", []).append(str(exc)[:500])
+            srv = _start_for_process(prepared[name], log_dir, sres)
+            if srv is None:
                 continue
             try:
                 time.sleep(1.0)  # let start-up work (lifespan tasks, first GC) settle
@@ -297,10 +304,8 @@ def process_phase(
         if key is None:
             continue
         log(f"{name}: {args.rss_toggles} toggles for the memory figure")
-        try:
-            srv = start(prepared[name], log_dir)
-        except ServerFailed as exc:
-            sres["process"].setdefault("errors", []).append(str(exc)[:500])
+        srv = _start_for_process(prepared[name], log_dir, sres)
+        if srv is None:
             continue
         try:
             time.sleep(1.0)
