@@ -95,6 +95,39 @@ async def test_a_frozen_broker_never_stalls_http(make_server: Any, mosquitto: Lo
         await watch.wait_for(f"{BASE}/lamp/state", "OFF")
 
 
+async def test_a_frozen_pinpanel_reconnects_cleanly_with_one_warning(
+        make_server: Any, mosquitto: LocalBroker) -> None:
+    """Frozen longer than the broker's timeout (1.5 x keep-alive), then thawed.
+
+    On waking, one loop iteration holds both paho's keep-alive ping (write interest) and
+    the broker's close of the connection: a write interest registered after the close
+    used to end in an asyncio ERROR traceback (``add_writer``: bad file descriptor).
+    """
+    server = make_server(mqtt_config(mosquitto, keepalive=5))
+    assert server.proc is not None
+    async with probe(mosquitto, f"{BASE}/status", f"{BASE}/lamp/state") as watch:
+        await watch.wait_for(f"{BASE}/status", "online")
+        before = server.log()
+        server.proc.send_signal(signal.SIGSTOP)
+        try:
+            mark = watch.mark  # the broker gives up on the silent client: its last will
+            await watch.wait_for(f"{BASE}/status", "offline", since=mark, timeout=30)
+        finally:
+            server.proc.send_signal(signal.SIGCONT)
+        mark = watch.mark
+        await watch.wait_for(f"{BASE}/status", "online", since=mark, timeout=30)
+        mark = watch.mark
+        await watch.publish(f"{BASE}/lamp/set", "ON")  # and it works again
+        await watch.wait_for(f"{BASE}/lamp/state", "ON", since=mark)
+    after = server.log()[len(before):]
+    assert "Traceback" not in after
+    assert " ERROR " not in after
+    warnings = [line for line in after.splitlines() if " WARNING " in line]
+    assert len(warnings) == 1, warnings
+    assert "pinpanel.mqtt: mqtt: broker 127.0.0.1" in warnings[0]
+    assert after.count("mqtt: connected to") == 1
+
+
 async def test_username_and_password(make_server: Any,
                                      make_broker: Callable[..., LocalBroker]) -> None:
     broker = make_broker("auth", users={"pi": "s3cret-Pa55"})

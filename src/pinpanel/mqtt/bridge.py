@@ -30,6 +30,7 @@ import random
 import socket
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import aiomqtt
 
@@ -98,6 +99,38 @@ class NoiseLimiter:
         self._count += 1
         self._log.warning(message, *args)
         return True
+
+
+class _Client(aiomqtt.Client):
+    """aiomqtt's client, with write interest registered only for a socket that is still open.
+
+    paho asks for write interest from inside its own calls; aiomqtt defers the
+    ``add_writer`` to the next loop iteration. After a freeze longer than the broker's
+    timeout (SIGSTOP, a stalled SD card), one iteration holds both the keep-alive ping
+    (asking for write interest) and the broker's close (paho closes the socket), so the
+    deferred ``add_writer`` met a closed file descriptor: asyncio logged an ``ERROR``
+    traceback, and a descriptor already reused by a new connection would have been
+    handed a dead client's writer. Here the registration looks again when it runs and
+    skips a socket paho no longer holds; the lost connection is reported once, by the
+    bridge, as a warning.
+    """
+
+    def _on_socket_register_write(self, client: Any, userdata: Any, sock: Any) -> None:
+        fileno = sock.fileno()
+
+        def write() -> None:
+            try:
+                client.loop_write()
+            except Exception as exc:  # noqa: BLE001 (any failure here ends the session)
+                if not self._disconnected.done():
+                    self._disconnected.set_exception(exc)
+
+        def register() -> None:
+            if client.socket() is sock and sock.fileno() == fileno:
+                self._loop.add_writer(fileno, write)
+
+        # paho may call this from the executor thread that runs connect().
+        self._loop.call_soon_threadsafe(register)
 
 
 def _model(board: Board) -> str:
@@ -275,7 +308,7 @@ class MqttBridge:
         if s.tls:
             tls = aiomqtt.TLSParameters(ca_certs=s.ca_file or None, certfile=s.certfile or None,
                                         keyfile=s.keyfile or None)
-        return aiomqtt.Client(
+        return _Client(
             s.host, s.port, username=s.username or None, password=s.password or None,
             identifier=self.client_id, keepalive=s.keepalive, clean_session=True,
             will=aiomqtt.Will(self.topics.status, OFFLINE, qos=s.qos, retain=True),
