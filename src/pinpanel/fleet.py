@@ -175,6 +175,7 @@ async def run_fleet(broker: str, devices: int, stop: asyncio.Event, *,
                     pins: int = DEFAULT_PINS, prefix: str = "sim", discovery: bool = False,
                     qos: int = 1, data_dir: Path | None = None) -> None:
     """Run ``devices`` simulated devices against ``broker`` until ``stop`` is set."""
+    from pinpanel import mqtt
     from pinpanel.mqtt.bridge import MqttBridge
     from pinpanel.runtime import opened
 
@@ -188,7 +189,10 @@ async def run_fleet(broker: str, devices: int, stop: asyncio.Event, *,
                 config = device_config(index, address, root, pins=pins, prefix=prefix,
                                        discovery=discovery, qos=qos)
                 runtime = await stack.enter_async_context(opened(config))
-                bridges.append(MqttBridge(config, runtime.board))
+                bridges.append(mqtt.make_bridge(config, runtime.board,
+                                                listen=runtime.hub.add_listener,
+                                                memory=runtime.store,
+                                                hardware=runtime.hardware.info))
             tasks = [asyncio.create_task(bridge.run(stop)) for bridge in bridges]
             try:
                 for bridge in bridges:

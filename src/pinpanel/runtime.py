@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, MutableMapping
+from collections.abc import AsyncIterator, Coroutine, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,10 +26,6 @@ from pinpanel.hardware import Hardware
 from pinpanel.store import Store
 
 log = logging.getLogger("pinpanel")
-
-#: Extra adapters started beside the web server: (name, factory(config, board) -> runner).
-Adapter = Callable[[Config, Board], Callable[[asyncio.Event], Coroutine[Any, Any, None]] | None]
-ADAPTERS: list[tuple[str, Adapter]] = [("mqtt", mqtt.adapter)]
 
 
 class _Server(uvicorn.Server):
@@ -118,7 +114,11 @@ async def serve(config: Config) -> int:
 
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, on_signal, sig)
-        runners = [runner for _, make in ADAPTERS if (runner := make(config, runtime.board))]
+        # Adapters beside the web server, each handed what it needs (none reaches through
+        # the board for the store or the hub).
+        bridge = mqtt.adapter(config, runtime.board, listen=runtime.hub.add_listener,
+                              memory=runtime.store, hardware=runtime.hardware.info)
+        runners = [bridge] if bridge else []
         scheme = "https" if config.server.certfile else "http"
         auth.announce(config, runtime.store)  # auth off: a warning; no token yet: a login link
         log.info("pinpanel on %s://%s:%d/ (data in %s)", scheme, config.server.host,

@@ -532,6 +532,22 @@ class Store:
             result[r[2]].append(_history_row(r))
         return result
 
+    # -- meta: small named records the adapters keep (MQTT: what discovery last published) --
+
+    def read_meta(self, key: str) -> str | None:
+        """The record stored under ``key``, or None when there is none."""
+        with self.reading() as conn:
+            row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def write_meta(self, key: str, value: str) -> asyncio.Future[None]:
+        """Store ``value`` under ``key`` (replacing it), durably, on the writer thread."""
+
+        def work(conn: sqlite3.Connection) -> None:
+            conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+        return self._submit(work)
+
     def close(self) -> None:
         """Finish queued commits, then close both connections."""
         if self._closed:

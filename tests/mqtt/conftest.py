@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import sqlite3
 import subprocess
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -36,6 +37,7 @@ pin = 22
 id = "lamp"
 name = "Lamp"
 initial = "off"
+pulse_ms = 300
 
 [[pins]]
 pin = 5
@@ -48,7 +50,68 @@ pins = ["relay_a", "relay_b"]
 """
 
 BASE = "pinpanel/t1"
-DISCOVERY = "homeassistant/device/pinpanel_t1/config"
+#: Every entity of device t1 (and of no other device).
+DISCOVERY = "homeassistant/+/pinpanel_t1/+/config"
+#: Where pinpanel before per-entity discovery published its one device-based message.
+DEVICE_DISCOVERY = "homeassistant/device/pinpanel_t1/config"
+#: Each entity the PINS config makes: (platform, pin id).
+ENTITIES = (("switch", "relay_a"), ("switch", "relay_b"), ("switch", "lamp"),
+            ("button", "lamp"), ("binary_sensor", "button"))
+#: Home Assistant's pattern for a discovery topic (after the prefix), and its platforms.
+HA_TOPIC = re.compile(r"(?P<component>\w+)/(?:(?P<node_id>[a-zA-Z0-9_-]+)/)"
+                      r"?(?P<object_id>[a-zA-Z0-9_-]+)/config")
+HA_ABBREVIATED = {"p", "stat_t", "cmd_t", "uniq_id", "dev", "o", "avty", "json_attr_t",
+                  "val_tpl", "pl_on", "pl_off", "pl_prs"}
+
+
+def entity(platform: str, pin: str, device: str = "t1", prefix: str = "homeassistant") -> str:
+    """The discovery topic of one entity."""
+    return f"{prefix}/{platform}/pinpanel_{device}/{pin}/config"
+
+
+def render(template: str, payload: bytes) -> str:
+    """Render a ``value_template`` as Home Assistant does, with ``value_json`` (Jinja2)."""
+    import jinja2
+
+    return jinja2.Environment(autoescape=True).from_string(template).render(
+        value=payload.decode(), value_json=json.loads(payload))
+
+
+def assert_valid_entity(topic: str, payload: dict[str, Any], *, base: str = BASE,
+                        prefix: str = "homeassistant", qos: int = 1) -> None:
+    """What Home Assistant requires of a single-component discovery message, and ours."""
+    assert topic.startswith(f"{prefix}/")
+    match = HA_TOPIC.fullmatch(topic[len(prefix) + 1:])
+    assert match, topic
+    platform, node, pin = match["component"], match["node_id"], match["object_id"]
+    assert platform in {"switch", "binary_sensor", "button"}, topic
+    assert node == payload["device"]["identifiers"][0], (node, payload["device"])
+    assert not HA_ABBREVIATED & set(payload)  # full names only, readable in a broker tool
+    assert "p" not in payload and "cmps" not in payload  # device-based fields
+    device = payload["device"]
+    assert device["name"] and device["manufacturer"] == "pinpanel" and device["model"]
+    assert payload["origin"]["name"] == "pinpanel"
+    assert payload["availability"] == [{"topic": f"{base}/status", "payload_available": "online",
+                                        "payload_not_available": "offline"}]
+    assert payload["qos"] == qos  # in every entity: HA ignores a device-level QoS
+    assert payload["name"]
+    if platform == "button":
+        assert payload["unique_id"] == f"{node}_{pin}_pulse"
+        assert payload["command_topic"] == f"{base}/{pin}/set"
+        assert payload["payload_press"] == "PULSE"
+        assert "state_topic" not in payload
+        return
+    assert payload["unique_id"] == f"{node}_{pin}"
+    # One topic for state and attributes: one Home Assistant state change per pin change.
+    assert payload["state_topic"] == payload["json_attributes_topic"] == f"{base}/{pin}/attributes"
+    for state, word in ((True, "ON"), (False, "OFF")):
+        pin_json = json.dumps({"id": pin, "state": state, "seq": 7}).encode()
+        assert render(payload["value_template"], pin_json) == word
+    assert (payload["payload_on"], payload["payload_off"]) == ("ON", "OFF")
+    if platform == "switch":
+        assert payload["command_topic"] == f"{base}/{pin}/set"
+    else:
+        assert "command_topic" not in payload
 
 
 def mqtt_config(broker: LocalBroker, pins: str = PINS, device: str = "t1",

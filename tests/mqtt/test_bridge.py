@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from typing import Any
 
 import pytest
 from tests.mqtt.conftest import (
     BASE,
+    DEVICE_DISCOVERY,
     DISCOVERY,
+    ENTITIES,
     PINS,
+    Received,
+    assert_valid_entity,
+    entity,
     history_rows,
     mosquitto_pub,
     mqtt_config,
     probe,
+    render,
     wait_online,
 )
 from tests.support import ServerProcess
@@ -45,49 +52,106 @@ def pin_json(server: ServerProcess, pin: str) -> dict[str, Any]:
         return dict(response.json())
 
 
-async def test_discovery_payload_is_valid_and_everything_is_retained(
+async def retained_entities(broker: LocalBroker, topic_filter: str = DISCOVERY,
+                            ) -> dict[str, Received]:
+    """Every retained discovery message under ``topic_filter`` (what Home Assistant finds).
+
+    A probe message published after subscribing marks the end of the retained ones: the
+    broker sends retained messages first, in order, on the same connection.
+    """
+    async with probe(broker, topic_filter, "pinpanel/test/end") as fresh:
+        await fresh.publish("pinpanel/test/end", b"end")
+        end = await fresh.wait_for("pinpanel/test/end", b"end")
+        found = {m.topic: m for m in fresh.received[:fresh.received.index(end)]
+                 if m.topic != "pinpanel/test/end"}
+    assert all(m.retain for m in found.values())
+    return found
+
+
+async def test_discovery_payloads_are_valid_and_everything_is_retained(
         make_server: Any, mosquitto: LocalBroker) -> None:
     server = await started(make_server, mosquitto)
-    async with probe(mosquitto, f"{BASE}/#", "homeassistant/#") as watch:
+    configs = await retained_entities(mosquitto)
+    assert set(configs) == {entity(platform, pin) for platform, pin in ENTITIES}
+    for topic, message in configs.items():
+        assert_valid_entity(topic, message.json())
+    async with probe(mosquitto, f"{BASE}/#") as watch:
         await watch.wait_for(f"{BASE}/status", "online", retain=True)
-        config = (await watch.wait_for(DISCOVERY, retain=True)).json()
         for pin in (*OUTPUTS, "button"):
             state = await watch.wait_for(f"{BASE}/{pin}/state", retain=True)
             assert state.text == ("ON" if pin_json(server, pin)["state"] else "OFF")
-            attributes = (await watch.wait_for(f"{BASE}/{pin}/attributes", retain=True)).json()
-            assert attributes == pin_json(server, pin)
+            attributes = await watch.wait_for(f"{BASE}/{pin}/attributes", retain=True)
+            assert attributes.json() == pin_json(server, pin)
+            # What Home Assistant makes of it: the entity's state from the same message.
+            for platform in ("switch", "binary_sensor"):
+                if (found := configs.get(entity(platform, pin))) is not None:
+                    assert render(found.json()["value_template"], attributes.payload) == \
+                        state.text
 
-    # What Home Assistant requires of a device-based discovery payload.
-    assert config["dev"]["ids"] == ["pinpanel_t1"]
-    assert config["dev"]["name"]
-    assert config["o"]["name"] == "pinpanel"
-    assert config["availability"] == [{"topic": f"{BASE}/status", "payload_available": "online",
-                                       "payload_not_available": "offline"}]
-    components = config["cmps"]
-    assert set(components) == {*OUTPUTS, "button"}
-    for pin in OUTPUTS:
-        component = components[pin]
-        assert component["p"] == "switch"
-        assert component["unique_id"] == f"pinpanel_t1_{pin}"
-        assert component["command_topic"] == f"{BASE}/{pin}/set"
-        assert component["state_topic"] == f"{BASE}/{pin}/state"
-        assert (component["payload_on"], component["payload_off"]) == ("ON", "OFF")
-    button = components["button"]
-    assert button["p"] == "binary_sensor"
-    assert button["unique_id"] == "pinpanel_t1_button"
-    assert button["state_topic"] == f"{BASE}/button/state"
-    assert "command_topic" not in button
-    assert button["name"] == "Button"
-    assert len({c["unique_id"] for c in components.values()}) == len(components)
+    payloads = {topic: m.json() for topic, m in configs.items()}
+    lamp = payloads[entity("switch", "lamp")]
+    assert lamp["name"] == "Lamp"
+    assert lamp["device"]["identifiers"] == ["pinpanel_t1"]
+    assert payloads[entity("button", "lamp")]["name"] == "Lamp pulse"  # pulse_ms is set
+    assert entity("button", "relay_a") not in payloads  # no pulse_ms: no button
+    assert payloads[entity("binary_sensor", "button")]["name"] == "Button"
+    # Unique ids are unique per platform (Home Assistant's registry is keyed by domain).
+    for platform in ("switch", "binary_sensor", "button"):
+        ids = [p["unique_id"] for t, p in payloads.items() if f"/{platform}/" in t]
+        assert len(set(ids)) == len(ids)
+    # One device for all of them.
+    assert len({json.dumps(p["device"], sort_keys=True) for p in payloads.values()}) == 1
 
     # Unique ids are stable across a restart (same config, same data).
     assert server.stop() == 0
     server.start()
     await wait_online(mosquitto)
-    async with probe(mosquitto, DISCOVERY) as watch:
-        again = (await watch.wait_for(DISCOVERY, retain=True)).json()
-    assert {k: v["unique_id"] for k, v in again["cmps"].items()} == \
-        {k: v["unique_id"] for k, v in components.items()}
+    again = await retained_entities(mosquitto)
+    assert {t: m.json()["unique_id"] for t, m in again.items()} == \
+        {t: p["unique_id"] for t, p in payloads.items()}
+
+
+async def test_home_assistant_sees_one_message_per_change(make_server: Any,
+                                                          mosquitto: LocalBroker) -> None:
+    """Home Assistant subscribes to the topics a discovery message names: one per change."""
+    server = await started(make_server, mosquitto)
+    lamp = (await retained_entities(mosquitto, entity("switch", "lamp")))[
+        entity("switch", "lamp")].json()
+    ha_topics = {lamp["state_topic"], lamp["json_attributes_topic"]}
+    assert len(ha_topics) == 1
+    async with probe(mosquitto, f"{BASE}/lamp/#") as watch:
+        await watch.wait_for(f"{BASE}/lamp/state", "OFF", retain=True)
+        mark = watch.mark
+        mosquitto_pub(mosquitto, lamp["command_topic"], "ON")
+        mosquitto_pub(mosquitto, lamp["command_topic"], "OFF")
+        # Both changes are out once the OFF has come through on the plain state topic,
+        # the last message a change sends.
+        on = await watch.wait_for(f"{BASE}/lamp/state", "ON", since=mark)
+        await watch.wait_for(f"{BASE}/lamp/state", "OFF", since=watch.received.index(on))
+        seen = [m for m in watch.received[mark:] if m.topic in ha_topics]
+    assert [m.json()["state"] for m in seen] == [True, False]
+    assert [m.json()["seq"] for m in seen] == \
+        [r["seq"] for r in history_rows(server.data_dir) if r["pin_id"] == "lamp"][-2:]
+
+
+async def test_a_pulse_button_press_pulses_the_pin(make_server: Any,
+                                                   mosquitto: LocalBroker) -> None:
+    server = await started(make_server, mosquitto)
+    button = (await retained_entities(mosquitto, entity("button", "lamp")))[
+        entity("button", "lamp")].json()
+    async with probe(mosquitto, f"{BASE}/lamp/attributes") as watch:
+        await watch.wait_for(f"{BASE}/lamp/attributes", retain=True)
+        mark = watch.mark
+        # As Home Assistant presses it: payload_press on command_topic, not retained.
+        await watch.client.publish(button["command_topic"], button["payload_press"],
+                                   qos=button["qos"], retain=False)
+        on = await watch.wait_for(f"{BASE}/lamp/attributes", since=mark,
+                                  where=lambda m: m.json()["state"] is True)
+        assert "pulse_until" in on.json()
+        await watch.wait_for(f"{BASE}/lamp/attributes", since=watch.received.index(on),
+                             where=lambda m: m.json()["state"] is False)
+    rows = [r for r in history_rows(server.data_dir) if r["pin_id"] == "lamp"]
+    assert [(r["new"], r["cause"]) for r in rows[-2:]] == [(1, "mqtt"), (0, "pulse")]
 
 
 async def test_mosquitto_pub_commands_switch_pins_with_the_same_seq_everywhere(
@@ -280,26 +344,30 @@ async def test_interlocks_hold_for_mqtt_commands(make_server: Any, mosquitto: Lo
 async def test_home_assistant_online_triggers_republish(make_server: Any,
                                                         mosquitto: LocalBroker) -> None:
     await started(make_server, mosquitto)
+    first = await retained_entities(mosquitto)
     async with probe(mosquitto, DISCOVERY, f"{BASE}/status") as watch:
-        first = await watch.wait_for(DISCOVERY, retain=True)
+        await watch.wait_for(f"{BASE}/status", "online", retain=True)
         mark = watch.mark
         await watch.publish("homeassistant/status", "offline")  # HA going away: nothing
         await watch.publish("homeassistant/status", "online")   # HA's birth message
-        again = await watch.wait_for(DISCOVERY, retain=False, since=mark)
-        assert again.json() == first.json()
+        for topic, message in first.items():
+            again = await watch.wait_for(topic, retain=False, since=mark)
+            assert again.json() == message.json()
         await watch.wait_for(f"{BASE}/status", "online", retain=False, since=mark)
 
 
 async def test_custom_prefix_and_base_topic(make_server: Any, mosquitto: LocalBroker) -> None:
     start(make_server, mosquitto, base_topic="house/shed", discovery_prefix="ha", qos=0)
     await wait_online(mosquitto, "house/shed")
+    configs = await retained_entities(mosquitto, "ha/#")
+    assert set(configs) == {entity(platform, pin, prefix="ha") for platform, pin in ENTITIES}
+    for topic, message in configs.items():
+        assert_valid_entity(topic, message.json(), base="house/shed", prefix="ha", qos=0)
     async with probe(mosquitto, "house/shed/#", "ha/#") as watch:
-        config = (await watch.wait_for("ha/device/pinpanel_t1/config", retain=True)).json()
-        assert config["cmps"]["lamp"]["command_topic"] == "house/shed/lamp/set"
         await watch.wait_for("house/shed/lamp/state", "OFF", retain=True)
         mark = watch.mark
         await watch.publish("ha/status", "online")
-        await watch.wait_for("ha/device/pinpanel_t1/config", since=mark)
+        await watch.wait_for(entity("switch", "lamp", prefix="ha"), since=mark)
         await watch.publish("house/shed/lamp/set", "ON")
         await watch.wait_for("house/shed/lamp/state", "ON", since=mark)
 
@@ -307,9 +375,8 @@ async def test_custom_prefix_and_base_topic(make_server: Any, mosquitto: LocalBr
 async def test_a_pin_that_leaves_the_config_leaves_home_assistant(
         make_server: Any, mosquitto: LocalBroker) -> None:
     server = await started(make_server, mosquitto)
+    assert entity("switch", "lamp") in await retained_entities(mosquitto)
     async with probe(mosquitto, DISCOVERY, f"{BASE}/+/state") as watch:
-        first = (await watch.wait_for(DISCOVERY, retain=True)).json()
-        assert "lamp" in first["cmps"]
         await watch.wait_for(f"{BASE}/lamp/state", retain=True)
         assert server.stop() == 0
 
@@ -319,19 +386,20 @@ async def test_a_pin_that_leaves_the_config_leaves_home_assistant(
         server.config_text = mqtt_config(mosquitto, fewer)
         mark = watch.mark
         server.start()
-        removal = await watch.wait_for(DISCOVERY, since=mark,
-                                       where=lambda m: m.json()["cmps"].get("lamp") is not None)
-        final = await watch.wait_for(DISCOVERY, since=watch.received.index(removal) + 1)
+        # An empty retained message removes an entity (and its registry entry) in HA.
+        for gone in (entity("switch", "lamp"), entity("button", "lamp"),
+                     entity("binary_sensor", "button")):
+            await watch.wait_for(gone, b"", since=mark)
         # Retained empty payload clears the old pin's state from the broker.
         await watch.wait_for(f"{BASE}/lamp/state", b"", since=mark)
-    assert removal.json()["cmps"]["lamp"] == {"p": "switch"}
-    assert removal.json()["cmps"]["button"] == {"p": "binary_sensor"}
-    assert set(final.json()["cmps"]) == {"relay_a", "relay_b", "lamp2", "button"}
-    assert final.json()["cmps"]["button"]["p"] == "switch"
-    # What a new subscriber (Home Assistant after a restart) gets: only the final payload.
-    async with probe(mosquitto, DISCOVERY, f"{BASE}/lamp/state") as fresh:
-        retained = await fresh.wait_for(DISCOVERY, retain=True)
-        assert retained.json() == final.json()
+    assert "mqtt: removed 3 entities from Home Assistant discovery" in server.log()
+    # What a new subscriber (Home Assistant after a restart) gets: only the current entities.
+    after = await retained_entities(mosquitto)
+    assert set(after) == {entity("switch", p) for p in ("relay_a", "relay_b", "lamp2", "button")
+                          } | {entity("button", "lamp2")}
+    for topic, message in after.items():
+        assert_valid_entity(topic, message.json())
+    async with probe(mosquitto, f"{BASE}/lamp/state") as fresh:
         await fresh.publish(f"{BASE}/lamp/state", b"probe")  # marks the end of retained ones
         await fresh.wait_for(f"{BASE}/lamp/state", b"probe")
         assert [m.payload for m in fresh.received if m.topic == f"{BASE}/lamp/state"] == \
@@ -341,13 +409,85 @@ async def test_a_pin_that_leaves_the_config_leaves_home_assistant(
 async def test_turning_discovery_off_removes_the_device(make_server: Any,
                                                         mosquitto: LocalBroker) -> None:
     server = await started(make_server, mosquitto)
-    async with probe(mosquitto, DISCOVERY) as watch:
-        await watch.wait_for(DISCOVERY, retain=True)
-        assert server.stop() == 0
-        server.config_text = mqtt_config(mosquitto, discovery=False)
+    assert len(await retained_entities(mosquitto)) == len(ENTITIES)
+    assert server.stop() == 0
+    server.config_text = mqtt_config(mosquitto, discovery=False)
+    server.start()
+    await wait_online(mosquitto)
+    assert await retained_entities(mosquitto) == {}
+
+
+LEGACY_COMPONENTS = {"relay_a": "switch", "relay_b": "switch", "lamp": "switch",
+                     "button": "binary_sensor"}
+
+
+def seed_device_based_discovery(server: ServerProcess, broker: LocalBroker,
+                                components: dict[str, str]) -> None:
+    """What a pinpanel that published device-based discovery left behind.
+
+    Its database record of what it published, and its retained device-based message.
+    """
+    record = json.dumps({"topic": DEVICE_DISCOVERY, "components": components,
+                         "pins": list(components)}, sort_keys=True)
+    conn = sqlite3.connect(server.data_dir / "pinpanel.sqlite3")
+    with conn:
+        conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                     ("mqtt.published", record))
+    conn.close()
+    payload = {"dev": {"ids": ["pinpanel_t1"], "name": "pinpanel t1"}, "o": {"name": "pinpanel"},
+               "cmps": {pin: {"p": platform, "unique_id": f"pinpanel_t1_{pin}"}
+                        for pin, platform in components.items()}}
+    mosquitto_pub(broker, DEVICE_DISCOVERY, json.dumps(payload), "-r")
+    for platform, pin in ENTITIES:  # it had published no per-entity messages
+        mosquitto_pub(broker, entity(platform, pin), "", "-r")
+
+
+async def test_device_based_discovery_is_handed_over_to_per_entity(
+        make_server: Any, mosquitto: LocalBroker) -> None:
+    """Home Assistant's migration: the entities keep their registry entries and settings."""
+    server = await started(make_server, mosquitto)
+    assert server.stop() == 0
+    seed_device_based_discovery(server, mosquitto, LEGACY_COMPONENTS)
+    async with probe(mosquitto, DEVICE_DISCOVERY, DISCOVERY) as watch:
+        await watch.wait_for(DEVICE_DISCOVERY, retain=True)
         mark = watch.mark
         server.start()
-        await watch.wait_for(DISCOVERY, b"", since=mark)
+        migrate = await watch.wait_for(DEVICE_DISCOVERY, since=mark, retain=False)
+        assert migrate.json() == {"migrate_discovery": True}
+        emptied = await watch.wait_for(DEVICE_DISCOVERY, b"", since=mark, retain=False)
+        order = watch.received.index
+        for platform, pin in ENTITIES:
+            config = await watch.wait_for(entity(platform, pin), since=mark, retain=False)
+            assert order(migrate) < order(config) < order(emptied)
+    assert "mqtt: migrated from Home Assistant's device-based discovery" in server.log()
+    # Nothing device-based is retained any more; the entities are.
+    assert await retained_entities(mosquitto, DEVICE_DISCOVERY) == {}
+    assert len(await retained_entities(mosquitto)) == len(ENTITIES)
+    # Done once: the record now names the per-entity messages.
+    assert server.stop() == 0
+    server.start()
+    await wait_online(mosquitto)
+    assert "mqtt: migrated" not in server.log().rsplit("board ready", 1)[-1]
+
+
+async def test_device_based_discovery_with_a_pin_gone_is_removed_first(
+        make_server: Any, mosquitto: LocalBroker) -> None:
+    """A pin that left would stay an orphan through a migration: the old device goes."""
+    server = await started(make_server, mosquitto)
+    assert server.stop() == 0
+    seed_device_based_discovery(server, mosquitto, {**LEGACY_COMPONENTS, "old": "switch"})
+    async with probe(mosquitto, DEVICE_DISCOVERY, DISCOVERY) as watch:
+        await watch.wait_for(DEVICE_DISCOVERY, retain=True)
+        mark = watch.mark
+        server.start()
+        removed = await watch.wait_for(DEVICE_DISCOVERY, since=mark, retain=False)
+        assert removed.payload == b""
+        config = await watch.wait_for(entity("switch", "lamp"), since=mark, retain=False)
+        assert watch.received.index(removed) < watch.received.index(config)
+    assert not [m for m in watch.received[mark:]
+                if m.topic == DEVICE_DISCOVERY and m.payload != b""]
+    assert "mqtt: removed Home Assistant's device-based discovery" in server.log()
+    assert await retained_entities(mosquitto, DEVICE_DISCOVERY) == {}
 
 
 async def test_clean_stop_says_offline_and_a_crash_leaves_the_will(

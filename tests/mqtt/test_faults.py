@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.mqtt.conftest import BASE, DISCOVERY, mqtt_config, probe, wait_online
+from tests.mqtt.conftest import BASE, entity, mqtt_config, probe, wait_online
 
 from pinpanel.fleet import LocalBroker
 
@@ -49,7 +49,7 @@ async def test_broker_killed_and_restarted(make_server: Any, mosquitto: LocalBro
     await wait_online(mosquitto)
     async with probe(mosquitto, f"{BASE}/#", "homeassistant/#") as watch:
         # Everything was republished, including what changed while the broker was down.
-        await watch.wait_for(DISCOVERY, retain=True)
+        await watch.wait_for(entity("switch", "lamp"), retain=True)
         await watch.wait_for(f"{BASE}/lamp/state", "OFF", retain=True)
         attributes = await watch.wait_for(f"{BASE}/lamp/attributes", retain=True)
         assert attributes.json()["seq"] == changed["seq"]

@@ -26,7 +26,7 @@ async def test_fleet_sim_runs_devices_against_one_broker(mosquitto: LocalBroker,
         async with probe(mosquitto, "pinpanel/#", "homeassistant/#") as watch:
             for n in (1, 2, 3):
                 await watch.wait_for(f"pinpanel/sim-000{n}/status", "online")
-                await watch.wait_for(f"homeassistant/device/pinpanel_sim-000{n}/config")
+                await watch.wait_for(f"homeassistant/switch/pinpanel_sim-000{n}/gpio18/config")
                 await watch.wait_for(f"pinpanel/sim-000{n}/gpio18/state", "OFF")
             mark = watch.mark
             await watch.publish("pinpanel/sim-0002/gpio23/set", "ON")

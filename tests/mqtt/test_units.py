@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 
 import pytest
+from tests.mqtt.conftest import assert_valid_entity
 from tests.unit.conftest import config_of, running_board, settle
 
 from pinpanel import mqtt
@@ -13,10 +14,12 @@ from pinpanel.board import Actor
 from pinpanel.config import PULSE_MAX_MS, MqttConfig
 from pinpanel.errors import ConfigError, MqttPayloadError
 from pinpanel.fleet import parse_broker, percentile
+from pinpanel.hardware import BackendInfo
 from pinpanel.mqtt import discovery
 from pinpanel.mqtt.bridge import MqttBridge, NoiseLimiter
 from pinpanel.mqtt.payloads import Command, parse_command
 from pinpanel.mqtt.topics import Topics, sanitise_id
+from pinpanel.store import Store
 
 pytestmark = pytest.mark.mqtt
 
@@ -51,7 +54,9 @@ def test_topics_from_defaults_and_settings(monkeypatch: pytest.MonkeyPatch) -> N
     assert topics.device_id == "kitchen-pi"
     assert topics.base == "pinpanel/kitchen-pi"
     assert topics.state("lamp") == "pinpanel/kitchen-pi/lamp/state"
-    assert topics.discovery == "homeassistant/device/pinpanel_kitchen-pi/config"
+    assert topics.discovery("switch", "lamp") == \
+        "homeassistant/switch/pinpanel_kitchen-pi/lamp/config"
+    assert topics.device_discovery == "homeassistant/device/pinpanel_kitchen-pi/config"
     assert topics.ha_status == "homeassistant/status"
     assert topics.unique_id("lamp") == "pinpanel_kitchen-pi_lamp"
     custom = Topics.of(MqttConfig(device_id="Shed #2", base_topic="/house/shed/",
@@ -79,45 +84,89 @@ def test_sanitise_id(raw: str, clean: str) -> None:
     assert sanitise_id(raw) == clean
 
 
-def test_discovery_plan() -> None:
-    before = discovery.Published("ha/device/p/config", {"a": "switch", "b": "switch",
-                                                        "c": "binary_sensor"}, ("a", "b", "c"))
-    after = discovery.Published("ha/device/p/config", {"a": "switch", "c": "switch"},
-                                ("a", "c"))
-    plan = discovery.plan(before, after)
-    assert plan.removed_components == {"b": "switch", "c": "binary_sensor"}
-    assert plan.clear_topics == ()
+def test_discovery_plan_for_per_entity_messages() -> None:
+    before = discovery.Published(("ha/switch/n/a/config", "ha/switch/n/b/config",
+                                  "ha/binary_sensor/n/c/config"), ("a", "b", "c"))
+    after = discovery.Published(("ha/switch/n/a/config", "ha/switch/n/c/config"), ("a", "c"))
+    plan = discovery.plan(before, after, device_topic="ha/device/n/config",
+                          components={"a": "switch", "c": "switch"})
+    assert plan.clear_topics == ("ha/switch/n/b/config", "ha/binary_sensor/n/c/config")
     assert plan.stale_pins == ("b",)
-    moved = discovery.plan(before, discovery.Published("ha/device/q/config", {}, ("a",)))
-    assert moved.clear_topics == ("ha/device/p/config",)
-    assert moved.removed_components == {}
-    off = discovery.plan(before, discovery.Published(None, {}, ("a", "b", "c")))
-    assert off.clear_topics == ("ha/device/p/config",)
-    assert discovery.plan(discovery.Published(), after).removed_components == {}
+    assert (plan.device_topic, plan.migrate) == (None, False)
+    off = discovery.plan(before, discovery.Published((), ("a", "b", "c")),
+                         device_topic="ha/device/n/config", components={})
+    assert off.clear_topics == before.topics
+    assert off.stale_pins == ()
+    fresh = discovery.plan(discovery.Published(), after, device_topic="ha/device/n/config",
+                           components={})
+    assert fresh.clear_topics == ()
+    assert fresh.device_topic is None
+
+
+def test_discovery_plan_from_a_device_based_record() -> None:
+    legacy = discovery.Published(pins=("a", "c"), device_topic="ha/device/n/config",
+                                 components={"a": "switch", "c": "binary_sensor"})
+    after = discovery.Published(("ha/switch/n/a/config", "ha/binary_sensor/n/c/config"),
+                                ("a", "c"))
+    now = {"a": "switch", "c": "binary_sensor"}
+    same = discovery.plan(legacy, after, device_topic="ha/device/n/config", components=now)
+    assert (same.device_topic, same.migrate) == ("ha/device/n/config", True)
+    # A component gone, or on another platform, or another device: remove, do not migrate.
+    for components, device in (({"a": "switch"}, "ha/device/n/config"),
+                               ({"a": "switch", "c": "switch"}, "ha/device/n/config"),
+                               (now, "ha/device/other/config")):
+        other = discovery.plan(legacy, after, device_topic=device, components=components)
+        assert (other.device_topic, other.migrate) == ("ha/device/n/config", False)
+    off = discovery.plan(legacy, discovery.Published((), ("a", "c")),
+                         device_topic="ha/device/n/config", components=now)
+    assert (off.device_topic, off.migrate) == ("ha/device/n/config", False)
 
 
 @pytest.mark.parametrize("text", [None, "", "not json", "[]", '{"components": 3}',
-                                  '{"topic": 5, "pins": "ab"}'])
+                                  '{"topic": 5, "pins": "ab"}', '{"topics": 7}'])
 def test_a_damaged_record_counts_as_nothing_published(text: str | None) -> None:
     record = discovery.Published.from_text(text)
-    assert record.components == {} or record.topic is None
+    assert record.topics == ()
+    assert record.device_topic is None
+    assert record.components == {}
 
 
-def test_record_round_trip() -> None:
-    record = discovery.Published("t", {"a": "switch"}, ("a",))
+def test_record_round_trip_and_the_device_based_record() -> None:
+    record = discovery.Published(("ha/switch/n/a/config",), ("a",))
     assert discovery.Published.from_text(record.as_text()) == record
+    # As pinpanel wrote it before per-entity discovery.
+    old = '{"components": {"a": "switch"}, "pins": ["a"], "topic": "ha/device/n/config"}'
+    legacy = discovery.Published.from_text(old)
+    assert legacy == discovery.Published((), ("a",), "ha/device/n/config", {"a": "switch"})
+    assert discovery.Published.from_text(legacy.as_text()) == legacy
+    off = '{"components": {}, "pins": ["a"], "topic": null}'
+    assert discovery.Published.from_text(off) == discovery.Published((), ("a",))
 
 
-def test_removal_payload_reduces_a_component_to_its_platform() -> None:
-    config = config_of('[[pins]]\npin = 17\nid = "a"\n')
+async def test_the_record_lives_in_the_store(tmp_path: Path) -> None:
+    store = Store.open(tmp_path)
+    try:
+        assert store.read_meta(discovery.RECORD_KEY) is None
+        await store.write_meta(discovery.RECORD_KEY, "one")
+        await store.write_meta(discovery.RECORD_KEY, "two")
+        assert store.read_meta(discovery.RECORD_KEY) == "two"
+    finally:
+        store.close()
+
+
+def test_entities_per_pin_and_the_pulse_button() -> None:
+    config = config_of('[mqtt]\nqos = 2\n[[pins]]\npin = 17\nid = "a"\npulse_ms = 700\n'
+                       '[[pins]]\npin = 27\nid = "b"\n[[pins]]\npin = 5\nid = "c"\n'
+                       'mode = "input"\n')
     topics = Topics.of(MqttConfig(device_id="d"))
-    payload = discovery.device_payload(config, topics, "m", removed={"b": "switch",
-                                                                     "a": "binary_sensor"})
-    assert payload["cmps"]["b"] == {"p": "switch"}
-    assert payload["cmps"]["a"] == {"p": "binary_sensor"}
-    final = discovery.device_payload(config, topics, "m")
-    assert set(final["cmps"]) == {"a"}
-    assert final["cmps"]["a"]["command_topic"] == "pinpanel/d/a/set"
+    found = {e.topic: e.payload for e in discovery.entities(config, topics, "m")}
+    assert list(found) == ["homeassistant/switch/pinpanel_d/a/config",
+                           "homeassistant/button/pinpanel_d/a/config",
+                           "homeassistant/switch/pinpanel_d/b/config",
+                           "homeassistant/binary_sensor/pinpanel_d/c/config"]
+    for topic, payload in found.items():
+        assert_valid_entity(topic, payload, base="pinpanel/d", qos=2)
+    assert found["homeassistant/switch/pinpanel_d/a/config"]["device"]["model"] == "m"
 
 
 def test_noise_limiter_caps_log_lines(caplog: pytest.LogCaptureFixture) -> None:
@@ -135,7 +184,9 @@ def test_noise_limiter_caps_log_lines(caplog: pytest.LogCaptureFixture) -> None:
 
 
 def test_adapter_only_when_enabled() -> None:
-    assert mqtt.adapter(config_of(), object()) is None  # type: ignore[arg-type]
+    unused = BackendInfo("simulated", True, None)
+    assert mqtt.adapter(config_of(), object(), listen=print, memory=object(),  # type: ignore[arg-type]
+                        hardware=unused) is None
 
 
 async def test_the_queue_holds_the_latest_state_per_pin(tmp_path: Path) -> None:
@@ -143,7 +194,8 @@ async def test_the_queue_holds_the_latest_state_per_pin(tmp_path: Path) -> None:
     text = '[mqtt]\nenabled = true\ndevice_id = "q"\n[[pins]]\npin = 17\nid = "a"\n' \
            '[[pins]]\npin = 27\nid = "b"\n'
     async with running_board(tmp_path, text) as board:
-        bridge = MqttBridge(board.config, board)
+        bridge = MqttBridge(board.config, board, listen=board.hub.add_listener,
+                            memory=board.store, model="simulated board")
         actor = Actor("t", "test")
         for _ in range(501):
             await board.command("a", "toggle", actor)

@@ -11,17 +11,35 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pinpanel.board import Board
 from pinpanel.config import Config
+from pinpanel.events import Change
+from pinpanel.hardware import BackendInfo
+from pinpanel.mqtt.discovery import Memory
+
+if TYPE_CHECKING:
+    from pinpanel.mqtt.bridge import MqttBridge
 
 
-def adapter(config: Config, board: Board,
+def make_bridge(config: Config, board: Board, *, listen: Callable[[Callable[[Change], None]], None],
+           memory: Memory, hardware: BackendInfo) -> MqttBridge:
+    """One device's bridge over ``board``, with what the runtime owns passed in.
+
+    ``listen`` registers a listener for committed changes (the hub's ``add_listener``),
+    ``memory`` is where discovery keeps what it published (the store) and ``hardware``
+    names the board for Home Assistant's device.
+    """
+    from pinpanel.mqtt.bridge import MqttBridge, model_of
+
+    return MqttBridge(config, board, listen=listen, memory=memory, model=model_of(hardware))
+
+
+def adapter(config: Config, board: Board, *, listen: Callable[[Callable[[Change], None]], None],
+            memory: Memory, hardware: BackendInfo,
             ) -> Callable[[asyncio.Event], Coroutine[Any, Any, None]] | None:
     """The bridge's runner when MQTT is enabled, else None (nothing to start)."""
     if not config.mqtt.enabled:
         return None
-    from pinpanel.mqtt.bridge import MqttBridge
-
-    return MqttBridge(config, board).run
+    return make_bridge(config, board, listen=listen, memory=memory, hardware=hardware).run

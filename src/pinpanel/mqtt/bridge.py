@@ -6,7 +6,8 @@ slowed by MQTT. The "queue" is one slot per pin: while the broker is away only t
 state of each pin matters, so it is bounded by the pin count however long the outage, and
 on every (re)connect availability, discovery and every pin's state are published again.
 Each change goes out as ``<base>/<pin>/attributes`` (the pin as the HTTP API shows it, with
-its ``seq``) and then ``<base>/<pin>/state`` (``ON``/``OFF``), both retained.
+its ``state`` and ``seq``: the one message Home Assistant reads) and then
+``<base>/<pin>/state`` (``ON``/``OFF``, for scripts), both retained.
 
 In: commands on ``<base>/+/set`` go through :meth:`Board.command` / :meth:`Board.pulse`
 with the actor ``mqtt``, so interlocks, auto-off and the audit log apply as they do to
@@ -45,6 +46,7 @@ from pinpanel.errors import (
     UnknownPinError,
 )
 from pinpanel.events import Change, PinView
+from pinpanel.hardware import BackendInfo
 from pinpanel.mqtt import discovery
 from pinpanel.mqtt.payloads import Command, parse_command
 from pinpanel.mqtt.topics import OFF, OFFLINE, ON, ONLINE, Topics
@@ -133,8 +135,8 @@ class _Client(aiomqtt.Client):
         self._loop.call_soon_threadsafe(register)
 
 
-def _model(board: Board) -> str:
-    info = board.hardware.info
+def model_of(info: BackendInfo) -> str:
+    """The device model Home Assistant shows: the Pi's board name, or what stands in."""
     if info.simulated:
         return "simulated board"
     return info.board or f"Raspberry Pi ({info.name})"
@@ -143,7 +145,13 @@ def _model(board: Board) -> str:
 class MqttBridge:
     """One device's connection to the broker. ``await bridge.run(stop)`` until ``stop``."""
 
-    def __init__(self, config: Config, board: Board, topics: Topics | None = None) -> None:
+    def __init__(self, config: Config, board: Board, *,
+                 listen: Callable[[Callable[[Change], None]], None], memory: discovery.Memory,
+                 model: str, topics: Topics | None = None) -> None:
+        """``listen`` registers a listener for committed changes (the hub's
+        ``add_listener``), ``memory`` keeps what discovery published (the store), ``model``
+        names the hardware; all handed in by the runtime, which owns them.
+        """
         self.config = config
         self.settings = config.mqtt
         self.board = board
@@ -159,7 +167,9 @@ class MqttBridge:
         self._discovery_due = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._noise = NoiseLimiter(log)
-        board.hub.add_listener(self._on_change)
+        self._memory = memory
+        self._model = model
+        listen(self._on_change)
 
     # -- out: committed changes --------------------------------------------------------------
 
@@ -206,9 +216,10 @@ class MqttBridge:
 
     async def _publish_discovery(self, client: aiomqtt.Client) -> None:
         if self.settings.discovery:
-            payload = discovery.device_payload(self.config, self.topics, _model(self.board))
-            await client.publish(self.topics.discovery, discovery.encode(payload),
-                                 qos=self.settings.qos, retain=True)
+            qos = self.settings.qos
+            await asyncio.gather(*(
+                client.publish(entity.topic, entity.encode(), qos=qos, retain=True)
+                for entity in discovery.entities(self.config, self.topics, self._model)))
 
     async def _publish_online(self, client: aiomqtt.Client) -> None:
         await client.publish(self.topics.status, ONLINE, qos=self.settings.qos, retain=True)
@@ -219,20 +230,27 @@ class MqttBridge:
         ``online`` goes last, so whoever waits for it finds everything else already retained.
         """
         qos = self.settings.qos
-        store = self.board.store
-        before = discovery.Published.from_text(await store.write(discovery.read_record))
-        after = discovery.now_published(self.config, self.topics)
-        plan = discovery.plan(before, after)
-        for topic in plan.clear_topics:
+        before = discovery.Published.from_text(self._memory.read_meta(discovery.RECORD_KEY))
+        after = discovery.now_published(self.config, self.topics, self._model)
+        plan = discovery.plan(
+            before, after, device_topic=self.topics.device_discovery,
+            components={p.id: discovery.platform_of(p) for p in self.config.pins})
+        for topic in plan.clear_topics:  # entities whose pin left or changed its mode
             await client.publish(topic, b"", qos=qos, retain=True)
-        if self.settings.discovery and plan.removed_components:
-            removal = discovery.device_payload(self.config, self.topics, _model(self.board),
-                                               removed=plan.removed_components)
-            await client.publish(self.topics.discovery, discovery.encode(removal), qos=qos,
-                                 retain=True)
-            log.info("mqtt: removed %s from Home Assistant discovery",
-                     ", ".join(sorted(plan.removed_components)))
+        if plan.device_topic:
+            # Hand the entities of the old device-based message over (or remove them).
+            handover = discovery.encode(discovery.MIGRATE) if plan.migrate else b""
+            await client.publish(plan.device_topic, handover, qos=qos, retain=True)
         await self._publish_discovery(client)
+        if plan.device_topic:
+            if plan.migrate:  # the entities are the new messages' now: drop the old one
+                await client.publish(plan.device_topic, b"", qos=qos, retain=True)
+            log.info("mqtt: %s Home Assistant's device-based discovery of %s",
+                     "migrated from" if plan.migrate else "removed",
+                     ", ".join(sorted(before.components)) or "no pins")
+        if plan.clear_topics:
+            log.info("mqtt: removed %d entities from Home Assistant discovery",
+                     len(plan.clear_topics))
         for pin_id in plan.stale_pins:  # retained state of a pin that no longer exists
             await client.publish(self.topics.state(pin_id), b"", qos=qos, retain=True)
             await client.publish(self.topics.attributes(pin_id), b"", qos=qos, retain=True)
@@ -240,7 +258,7 @@ class MqttBridge:
             self._dirty.setdefault(bcm)
         await self._publish_dirty(client)
         if after != before:
-            await store.write(discovery.write_record(after.as_text()))
+            await self._memory.write_meta(discovery.RECORD_KEY, after.as_text())
         await self._publish_online(client)
 
     # -- in: commands and Home Assistant's birth message ------------------------------------

@@ -1,28 +1,42 @@
-"""Home Assistant device-based discovery: one device per Pi, one component per pin.
+"""Home Assistant discovery: one retained message per entity, grouped by one device per Pi.
 
-One retained message on ``<prefix>/device/pinpanel_<device_id>/config`` describes the
-whole Pi: ``dev`` (the device, identified by ``pinpanel_<device_id>``), ``o`` (origin:
-pinpanel and its version), the shared availability topic and QoS, and ``cmps``: a
-``switch`` per output and a ``binary_sensor`` per input, keyed by pin id, each with a
-``unique_id`` of ``pinpanel_<device_id>_<pin id>``. Both ids derive from configuration only,
-so they are the same after every restart and Home Assistant keeps its entity settings.
+Each pin is an entity: a ``switch`` per output, a ``binary_sensor`` per input, and a
+``button`` per output with a ``pulse_ms`` (pressing it sends ``PULSE``). Each entity's
+message goes to ``<prefix>/<platform>/pinpanel_<device_id>/<pin id>/config`` and carries
+the device (identified by ``pinpanel_<device_id>``), the origin, the availability topic and
+its own ``qos``; the unique id is ``pinpanel_<device_id>_<pin id>`` (``..._pulse`` for a
+button). Every id derives from configuration only, so it is the same after every restart and
+Home Assistant keeps its entity settings.
 
-Removing a pin needs memory of what was published before. pinpanel keeps that in its own
-database (the ``meta`` table, key :data:`RECORD_KEY`) rather than reading the retained
-message back from the broker: reading back would need a timeout to decide "nothing is
-retained" (MQTT has no end-of-retained marker), a broker without persistence forgets it on
-restart, and the database already belongs to this device alone. When a pin has left the
-config, the bridge publishes the device payload once with that component reduced to its
-platform (``{"p": "switch"}``, which Home Assistant takes as "remove this component"), then
-the final payload without it, and clears the pin's retained state and attributes.
+Why per-entity rather than device-based discovery (one message for the whole device):
+Home Assistant reads device-based messages only from 2024.11 on, and older releases create
+no entities from them without a word; per-entity messages are read by every release with
+MQTT buttons (2021.12). Device-based discovery saves messages, which matters to a broker
+with thousands of entities, not to a Pi with a few pins. The two cannot be published side
+by side: the same entity from two discovery topics is a conflict Home Assistant refuses.
+Per-entity removal is also plain: an empty retained message on that entity's topic.
+
+An entity reads a single topic, ``<base>/<pin>/attributes``: the state through
+``value_template`` and the rest as attributes from the same message, so one change is one
+state change (and one history row) in Home Assistant, not one for the state and another
+for the attributes.
+
+Removing what left the config needs memory of what was published before. pinpanel keeps
+that in its own database (:meth:`Store.read_meta`, key :data:`RECORD_KEY`) rather than
+reading the retained messages back from the broker: reading back would need a timeout to
+decide "nothing is retained" (MQTT has no end-of-retained marker), a broker without
+persistence forgets them on restart, and the database already belongs to this device alone.
+A record from before per-entity discovery names the device-based message; :func:`plan`
+then hands the entities over with Home Assistant's ``migrate_discovery`` (they keep their
+settings), or, when pins also left the config, removes the old device first.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from pinpanel import __version__
 from pinpanel.config import Config, PinConfig
@@ -31,45 +45,80 @@ from pinpanel.mqtt.topics import OFF, OFFLINE, ON, ONLINE, Topics
 RECORD_KEY = "mqtt.published"
 SWITCH = "switch"
 BINARY_SENSOR = "binary_sensor"
+BUTTON = "button"
+PULSE = "PULSE"
+#: The state from the pin's JSON (``"state": true``) in the words the entity compares.
+VALUE_TEMPLATE = "{{ 'ON' if value_json.state else 'OFF' }}"
+#: Published on the old device-based topic: Home Assistant unloads those entities but keeps
+#: them in its registry, for the per-entity messages that follow to take over.
+MIGRATE = {"migrate_discovery": True}
+
+
+class Memory(Protocol):
+    """Where discovery keeps what it published (the store: :meth:`Store.read_meta`)."""
+
+    def read_meta(self, key: str) -> str | None: ...
+
+    def write_meta(self, key: str, value: str) -> Awaitable[None]: ...
 
 
 def platform_of(pin: PinConfig) -> str:
     return SWITCH if pin.is_output else BINARY_SENSOR
 
 
-def component(pin: PinConfig, topics: Topics) -> dict[str, Any]:
-    """One pin's component: the fields Home Assistant needs, full names for readability."""
-    data: dict[str, Any] = {
-        "p": platform_of(pin),
-        "name": pin.name,
-        "unique_id": topics.unique_id(pin.id),
-        "state_topic": topics.state(pin.id),
-        "json_attributes_topic": topics.attributes(pin.id),
-        "payload_on": ON,
-        "payload_off": OFF,
-    }
-    if pin.is_output:
-        data["command_topic"] = topics.command(pin.id)
-    return data
+@dataclass(frozen=True)
+class Entity:
+    """One discovery message: where it goes and what it says."""
+
+    topic: str
+    payload: dict[str, Any]
+
+    def encode(self) -> bytes:
+        return encode(self.payload)
 
 
-def device_payload(config: Config, topics: Topics, model: str,
-                   removed: dict[str, str] | None = None) -> dict[str, Any]:
-    """The device discovery document; ``removed`` (pin id -> platform) marks removals."""
-    components: dict[str, Any] = {p.id: component(p, topics) for p in config.pins}
-    for pin_id, platform in (removed or {}).items():
-        # Only the platform: "remove this component" (a pin that changed mode is removed
-        # under its old platform here, and comes back under its new one in the next payload).
-        components[pin_id] = {"p": platform}
+def _shared(config: Config, topics: Topics, model: str) -> dict[str, Any]:
+    """What every entity of the device repeats (device, origin, availability, QoS)."""
     return {
-        "dev": {"ids": [topics.object_id], "name": f"pinpanel {topics.device_id}",
-                "mf": "pinpanel", "mdl": model, "sw": __version__},
-        "o": {"name": "pinpanel", "sw": __version__},
+        "device": {"identifiers": [topics.object_id], "name": f"pinpanel {topics.device_id}",
+                   "manufacturer": "pinpanel", "model": model, "sw_version": __version__},
+        "origin": {"name": "pinpanel", "sw_version": __version__},
         "availability": [{"topic": topics.status, "payload_available": ONLINE,
                           "payload_not_available": OFFLINE}],
+        # Per entity: Home Assistant ignores a QoS set only once for a whole device.
         "qos": config.mqtt.qos,
-        "cmps": components,
     }
+
+
+def entities(config: Config, topics: Topics, model: str) -> list[Entity]:
+    """Every entity this configuration describes, in pin order (a pin's button after it)."""
+    shared = _shared(config, topics, model)
+    found: list[Entity] = []
+    for pin in config.pins:
+        pin_json = topics.attributes(pin.id)
+        data: dict[str, Any] = {
+            "name": pin.name,
+            "unique_id": topics.unique_id(pin.id),
+            "state_topic": pin_json,
+            "value_template": VALUE_TEMPLATE,
+            "json_attributes_topic": pin_json,
+            "payload_on": ON,
+            "payload_off": OFF,
+            **shared,
+        }
+        if pin.is_output:
+            data["command_topic"] = topics.command(pin.id)
+        found.append(Entity(topics.discovery(platform_of(pin), pin.id), data))
+        if pin.is_output and pin.pulse_ms:
+            button = {
+                "name": f"{pin.name} pulse",
+                "unique_id": f"{topics.unique_id(pin.id)}_pulse",
+                "command_topic": topics.command(pin.id),
+                "payload_press": PULSE,
+                **shared,
+            }
+            found.append(Entity(topics.discovery(BUTTON, pin.id), button))
+    return found
 
 
 def encode(payload: dict[str, Any]) -> bytes:
@@ -78,69 +127,81 @@ def encode(payload: dict[str, Any]) -> bytes:
 
 @dataclass(frozen=True)
 class Published:
-    """What this device last told the broker: discovery topic, components, pins with state."""
+    """What this device last left retained on the broker.
 
-    topic: str | None = None
-    components: dict[str, str] = field(default_factory=dict)
+    ``topics``: per-entity discovery messages; ``device_topic``: a device-based message
+    (from a pinpanel before per-entity discovery) with its ``components`` (id -> platform);
+    ``pins``: pins with a retained state and attributes.
+    """
+
+    topics: tuple[str, ...] = ()
     pins: tuple[str, ...] = ()
+    device_topic: str | None = None
+    components: dict[str, str] = field(default_factory=dict)
 
     def as_text(self) -> str:
-        return json.dumps({"topic": self.topic, "components": self.components,
-                           "pins": list(self.pins)}, sort_keys=True)
+        data: dict[str, Any] = {"topics": list(self.topics), "pins": list(self.pins)}
+        if self.device_topic:
+            data |= {"topic": self.device_topic, "components": self.components}
+        return json.dumps(data, sort_keys=True)
 
     @classmethod
     def from_text(cls, text: str | None) -> Published:
-        """Parse a stored record; anything unreadable counts as "nothing published"."""
+        """Parse a stored record; anything unreadable counts as "nothing published".
+
+        ``topic`` and ``components`` are the fields of the device-based record.
+        """
         if not text:
             return cls()
         try:
             data = json.loads(text)
-            topic = data.get("topic")
-            components = {str(k): str(v) for k, v in dict(data.get("components", {})).items()}
+            topics = tuple(str(t) for t in data.get("topics", []))
             pins = tuple(str(p) for p in data.get("pins", []))
+            device_topic = data.get("topic")
+            components = {str(k): str(v) for k, v in dict(data.get("components", {})).items()}
         except (ValueError, TypeError, AttributeError):
             return cls()
-        return cls(topic if isinstance(topic, str) else None, components, pins)
+        if not isinstance(device_topic, str) or not device_topic:
+            device_topic, components = None, {}
+        return cls(topics, pins, device_topic, components)
 
 
-def now_published(config: Config, topics: Topics) -> Published:
-    discovery = config.mqtt.discovery
-    return Published(
-        topic=topics.discovery if discovery else None,
-        components={p.id: platform_of(p) for p in config.pins} if discovery else {},
-        pins=tuple(p.id for p in config.pins),
-    )
+def now_published(config: Config, topics: Topics, model: str) -> Published:
+    found = entities(config, topics, model) if config.mqtt.discovery else []
+    return Published(topics=tuple(e.topic for e in found),
+                     pins=tuple(p.id for p in config.pins))
 
 
 @dataclass(frozen=True)
 class Plan:
-    """What to publish on connect to move the broker from ``before`` to ``after``."""
+    """What to publish on connect to move the broker from ``before`` to ``after``.
+
+    In order: empty retained messages on ``clear_topics``; then on the old device-based
+    topic ``MIGRATE`` (when ``migrate``) or an empty message (it removes the old device and
+    its entities); the current entities; an empty message on the device topic to end a
+    migration; empty retained state and attributes of ``stale_pins``.
+    """
 
     clear_topics: tuple[str, ...]
-    removed_components: dict[str, str]
+    device_topic: str | None
+    migrate: bool
     stale_pins: tuple[str, ...]
 
 
-def plan(before: Published, after: Published) -> Plan:
-    """Components to remove, old discovery topics to clear, pins whose retained state goes."""
-    clear: list[str] = []
-    removed: dict[str, str] = {}
-    if before.topic and before.topic != after.topic:
-        clear.append(before.topic)  # discovery off, or the device/prefix changed
-    elif before.topic:
-        removed = {cid: platform for cid, platform in before.components.items()
-                   if after.components.get(cid) != platform}
+def plan(before: Published, after: Published, *, device_topic: str,
+         components: dict[str, str]) -> Plan:
+    """The steps from ``before`` to ``after``.
+
+    ``device_topic`` is where this device's device-based message would be now and
+    ``components`` maps each configured pin id to its platform. A device-based message is
+    migrated only when it is this device's (same ids, so the same unique ids) and every
+    component it named is still configured on the same platform: Home Assistant would
+    otherwise keep the entities that left as orphans in its registry. Then the old device
+    is removed instead, and its entities come back from the new messages, without the
+    settings made on them in Home Assistant.
+    """
+    clear = tuple(t for t in before.topics if t not in after.topics)
+    migrate = bool(before.device_topic == device_topic and after.topics and all(
+        components.get(cid) == platform for cid, platform in before.components.items()))
     stale = tuple(p for p in before.pins if p not in after.pins)
-    return Plan(tuple(clear), removed, stale)
-
-
-def read_record(conn: sqlite3.Connection) -> str | None:
-    row = conn.execute("SELECT value FROM meta WHERE key = ?", (RECORD_KEY,)).fetchone()
-    return None if row is None else str(row[0])
-
-
-def write_record(text: str) -> Any:
-    def work(conn: sqlite3.Connection) -> None:
-        conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (RECORD_KEY, text))
-
-    return work
+    return Plan(clear, before.device_topic, migrate, stale)

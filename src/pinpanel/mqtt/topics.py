@@ -6,14 +6,16 @@ Per device (``<base>`` is ``mqtt.base_topic``, default ``pinpanel/<device_id>``)
 topic                           retained   payload
 ==============================  =========  ==================================================
 ``<base>/status``               yes        ``online`` / ``offline`` (last will: ``offline``)
-``<base>/<pin id>/state``       yes        ``ON`` / ``OFF``, published once committed
 ``<base>/<pin id>/attributes``  yes        the pin as ``GET /api/v1/pins/<pin>`` shows it
-                                           (``seq``, ``changed_at``...), sent before state
+                                           (``state``, ``seq``, ``changed_at``...), one JSON
+                                           message per committed change; Home Assistant
+                                           reads only this topic
+``<base>/<pin id>/state``       yes        ``ON`` / ``OFF`` for scripts, sent right after
 ``<base>/<pin id>/set``         no         ``ON``, ``OFF``, ``TOGGLE``, ``PULSE`` or JSON
 ==============================  =========  ==================================================
 
-Home Assistant: ``<discovery_prefix>/device/<object id>/config`` (retained) and its birth
-message on ``<discovery_prefix>/status``.
+Home Assistant: ``<discovery_prefix>/<platform>/<object id>/<pin id>/config`` (retained,
+one per entity) and its birth message on ``<discovery_prefix>/status``.
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ ONLINE = "online"
 OFFLINE = "offline"
 ON = "ON"
 OFF = "OFF"
-#: The component part of a Home Assistant device-based discovery topic.
+#: The component part of a Home Assistant device-based discovery topic (pinpanel published
+#: one before it moved to per-entity discovery; the topic is still needed to migrate).
 HA_DEVICE = "device"
 HA_CONFIG = "config"
 
@@ -106,8 +109,18 @@ class Topics:
         """The device's id in Home Assistant: stable while ``device_id`` is."""
         return f"pinpanel_{self.device_id}"
 
+    def discovery(self, platform: str, pin_id: str) -> str:
+        """One entity's discovery topic; the device's object id is its node id.
+
+        Home Assistant identifies a discovered entity by (platform, "node object"), which
+        here is the same pair a device-based message gives the component ``pin_id`` of the
+        device ``object_id``: what lets Home Assistant hand an entity over between the two.
+        """
+        return f"{self.discovery_prefix}/{platform}/{self.object_id}/{pin_id}/{HA_CONFIG}"
+
     @property
-    def discovery(self) -> str:
+    def device_discovery(self) -> str:
+        """Where pinpanel before per-entity discovery published its device-based message."""
         return f"{self.discovery_prefix}/{HA_DEVICE}/{self.object_id}/{HA_CONFIG}"
 
     @property
