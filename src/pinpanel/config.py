@@ -126,7 +126,7 @@ SETTINGS: tuple[Setting, ...] = (
             "This Pi's id in topics and Home Assistant; empty: the host name."),
     Setting("mqtt.base_topic", str, "", "Topic prefix; empty: pinpanel/<device_id>."),
     Setting("mqtt.qos", int, 1, "QoS of state and command topics.", minimum=0, maximum=2),
-    Setting("mqtt.keepalive", int, 30, "Keep-alive in seconds.", minimum=5, maximum=3600),
+    Setting("mqtt.keepalive", int, 15, "Keep-alive in seconds.", minimum=5, maximum=3600),
     Setting("mqtt.discovery", bool, True, "Publish Home Assistant discovery."),
     Setting("mqtt.discovery_prefix", str, "homeassistant", "Home Assistant discovery prefix."),
     Setting("mqtt.reconnect_max_s", int, 60, "Longest wait between reconnect attempts.",
@@ -229,7 +229,7 @@ class MqttConfig:
     device_id: str = ""
     base_topic: str = ""
     qos: int = 1
-    keepalive: int = 30
+    keepalive: int = 15
     discovery: bool = True
     discovery_prefix: str = "homeassistant"
     reconnect_max_s: int = 60

@@ -128,6 +128,17 @@ async def test_a_frozen_pinpanel_reconnects_cleanly_with_one_warning(
     assert after.count("mqtt: connected to") == 1
 
 
+async def test_the_default_keep_alive_is_15_s(make_server: Any,
+                                              mosquitto: LocalBroker) -> None:
+    """An unplugged Pi is unavailable after 1.5 x keep-alive: about 23 s (README)."""
+    make_server(mqtt_config(mosquitto))  # no keepalive setting
+    await wait_online(mosquitto)
+    connected = [line for line in mosquitto.log_path.read_text().splitlines()
+                 if "as pinpanel-t1 (" in line]
+    assert connected, mosquitto.log_path.read_text()
+    assert ", k15" in connected[-1]
+
+
 async def test_username_and_password(make_server: Any,
                                      make_broker: Callable[..., LocalBroker]) -> None:
     broker = make_broker("auth", users={"pi": "s3cret-Pa55"})
