@@ -24,7 +24,6 @@ token API) mark the cache stale directly.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import hashlib
 import hmac
@@ -37,7 +36,7 @@ import socket
 import sqlite3
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -410,69 +409,3 @@ def write_private(path: Path, text: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as handle:
         handle.write(text)
-
-
-# -- the `pinpanel token` command --------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def _store_of(args: argparse.Namespace) -> Iterator[tuple[Config, Store]]:
-    from pinpanel.cli import config_from
-
-    config = config_from(args)
-    store = Store.open(config.server.data_path, max_rows=config.history.max_rows,
-                       max_age_days=config.history.max_age_days)
-    try:
-        yield config, store
-    finally:
-        store.close()
-
-
-def _token_command(args: argparse.Namespace) -> int:
-    with _store_of(args) as (config, store):
-        if args.action == "create":
-            token = create_token(store, args.name, args.scope)
-            print(token)
-            sys.stdout.flush()
-            print(f"token {args.name!r} ({args.scope}) created. It is shown only this once; "
-                  "use it as: curl -H \"Authorization: Bearer $TOKEN\" ...", file=sys.stderr)
-            if args.link:
-                print(login_message(config, token, args.name), file=sys.stderr)
-        elif args.action == "list":
-            tokens = list_tokens(store)
-            print(f"{'name':<24} {'scope':<8} {'created':<21} last used")
-            for info in tokens:
-                print(f"{info.name:<24} {info.scope:<8} {info.created_at:<21} "
-                      f"{info.last_used_at or 'never'}")
-        else:
-            revoke_token(store, args.name)
-            print(f"token {args.name!r} revoked; its browser sessions have ended",
-                  file=sys.stderr)
-    return 0
-
-
-def _token_arguments(parser: argparse.ArgumentParser) -> None:
-    from pinpanel.cli import add_config_arguments
-
-    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
-    create = actions.add_parser("create", help="make a token and print it (only this once)")
-    create.add_argument("name", help="who or what uses it; the audit log records this name")
-    create.add_argument("--scope", choices=SCOPES, default="control",
-                        help="read: see pins; control: also switch them; admin: also manage "
-                             "tokens (default: control)")
-    create.add_argument("--link", action="store_true",
-                        help="also print a login link and its QR code (to stderr) for a phone")
-    listing = actions.add_parser("list", help="list token names and scopes (never secrets)")
-    revoke = actions.add_parser("revoke", help="delete a token; it stops working at once")
-    revoke.add_argument("name")
-    for sub in (create, listing, revoke):
-        add_config_arguments(sub)
-
-
-def register() -> None:
-    from pinpanel.cli import COMMANDS
-
-    COMMANDS["token"] = ("create, list and revoke API tokens", _token_arguments, _token_command)
-
-
-register()

@@ -1,7 +1,8 @@
 """A small typed client for a pinpanel server: the v1 API and its event stream.
 
-Standard library only (``urllib`` and a line-by-line Server-Sent Events parser), so it
-imports in milliseconds on a Pi Zero and a script can copy this one file anywhere::
+Standard library only (``urllib`` and a line-by-line Server-Sent Events parser) and nothing
+from the rest of pinpanel, so it imports in milliseconds on a Pi Zero and a script can copy
+this one file anywhere::
 
     from pinpanel.client import Client
 
@@ -26,8 +27,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 from typing import IO, Any
 
-from pinpanel.errors import PinpanelError
-
 DEFAULT_URL = "http://localhost:8080"
 #: The server sends a keep-alive comment at least every 15 s; silence this long means gone.
 STREAM_TIMEOUT_S = 60.0
@@ -36,8 +35,12 @@ STREAM_TIMEOUT_S = 60.0
 # -- errors ---------------------------------------------------------------------------------------
 
 
-class ClientError(PinpanelError):
-    """A request to a pinpanel server failed; ``status`` is the HTTP status, if any."""
+class ClientError(Exception):
+    """A request to a pinpanel server failed; ``status`` is the HTTP status, if any.
+
+    The root of this module's errors, and deliberately not a ``pinpanel.errors`` class: this
+    file imports nothing from pinpanel, so it works copied on its own.
+    """
 
     def __init__(self, message: str, status: int | None = None) -> None:
         super().__init__(message)

@@ -15,7 +15,6 @@ benchmarks.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import getpass
@@ -40,7 +39,7 @@ MOSQUITTO = "/usr/sbin/mosquitto"
 #: Pins each simulated device gets by default (the tutorial's three outputs).
 DEFAULT_PINS = 3
 #: BCM numbers handed out to simulated devices, tutorial pins first.
-_PIN_ORDER = (18, 23, 24, *(n for n in BCM_PINS if n not in (18, 23, 24)))
+PIN_ORDER = (18, 23, 24, *(n for n in BCM_PINS if n not in (18, 23, 24)))
 
 
 # -- a local broker ------------------------------------------------------------------------
@@ -161,7 +160,7 @@ def device_config(index: int, broker: tuple[str, int], data_dir: Path, *, pins: 
     """Config of simulated device ``index`` (1-based): outputs on the first ``pins`` BCMs."""
     device_id = f"{prefix}-{index:04d}"
     pin_configs = tuple(PinConfig(pin=bcm, id=f"gpio{bcm}", name=f"GPIO {bcm}", initial="off")
-                        for bcm in _PIN_ORDER[:pins])
+                        for bcm in PIN_ORDER[:pins])
     return Config(
         server=ServerConfig(data_dir=str(data_dir / device_id)),
         gpio=GpioConfig(backend="simulated"),
@@ -210,54 +209,6 @@ async def run_fleet(broker: str, devices: int, stop: asyncio.Event, *,
                 await asyncio.gather(*tasks, return_exceptions=True)
 
 
-def _fleet_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--devices", type=int, default=10, metavar="N",
-                        help="how many simulated devices (1-1000)")
-    parser.add_argument("--broker", default="127.0.0.1:1883", metavar="HOST:PORT",
-                        help="the MQTT broker every device connects to")
-    parser.add_argument("--pins", type=int, default=DEFAULT_PINS, metavar="K",
-                        help="outputs per device (1-28)")
-    parser.add_argument("--prefix", default="sim",
-                        help="device ids are PREFIX-0001, PREFIX-0002, ...")
-    parser.add_argument("--discovery", action="store_true",
-                        help="also publish Home Assistant discovery for every device")
-    parser.add_argument("--qos", type=int, choices=(0, 1, 2), default=1)
-    parser.add_argument("--log-level", default="WARNING",
-                        choices=("DEBUG", "INFO", "WARNING", "ERROR"))
-
-
-def _fleet_sim(args: argparse.Namespace) -> int:
-    from pinpanel import logs
-    from pinpanel.errors import ConfigError
-    from pinpanel.mqtt.topics import sanitise_id
-
-    problems = []
-    if not 1 <= args.devices <= 1000:
-        problems.append(f"--devices must be 1 to 1000, got {args.devices}")
-    if not 1 <= args.pins <= len(_PIN_ORDER):
-        problems.append(f"--pins must be 1 to {len(_PIN_ORDER)}, got {args.pins}")
-    if sanitise_id(args.prefix) != args.prefix:
-        problems.append(f"--prefix {args.prefix!r}: use lowercase letters, digits, - and _")
-    try:
-        parse_broker(args.broker)
-    except ValueError as exc:
-        problems.append(f"--broker: {exc}")
-    if problems:
-        raise ConfigError(problems, "fleet-sim")
-    logs.setup(args.log_level)
-
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await run_fleet(args.broker, args.devices, stop, pins=args.pins, prefix=args.prefix,
-                        discovery=args.discovery, qos=args.qos)
-
-    asyncio.run(main())
-    return 0
-
-
 # -- measuring -------------------------------------------------------------------------------
 
 
@@ -298,7 +249,7 @@ async def measure_latency_async(broker: str, devices: int, commands: int = 200, 
     host, port = parse_broker(broker)
     prefix = f"lat{secrets.token_hex(3)}"
     ids = [f"{prefix}-{i:04d}" for i in range(1, devices + 1)]
-    pin_ids = [f"gpio{bcm}" for bcm in _PIN_ORDER[:pins]]
+    pin_ids = [f"gpio{bcm}" for bcm in PIN_ORDER[:pins]]
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "pinpanel", "fleet-sim", "--devices", str(devices),
         "--broker", broker, "--pins", str(pins), "--prefix", prefix, "--qos", str(qos),
@@ -411,14 +362,3 @@ def measure_latency(broker: str, devices: int, commands: int = 200, *,
     """
     return asyncio.run(measure_latency_async(broker, devices, commands, pins=pins, qos=qos,
                                              timeout_s=timeout_s))
-
-
-def _register() -> None:
-    from pinpanel.cli import COMMANDS
-
-    COMMANDS["fleet-sim"] = (
-        "run N simulated devices (board, store, MQTT bridge each) against one broker",
-        _fleet_arguments, _fleet_sim)
-
-
-_register()

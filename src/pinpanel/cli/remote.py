@@ -5,7 +5,7 @@ The server is ``--url`` (or ``$PINPANEL_URL``, else http://localhost:8080) and t
 ``--token`` (or ``$PINPANEL_TOKEN``; a token on the command line shows in ``ps``, so the
 variable is the better habit). Output is one line per pin or event, or JSON with
 ``--json``; errors are one line on stderr, and the exit code says which kind
-(see :data:`pinpanel.cli.EXIT_CODES`).
+(see :data:`pinpanel.cli.exits.EXIT_CODES`).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import os
 from dataclasses import asdict
 from typing import Any
 
-from pinpanel.cli import COMMANDS
-from pinpanel.client import DEFAULT_URL, Client, Event, Pin
+from pinpanel.cli.exits import EXIT_CODES
+from pinpanel.client import DEFAULT_URL, Client, Event, Pin, ServerUnreachableError
 from pinpanel.config import PULSE_MAX_MS
 
 URL_ENV = "PINPANEL_URL"
@@ -25,8 +25,6 @@ TOKEN_ENV = "PINPANEL_TOKEN"  # noqa: S105 - the variable's name, not a secret
 
 
 def _connection_arguments(parser: argparse.ArgumentParser) -> None:
-    from pinpanel.cli import EXIT_CODES
-
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = "exit codes:\n" + "\n".join(
         f"  {code:>3}  {meaning}" for code, meaning in EXIT_CODES.items())
@@ -148,8 +146,6 @@ def format_event(event: Event) -> str:
 
 
 def _watch(args: argparse.Namespace) -> int:
-    from pinpanel.client import ServerUnreachableError
-
     changes = 0
     for event in client_of(args).events(args.since):
         if args.json:
@@ -165,12 +161,9 @@ def _watch(args: argparse.Namespace) -> int:
                                  "client fell behind); run watch again to resync")
 
 
-_WHAT = {"on": "switch a pin on", "off": "switch a pin off", "toggle": "toggle a pin"}
-COMMANDS["pins"] = ("list pins of a running server (client)", _pins_arguments, _pins)
-for _action in ("on", "off", "toggle"):
-    COMMANDS[_action] = (_WHAT[_action] + " (client of a running server)", _switch_arguments,
-                         _switcher(_action))
-COMMANDS["pulse"] = ("switch a pin on, then off after --ms (client)", _pulse_arguments,
-                     _pulse)
-COMMANDS["watch"] = ("print the server's pin changes as they happen (client)",
-                     _watch_arguments, _watch)
+COMMANDS = {
+    "pins": (_pins_arguments, _pins),
+    **{action: (_switch_arguments, _switcher(action)) for action in ("on", "off", "toggle")},
+    "pulse": (_pulse_arguments, _pulse),
+    "watch": (_watch_arguments, _watch),
+}
