@@ -135,7 +135,7 @@ def test_keyboard_and_accessible_names(make_server: ServerFactory, page: Any) ->
         if "toggle" in (button.get_attribute("class") or "") or \
                 "hd-button" in (button.get_attribute("class") or ""):
             assert button.get_attribute("aria-pressed") in ("true", "false")
-    diagram = page.get_by_role("button", name="Garage door, header pin 11")
+    diagram = page.get_by_role("button", name="Garage door Off (header pin 11)")
     diagram.focus()
     page.keyboard.press("Enter")
     page.locator('.hd-slot[data-pin="17"].on').wait_for()
