@@ -22,10 +22,18 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal, Protocol
 
+from pinpanel.changes import (
+    Actor,
+    Change,
+    ChangeRecord,
+    Committed,
+    PinView,
+    format_time,
+    utc_now,
+)
 from pinpanel.config import PULSE_MAX_MS, Config, OnExit, PinConfig
 from pinpanel.errors import (
     HardwareError,
@@ -34,9 +42,9 @@ from pinpanel.errors import (
     StoreError,
     UnknownPinError,
 )
-from pinpanel.events import Change, EventHub, PinView
+from pinpanel.events import EventHub
 from pinpanel.hardware import Hardware
-from pinpanel.store import ChangeRecord, Committed, PinRow, Store, format_time, utc_now
+from pinpanel.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -67,15 +75,6 @@ class LoopClock:
         return asyncio.get_running_loop().call_later(delay, callback)
 
 
-@dataclass(frozen=True, slots=True)
-class Actor:
-    """Who asked for a change, for the audit log: a token name, ``mqtt``, ``pulse``..."""
-
-    name: str
-    cause: str
-    client: str | None = None
-
-
 SYSTEM = Actor("system", "startup")
 
 
@@ -91,7 +90,7 @@ class Board:
         self.clock: Clock = clock or LoopClock()
         self._pins: dict[int, PinConfig] = {p.pin: p for p in config.pins}
         self._by_id: dict[str, PinConfig] = {p.id: p for p in config.pins}
-        self._meta: dict[int, PinRow] = {}
+        self._meta: dict[int, Committed] = {}
         self._pending: dict[int, asyncio.Future[list[Committed]]] = {}
         # The newest state queued for commit per pin (ahead of _meta until the fsync).
         self._queued: dict[int, bool] = {}
@@ -151,20 +150,20 @@ class Board:
         views = []
         for pin in self.config.pins:
             meta = self._meta.get(pin.pin)
-            state = meta.state if meta is not None else self.hardware.read(pin.pin)
+            state = meta.new if meta is not None else self.hardware.read(pin.pin)
             views.append(self._view(pin, state, meta))
         return views
 
     def interlocked_with(self, bcm: int) -> tuple[int, ...]:
         return self._group[bcm]
 
-    def _view(self, pin: PinConfig, state: bool, meta: PinRow | None = None) -> PinView:
+    def _view(self, pin: PinConfig, state: bool, meta: Committed | None = None) -> PinView:
         meta = meta or self._meta.get(pin.pin)
         until = self._pulse_until.get(pin.pin)
         return PinView(
             pin=pin.pin, id=pin.id, name=pin.name, mode=pin.mode, state=state,
             active_low=pin.active_low, seq=meta.seq if meta else 0,
-            changed_at=meta.changed_at if meta else None,
+            changed_at=meta.at if meta else None,
             pulse_until=format_time(datetime.fromtimestamp(until, UTC)) if until else None,
         )
 
@@ -173,8 +172,8 @@ class Board:
     async def start(self) -> None:
         """Claim every pin at its start-up level and record what differs from the store."""
         self._loop = asyncio.get_running_loop()
-        self._meta = self.store.pin_rows()
-        self._queued = {bcm: row.state for bcm, row in self._meta.items()}
+        self._meta = self.store.last_changes()
+        self._queued = {bcm: row.new for bcm, row in self._meta.items()}
         self.hub.last_seq = self.store.last_seq
         records: list[ChangeRecord] = []
         levels = self._startup_levels()
@@ -186,8 +185,8 @@ class Board:
             else:
                 self.hardware.claim_input(pin, self._edge_from_any_thread)
                 state = self.hardware.read(pin.pin)
-            if stored is None or stored.state != state:
-                records.append(self._record(pin, stored.state if stored else None, state,
+            if stored is None or stored.new != state:
+                records.append(self._record(pin, stored.new if stored else None, state,
                                             SYSTEM))
         if records:
             await self._commit(records)
@@ -208,7 +207,7 @@ class Board:
             if pin.is_output:
                 stored = self._meta.get(pin.pin)
                 levels[pin.pin] = {"on": True, "off": False}.get(
-                    pin.initial, bool(stored and stored.state))
+                    pin.initial, bool(stored and stored.new))
         for group in self.config.interlocks:
             on = [bcm for bcm in group if levels.get(bcm)]
             if len(on) > 1:
@@ -272,9 +271,9 @@ class Board:
                 self._arm_timer(pin, delay)
             pending = self._commit(records) if records else self._pending.get(pin.pin)
         committed = await pending if pending is not None else []
-        mine = next((c for c in reversed(committed) if c.record.pin == pin.pin), None)
+        mine = next((c for c in reversed(committed) if c.pin == pin.pin), None)
         if mine is not None:
-            return self._view(pin, mine.record.new, self._meta_of(mine))
+            return self._view(pin, mine.new, mine)
         return self._view(pin, target)
 
     async def pulse(self, ref: int | str, ms: int | None, actor: Actor) -> PinView:
@@ -309,8 +308,8 @@ class Board:
             else:
                 pending = self._commit([self._record(pin, last, state, Actor("input", "input"))])
         committed = await pending if pending is not None else []
-        mine = next((c for c in reversed(committed) if c.record.pin == pin.pin), None)
-        return self._view(pin, state, self._meta_of(mine) if mine else None)
+        mine = next((c for c in reversed(committed) if c.pin == pin.pin), None)
+        return self._view(pin, state, mine)
 
     # -- timers ------------------------------------------------------------------------------------
 
@@ -354,8 +353,8 @@ class Board:
     # -- commit and publish ---------------------------------------------------------------------
 
     def _record(self, pin: PinConfig, old: bool | None, new: bool, actor: Actor) -> ChangeRecord:
-        return ChangeRecord(pin=pin.pin, pin_id=pin.id, old=old, new=new, cause=actor.cause,
-                            actor=actor.name, client=actor.client, at=utc_now())
+        return ChangeRecord(pin=pin.pin, pin_id=pin.id, old=old, new=new, actor=actor,
+                            at=utc_now())
 
     def _commit(self, records: list[ChangeRecord]) -> asyncio.Future[list[Committed]]:
         """Queue records for one durable commit; publish them, in order, once committed."""
@@ -366,10 +365,6 @@ class Board:
             self._queued[record.pin] = record.new
         return future
 
-    def _meta_of(self, committed: Committed) -> PinRow:
-        r = committed.record
-        return PinRow(r.pin, r.new, committed.seq, r.at, r.actor, r.cause)
-
     def _committed(self, future: asyncio.Future[list[Committed]]) -> None:
         if future.cancelled():
             return
@@ -377,16 +372,11 @@ class Board:
             self._revert(future, error)
             return
         for item in future.result():
-            pin = self._pins[item.record.pin]
-            meta = self._meta_of(item)
-            self._meta[pin.pin] = meta
+            pin = self._pins[item.pin]
+            self._meta[pin.pin] = item
             if self._pending.get(pin.pin) is future:
                 del self._pending[pin.pin]
-            self.hub.publish(Change(
-                seq=item.seq, pin=self._view(pin, item.record.new, meta), old=item.record.old,
-                actor=item.record.actor, cause=item.record.cause, client=item.record.client,
-                at=item.record.at,
-            ))
+            self.hub.publish(Change(item, self._view(pin, item.new, item)))
 
     def _revert(self, future: asyncio.Future[list[Committed]], error: BaseException) -> None:
         """A commit failed: put the outputs it changed back to their last committed state.
@@ -401,30 +391,30 @@ class Board:
         failed = [b for b, pending in self._pending.items() if pending is future]
         # Pins going back to off first, so an interlock partner going back on finds them off.
         meta_of = self._meta.get
-        failed.sort(key=lambda b: bool((row := meta_of(b)) and row.state))
+        failed.sort(key=lambda b: bool((row := meta_of(b)) and row.new))
         for bcm in failed:
             del self._pending[bcm]
             meta = self._meta.get(bcm)
             if meta is None:
                 self._queued.pop(bcm, None)
                 continue
-            self._queued[bcm] = meta.state
+            self._queued[bcm] = meta.new
             pin = self._pins[bcm]
-            if not pin.is_output or self.hardware.read(bcm) == meta.state:
+            if not pin.is_output or self.hardware.read(bcm) == meta.new:
                 continue
-            if meta.state and any(self.hardware.read(o) for o in self._group[bcm]):
+            if meta.new and any(self.hardware.read(o) for o in self._group[bcm]):
                 log.error("GPIO%d stays off: an interlocked pin is on", bcm)
                 continue
-            if not meta.state:
+            if not meta.new:
                 self._cancel_timer(bcm)
             try:
-                self.hardware.write(bcm, meta.state)
+                self.hardware.write(bcm, meta.new)
             except HardwareError:
                 log.exception("reverting GPIO%d failed", bcm)
 
-    def last_changes(self) -> dict[int, PinRow]:
+    def last_changes(self) -> dict[int, Committed]:
         """Each pin's last committed change (state, seq, time, actor): no database read."""
         return dict(self._meta)
 
 
-__all__ = ["ACTIONS", "SYSTEM", "Action", "Actor", "Board", "Clock", "LoopClock", "StoreError"]
+__all__ = ["ACTIONS", "SYSTEM", "Action", "Board", "Clock", "LoopClock", "StoreError"]

@@ -16,23 +16,25 @@ from __future__ import annotations
 
 import logging
 
-from pinpanel.events import Change
+from pinpanel.changes import Change
 
 log = logging.getLogger("pinpanel.changes")
 
 
 def fields_of(change: Change) -> dict[str, object]:
     """The structured fields of one change (the JSON log line's keys)."""
-    return {"event": "change", "at": change.at, "seq": change.seq, "pin": change.pin.pin,
-            "id": change.pin.id, "state": change.pin.state, "old": change.old,
-            "cause": change.cause, "actor": change.actor, "client": change.client}
+    c = change.committed
+    return {"event": "change", "at": c.at, "seq": c.seq, "pin": change.pin.pin,
+            "id": change.pin.id, "state": change.pin.state, "old": c.old,
+            "cause": c.actor.cause, "actor": c.actor.name, "client": c.actor.client}
 
 
 def log_change(change: Change) -> None:
     """Hub listener: one INFO line for one committed change."""
     if not log.isEnabledFor(logging.INFO):
         return
-    log.info("seq=%d GPIO%d (%s) %s cause=%s actor=%s client=%s at=%s", change.seq,
-             change.pin.pin, change.pin.id, "on" if change.pin.state else "off", change.cause,
-             change.actor, change.client or "-", change.at,
+    c = change.committed
+    log.info("seq=%d GPIO%d (%s) %s cause=%s actor=%s client=%s at=%s", c.seq,
+             change.pin.pin, change.pin.id, "on" if change.pin.state else "off", c.actor.cause,
+             c.actor.name, c.actor.client or "-", c.at,
              extra={"fields": fields_of(change)})

@@ -1,10 +1,11 @@
-"""Committed changes and the hub that fans them out to subscribers.
+"""The hub that fans committed changes out to subscribers.
 
-The hub is the far end of the one path: the board publishes a :class:`Change` only after
-the store has committed it, and every adapter (event stream, MQTT bridge, log line,
-metrics) hears it from here, in sequence order. A slow subscriber never slows the board:
-each has a bounded buffer, and one that falls too far behind is dropped and must resync
-(reconnect and take a fresh snapshot), as a dropped SSE client does.
+The hub is the far end of the one path: the board publishes a
+:class:`~pinpanel.changes.Change` only after the store has committed it, and every adapter
+(event stream, MQTT bridge, log line, metrics) hears it from here, in sequence order. A
+slow subscriber never slows the board: each has a bounded buffer, and one that falls too
+far behind is dropped and must resync (reconnect and take a fresh snapshot), as a dropped
+SSE client does.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+
+from pinpanel.changes import Change
 
 log = logging.getLogger(__name__)
 
@@ -22,48 +23,6 @@ log = logging.getLogger(__name__)
 REPLAY = 1024
 #: Changes one subscriber may have unread before it is dropped.
 SUBSCRIBER_BUFFER = 512
-
-
-@dataclass(frozen=True, slots=True)
-class PinView:
-    """One pin as every adapter reports it: BCM number and id are its identities."""
-
-    pin: int
-    id: str
-    name: str
-    mode: str
-    state: bool
-    active_low: bool
-    seq: int
-    changed_at: str | None
-    pulse_until: str | None = None
-
-    def as_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = {
-            "pin": self.pin, "id": self.id, "name": self.name, "mode": self.mode,
-            "state": self.state, "active_low": self.active_low, "seq": self.seq,
-            "changed_at": self.changed_at,
-        }
-        if self.pulse_until is not None:
-            data["pulse_until"] = self.pulse_until
-        return data
-
-
-@dataclass(frozen=True, slots=True)
-class Change:
-    """A committed change of one pin, as told to every subscriber."""
-
-    seq: int
-    pin: PinView
-    old: bool | None
-    actor: str
-    cause: str
-    client: str | None
-    at: str
-
-    def as_json(self) -> dict[str, Any]:
-        return {"seq": self.seq, "pin": self.pin.as_json(), "old": self.old,
-                "actor": self.actor, "cause": self.cause, "at": self.at}
 
 
 class SubscriberDropped(Exception):

@@ -31,6 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from pinpanel.changes import Actor, ChangeRecord, Committed, format_time
 from pinpanel.errors import StoreCorruptError, StoreError, StoreVersionError
 
 log = logging.getLogger(__name__)
@@ -91,80 +92,10 @@ SCHEMA_VERSION = len(MIGRATIONS)
 _ROW_COLUMNS = "seq, at, pin, pin_id, old, new, cause, actor, client"
 
 
-def utc_now() -> str:
-    """RFC 3339 UTC with milliseconds; fixed width, so text order is time order."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-def format_time(moment: datetime) -> str:
-    """``moment`` in the store's fixed-width UTC form (naive means UTC)."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-def parse_time(text: str) -> datetime:
-    """A stored timestamp back to an aware datetime."""
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
-@dataclass(frozen=True, slots=True)
-class ChangeRecord:
-    """A change about to be committed; the store gives it its sequence number."""
-
-    pin: int
-    pin_id: str
-    old: bool | None
-    new: bool
-    cause: str
-    actor: str
-    client: str | None
-    at: str
-
-
-@dataclass(frozen=True, slots=True)
-class Committed:
-    """A change that is durably on disk, with its sequence number."""
-
-    seq: int
-    record: ChangeRecord
-
-
-@dataclass(frozen=True, slots=True)
-class PinRow:
-    """The last committed state of one pin."""
-
-    pin: int
-    state: bool
-    seq: int
-    changed_at: str
-    actor: str
-    cause: str
-
-
-@dataclass(frozen=True, slots=True)
-class HistoryRow:
-    """One audit row: who changed which pin from what to what, when and from where."""
-
-    seq: int
-    at: str
-    pin: int
-    pin_id: str
-    old: bool | None
-    new: bool
-    cause: str
-    actor: str
-    client: str | None
-
-    def as_json(self) -> dict[str, Any]:
-        return {"seq": self.seq, "at": self.at, "pin": self.pin, "id": self.pin_id,
-                "old": self.old, "new": self.new, "cause": self.cause, "actor": self.actor,
-                "client": self.client}
-
-
-def _history_row(r: Sequence[Any]) -> HistoryRow:
-    return HistoryRow(r[0], r[1], r[2], r[3], None if r[4] is None else bool(r[4]),
-                      bool(r[5]), r[6], r[7], r[8])
+def _committed(r: Sequence[Any]) -> Committed:
+    """A row of :data:`_ROW_COLUMNS` as the committed change it records."""
+    return Committed(r[2], r[3], None if r[4] is None else bool(r[4]), bool(r[5]),
+                     Actor(r[7], r[6], r[8]), r[1], r[0])
 
 
 @dataclass(slots=True)
@@ -360,13 +291,14 @@ class Store:
                         "INSERT INTO history (seq, at, pin, pin_id, old, new, cause, actor, "
                         "client) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (seq, record.at, record.pin, record.pin_id, record.old, record.new,
-                         record.cause, record.actor, record.client),
+                         record.actor.cause, record.actor.name, record.actor.client),
                     )
                     conn.execute(
                         "INSERT OR REPLACE INTO pin_state VALUES (?, ?, ?, ?, ?, ?)",
-                        (record.pin, record.new, seq, record.at, record.actor, record.cause),
+                        (record.pin, record.new, seq, record.at, record.actor.name,
+                         record.actor.cause),
                     )
-                    done.append(Committed(seq, record))
+                    done.append(record.committed(seq))
                 outcomes.append((True, done))
             if not conn.in_transaction:
                 # SQLite rolls back by itself on some errors (disk full, I/O); a COMMIT now
@@ -475,15 +407,23 @@ class Store:
         with self._read_lock:
             yield self._read
 
-    def pin_rows(self) -> dict[int, PinRow]:
+    def last_changes(self) -> dict[int, Committed]:
+        """Each pin's last committed change, by BCM number.
+
+        ``pin_state`` keeps the state, seq, time, actor and cause; the rest comes from the
+        change's history row, or is unknown if retention trimmed it (see :class:`Committed`).
+        """
         with self.reading() as conn:
-            rows = conn.execute("SELECT pin, state, seq, changed_at, actor, cause FROM pin_state")
-            return {r[0]: PinRow(r[0], bool(r[1]), r[2], r[3], r[4], r[5]) for r in rows}
+            rows = conn.execute(
+                "SELECT p.seq, p.changed_at, p.pin, coalesce(h.pin_id, ''), h.old, p.state, "
+                "p.cause, p.actor, h.client FROM pin_state AS p "
+                "LEFT JOIN history AS h ON h.seq = p.seq").fetchall()
+        return {r[2]: _committed(r) for r in rows}
 
     def history(self, *, pins: Sequence[int] = (), since: str | None = None,
                 until: str | None = None, before_seq: int | None = None,
                 after_seq: int | None = None, limit: int = 100,
-                newest_first: bool = True) -> list[HistoryRow]:
+                newest_first: bool = True) -> list[Committed]:
         """Audit rows matching the filters, newest first by default (cursor: ``before_seq``).
 
         ``since`` is inclusive and ``until`` exclusive, both in the store's UTC form.
@@ -505,9 +445,9 @@ class Store:
                f"{where} ORDER BY seq {order} LIMIT ?")
         with self.reading() as conn:
             rows = conn.execute(sql, (*args, limit)).fetchall()
-        return [_history_row(r) for r in rows]
+        return [_committed(r) for r in rows]
 
-    def recent(self, pins: Sequence[int], since: str, per_pin: int) -> dict[int, list[HistoryRow]]:
+    def recent(self, pins: Sequence[int], since: str, per_pin: int) -> dict[int, list[Committed]]:
         """Each pin's changes from ``since`` on, oldest first, at most ``per_pin`` (the newest).
 
         One statement for every pin, each part an index range scan: the first seq of the
@@ -516,7 +456,7 @@ class Store:
         long quiet past costs nothing. If the clock jumped back, rows after the window's
         first seq count as inside it (the caller clamps their times).
         """
-        result: dict[int, list[HistoryRow]] = {bcm: [] for bcm in pins}
+        result: dict[int, list[Committed]] = {bcm: [] for bcm in pins}
         if not pins:
             return result
         part = (f"SELECT * FROM (SELECT {_ROW_COLUMNS} FROM history "  # noqa: S608
@@ -529,7 +469,7 @@ class Store:
         with self.reading() as conn:
             rows = conn.execute(sql, args).fetchall()
         for r in sorted(rows, key=lambda r: r[0]):
-            result[r[2]].append(_history_row(r))
+            result[r[2]].append(_committed(r))
         return result
 
     # -- meta: small named records the adapters keep (MQTT: what discovery last published) --
@@ -620,7 +560,4 @@ def open_path(data_dir: Path) -> Path:
     return data_dir / DB_NAME
 
 
-__all__ = [
-    "ChangeRecord", "Committed", "HistoryRow", "PinRow", "Store", "check_integrity",
-    "format_time", "open_path", "parse_time", "utc_now",
-]
+__all__ = ["Store", "check_integrity", "open_path"]

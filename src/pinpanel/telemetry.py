@@ -18,7 +18,7 @@ import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from pinpanel.events import Change
+from pinpanel.changes import Change
 
 if TYPE_CHECKING:
     from pinpanel.board import Board
@@ -73,7 +73,7 @@ class Telemetry:
 
     def on_change(self, change: Change) -> None:
         """Hub listener: count one committed change."""
-        key = (change.pin.pin, change.pin.id, change.cause)
+        key = (change.pin.pin, change.pin.id, change.committed.actor.cause)
         self.changes[key] = self.changes.get(key, 0) + 1
 
     def set_gauge(self, name: str, value: float, help: str = "") -> None:

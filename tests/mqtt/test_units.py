@@ -10,7 +10,7 @@ from tests.mqtt.conftest import assert_valid_entity
 from tests.unit.conftest import config_of, running_board, settle
 
 from pinpanel import mqtt
-from pinpanel.board import Actor
+from pinpanel.changes import Actor
 from pinpanel.config import PULSE_MAX_MS, MqttConfig
 from pinpanel.errors import ConfigError, MqttPayloadError
 from pinpanel.fleet import parse_broker, percentile

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from pinpanel.board import Actor, Board
+from pinpanel.board import Board
+from pinpanel.changes import Actor, Change
 from pinpanel.errors import PinModeError, PinValueError, UnknownPinError
-from pinpanel.events import Change
 from tests.support import FakeClock
 from tests.unit.conftest import running_board, settle
 
@@ -28,9 +28,9 @@ async def test_toggle_writes_the_pin_commits_and_publishes(tmp_path: Path) -> No
         view = await board.command(18, "toggle", USER)
         assert view.state is True
         assert board.hardware.physical_level(18) is True
-        assert board.store.pin_rows()[18].state is True
+        assert board.store.last_changes()[18].new is True
         assert [c.seq for c in seen] == [view.seq]
-        assert (seen[0].actor, seen[0].cause, seen[0].client) == ("tester", "api", "127.0.0.1")
+        assert seen[0].committed.actor == USER
         history = board.store.history(pins=[18], limit=1)
         assert (history[0].seq, history[0].old, history[0].new) == (view.seq, False, True)
 
@@ -80,7 +80,7 @@ async def test_fifty_concurrent_toggles_lose_no_update(tmp_path: Path) -> None:
         start_seq = board.hub.last_seq
         views = await asyncio.gather(*(board.command(18, "toggle", USER) for _ in range(50)))
         assert board.view(18).state is False  # an even count returns it to off
-        assert board.store.pin_rows()[18].state is False
+        assert board.store.last_changes()[18].new is False
         assert sorted(v.seq for v in views) == list(range(start_seq + 1, start_seq + 51))
         assert [c.seq for c in seen] == list(range(start_seq + 1, start_seq + 51))
         # each toggle saw the state the previous one left
@@ -92,7 +92,7 @@ async def test_fifty_one_concurrent_toggles_end_on(tmp_path: Path) -> None:
     async with running_board(tmp_path) as board:
         await asyncio.gather(*(board.command(23, "toggle", USER) for _ in range(51)))
         assert board.view(23).state is True
-        assert board.store.pin_rows()[23].state is True
+        assert board.store.last_changes()[23].new is True
 
 
 async def test_pulse_turns_off_after_its_time(tmp_path: Path) -> None:
@@ -108,7 +108,7 @@ async def test_pulse_turns_off_after_its_time(tmp_path: Path) -> None:
         await settle()
         assert board.view(18).state is False
         assert board.view(18).pulse_until is None
-        assert [(c.pin.state, c.cause, c.actor) for c in seen] == [
+        assert [(c.pin.state, c.committed.actor.cause, c.committed.actor.name) for c in seen] == [
             (True, "api", "tester"), (False, "pulse", "pulse")]
 
 
@@ -189,7 +189,7 @@ async def test_interlock_turns_the_partner_off_first(tmp_path: Path) -> None:
         await board.command(20, "on", USER)
         await board.command(21, "on", USER)
         assert (board.view(20).state, board.view(21).state) == (False, True)
-        assert [(c.pin.pin, c.pin.state, c.cause) for c in seen] == [
+        assert [(c.pin.pin, c.pin.state, c.committed.actor.cause) for c in seen] == [
             (20, True, "api"), (20, False, "interlock"), (21, True, "api")]
 
 
@@ -224,8 +224,8 @@ async def test_simulated_input_press_becomes_an_input_change(tmp_path: Path) -> 
         view = await board.simulate(5, True)
         await settle()
         assert view.state is True
-        assert [(c.pin.pin, c.pin.state, c.cause, c.actor) for c in seen] == [
-            (5, True, "input", "input")]
+        assert [(c.pin.pin, c.pin.state, c.committed.actor) for c in seen] == [
+            (5, True, Actor("input", "input"))]
         await board.simulate(5, False)
         await settle()
         assert [c.pin.state for c in seen] == [True, False]
@@ -258,7 +258,7 @@ async def test_initial_state(tmp_path: Path, initial: str, stored: bool | None,
         assert board.view(18).state is expected
         # claimed directly at that level: the line never passed through another one
         assert board.hardware.level_history(18)[1:] in ([], [expected])
-        assert board.store.pin_rows()[18].state is expected
+        assert board.store.last_changes()[18].new is expected
 
 
 @pytest.mark.parametrize(("on_exit", "expected"), [("keep", True), ("off", False)])
@@ -270,7 +270,7 @@ async def test_on_exit(tmp_path: Path, on_exit: str, expected: bool) -> None:
     assert pin.function == "output"
     if on_exit == "off":
         async with running_board(tmp_path) as board:
-            assert board.store.history(pins=[18], limit=1)[0].cause == "shutdown"
+            assert board.store.history(pins=[18], limit=1)[0].actor.cause == "shutdown"
 
 
 async def test_on_exit_release_returns_lines_to_inputs(tmp_path: Path) -> None:

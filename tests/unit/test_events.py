@@ -18,8 +18,9 @@ from typing import Any
 import pytest
 from starlette.applications import Starlette
 
-from pinpanel.board import Actor, Board
-from pinpanel.events import Change, EventHub, PinView, SubscriberDropped
+from pinpanel.board import Board
+from pinpanel.changes import Actor, Change, Committed, PinView
+from pinpanel.events import EventHub, SubscriberDropped
 from pinpanel.hardware import Hardware
 from pinpanel.store import Store
 from pinpanel.web import stream
@@ -144,7 +145,7 @@ def changes(client: Client) -> list[dict[str, Any]]:
 
 def change(seq: int, state: bool = True) -> Change:
     view = PinView(18, "gpio18", "GPIO 18", "output", state, False, seq, "t")
-    return Change(seq, view, not state, "tester", "api", None, "t")
+    return Change(Committed(18, "gpio18", not state, state, USER, "t", seq), view)
 
 
 async def test_hub_since_replays_what_it_holds_and_admits_what_it_forgot() -> None:

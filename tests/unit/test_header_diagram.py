@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pinpanel.events import PinView
+from pinpanel.changes import PinView
 from pinpanel.web import header_diagram as hd
 
 

@@ -18,16 +18,14 @@ from pathlib import Path
 import pytest
 
 from pinpanel import store as store_module
-from pinpanel.board import Actor
+from pinpanel.changes import Actor, ChangeRecord, format_time
 from pinpanel.errors import StoreCorruptError, StoreError, StoreVersionError
 from pinpanel.store import (
     DB_NAME,
     MIGRATIONS,
     SCHEMA_VERSION,
-    ChangeRecord,
     Store,
     check_integrity,
-    format_time,
 )
 from tests.unit.conftest import running_board
 
@@ -35,8 +33,7 @@ USER = Actor("tester", "api", "127.0.0.1")
 
 
 def record(pin: int = 18, new: bool = True, at: str | None = None) -> ChangeRecord:
-    return ChangeRecord(pin=pin, pin_id=f"gpio{pin}", old=not new, new=new, cause="api",
-                        actor="tester", client="127.0.0.1",
+    return ChangeRecord(pin=pin, pin_id=f"gpio{pin}", old=not new, new=new, actor=USER,
                         at=at or format_time(datetime.now(UTC)))
 
 
@@ -126,7 +123,7 @@ async def test_a_failed_commit_fails_its_waiters_and_leaves_no_gap(tmp_path: Pat
     store = Store.open(tmp_path)
     try:
         await store.commit([record()])
-        broken = ChangeRecord(18, None, False, True, "api", "x", None, "now")  # type: ignore[arg-type]
+        broken = ChangeRecord(18, None, False, True, USER, "now")  # type: ignore[arg-type]
         with pytest.raises(StoreError, match="durably"):
             await store.commit([record(23), broken])
         assert store.last_seq == 1
@@ -168,7 +165,7 @@ async def test_a_failing_write_job_undoes_only_itself(tmp_path: Path) -> None:
         assert [c.seq for c in await second] == [2]
         with store.reading() as conn:
             assert conn.execute("SELECT key FROM meta").fetchall() == [("kept",)]
-        assert set(store.pin_rows()) == {18, 23}
+        assert set(store.last_changes()) == {18, 23}
     finally:
         gate.set()
         store.close()
@@ -275,7 +272,7 @@ async def test_a_hot_write_ahead_log_is_checked_and_recovered(tmp_path: Path) ->
     recovered = Store.open(crashed)
     try:
         assert recovered.last_seq == 20
-        assert recovered.pin_rows()[18].state is False
+        assert recovered.last_changes()[18].new is False
     finally:
         recovered.close()
 
@@ -304,7 +301,7 @@ async def test_a_version_1_database_is_migrated_at_start_up(tmp_path: Path) -> N
         assert store._conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         tables = {r[0] for r in store._conn.execute("SELECT name FROM sqlite_master")}
         assert "sessions" in tables  # added by migration 2
-        assert store.history()[0].actor == "phone"  # the data came along
+        assert store.history()[0].actor.name == "phone"  # the data came along
         assert (await store.commit([record()]))[0].seq == 2
     finally:
         store.close()
@@ -354,7 +351,7 @@ async def test_rows_older_than_max_age_are_trimmed(tmp_path: Path) -> None:
     store = Store.open(tmp_path, max_age_days=30)  # retention runs at start-up
     try:
         assert [r.seq for r in store.history(newest_first=False)] == [3, 4]
-        assert store.pin_rows()[18].state is False  # states are kept; only the log is trimmed
+        assert store.last_changes()[18].new is False  # states are kept; only the log is trimmed
     finally:
         store.close()
 
@@ -433,7 +430,7 @@ async def test_a_failed_commit_puts_the_pins_back_before_the_caller_hears(tmp_pa
             await board.command(23, "on", USER)  # would switch 18 off first (interlock)
         # Answered only now, with both lines already back as committed.
         assert board.hardware.read(18) is True and board.hardware.read(23) is False
-        assert board.store.pin_rows()[18].seq == on.seq
+        assert board.store.last_changes()[18].seq == on.seq
         assert published == [on.seq]  # nothing was announced
         await board.store.write(lambda conn: conn.execute("DROP TRIGGER fail_23"))
         again = await board.command(23, "on", USER)
@@ -461,5 +458,5 @@ async def test_restore_never_brings_two_interlocked_pins_up_together(tmp_path: P
         assert board.view(18).state is False
         assert board.hardware.level_history(18)[1:] in ([], [False])  # never on, not even once
         row = board.store.history(pins=[18], limit=1)[0]
-        assert (row.actor, row.cause, row.old, row.new) == ("system", "startup", True, False)
+        assert (row.actor, row.old, row.new) == (Actor("system", "startup"), True, False)
         assert row.seq > last.seq

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from pinpanel.store import HistoryRow, PinRow, format_time
+from pinpanel.changes import Actor, Committed, format_time
 from pinpanel.web.history import (
     WIDTH,
     LastChange,
@@ -19,17 +19,17 @@ from pinpanel.web.problems import Problem
 
 NOW = datetime(2026, 11, 26, 18, 0, tzinfo=UTC).timestamp()
 HOUR = 3600
+PHONE = Actor("phone", "api")
 
 
-def row(seq: int, hours_ago: float, new: bool, *, first: bool = False) -> HistoryRow:
+def row(seq: int, hours_ago: float, new: bool, *, first: bool = False) -> Committed:
     """A change ``hours_ago`` before NOW; ``first``: the pin's first record (old is null)."""
     at = format_time(datetime.fromtimestamp(NOW - hours_ago * HOUR, UTC))
-    return HistoryRow(seq, at, 18, "gpio18", None if first else not new, new, "api",
-                      "phone", None)
+    return Committed(18, "gpio18", None if first else not new, new, PHONE, at, seq)
 
 
-def current(state: bool) -> PinRow:
-    return PinRow(18, state, 1, "2026-01-01T00:00:00.000Z", "phone", "api")
+def current(state: bool) -> Committed:
+    return Committed(18, "gpio18", None, state, PHONE, "2026-01-01T00:00:00.000Z", 1)
 
 
 def test_no_change_in_the_window_draws_the_current_state_throughout() -> None:

@@ -14,8 +14,8 @@ from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from pinpanel.board import Board
+from pinpanel.changes import Change
 from pinpanel.config import Config
-from pinpanel.events import Change
 from pinpanel.hardware import BackendInfo
 from pinpanel.mqtt.discovery import Memory
 

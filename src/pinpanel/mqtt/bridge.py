@@ -36,7 +36,8 @@ from typing import Any
 import aiomqtt
 
 from pinpanel import telemetry
-from pinpanel.board import Actor, Board
+from pinpanel.board import Board
+from pinpanel.changes import Actor, Change, PinView
 from pinpanel.config import Config
 from pinpanel.errors import (
     MqttPayloadError,
@@ -45,7 +46,6 @@ from pinpanel.errors import (
     StoreError,
     UnknownPinError,
 )
-from pinpanel.events import Change, PinView
 from pinpanel.hardware import BackendInfo
 from pinpanel.mqtt import discovery
 from pinpanel.mqtt.payloads import Command, parse_command

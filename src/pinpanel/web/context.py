@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
-from pinpanel.board import Actor, Board
+from pinpanel.board import Board
+from pinpanel.changes import Actor
 
 PRINCIPAL_KEY = "pinpanel.principal"
 

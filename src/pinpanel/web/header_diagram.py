@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-from pinpanel.events import PinView
+from pinpanel.changes import PinView
 
 Kind = Literal["gpio", "3v3", "5v", "gnd"]
 

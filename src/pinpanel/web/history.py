@@ -25,7 +25,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from pinpanel.board import Board
-from pinpanel.store import HistoryRow, PinRow, format_time, parse_time
+from pinpanel.changes import Committed, format_time, parse_time
 from pinpanel.web.context import board_of
 from pinpanel.web.problems import Problem
 
@@ -160,7 +160,7 @@ def _merge(spans: Iterable[tuple[float, float]]) -> list[tuple[float, float]]:
     return merged
 
 
-def build_timeline(rows: Sequence[HistoryRow], current: PinRow | None, now: float,
+def build_timeline(rows: Sequence[Committed], current: Committed | None, now: float,
                    *, window_s: float = WINDOW_S, truncated: bool = False) -> Timeline:
     """Turn a pin's changes in the window (oldest first) into spans to draw.
 
@@ -174,7 +174,7 @@ def build_timeline(rows: Sequence[HistoryRow], current: PinRow | None, now: floa
     if rows:
         state: bool | None = None if truncated else rows[0].old
     else:
-        state = current.state if current is not None else None
+        state = current.new if current is not None else None
     t = start
     on: list[tuple[float, float]] = []
     unknown: list[tuple[float, float]] = []
@@ -236,11 +236,11 @@ class LastChange:
         return f"{'On' if self.state else 'Off'} since {self.when}, by {self.actor}{note}"
 
 
-def last_change(row: PinRow | None, now: datetime) -> LastChange | None:
+def last_change(row: Committed | None, now: datetime) -> LastChange | None:
     if row is None:
         return None
-    return LastChange(row.state, row.changed_at, short_time(parse_time(row.changed_at), now),
-                      row.actor, row.cause)
+    return LastChange(row.new, row.at, short_time(parse_time(row.at), now),
+                      row.actor.name, row.actor.cause)
 
 
 class TimelineCache:
@@ -264,7 +264,7 @@ class TimelineCache:
         return self._value
 
 
-def compute_timelines(board: Board, meta: dict[int, PinRow], now: float,
+def compute_timelines(board: Board, meta: dict[int, Committed], now: float,
                       ) -> dict[int, Timeline]:
     """Every pin's timeline from one query (at most :data:`PER_PIN` rows per pin)."""
     pins = [p.pin for p in board.config.pins]

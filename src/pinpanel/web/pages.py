@@ -27,7 +27,7 @@ from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
 from pinpanel import __version__
-from pinpanel.store import format_time
+from pinpanel.changes import format_time
 from pinpanel.web import header_diagram, history, security
 from pinpanel.web.context import board_of
 

@@ -36,8 +36,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from pinpanel.events import Change, EventHub, SubscriberDropped, Subscription
-from pinpanel.store import format_time
+from pinpanel.changes import Change, format_time
+from pinpanel.events import EventHub, SubscriberDropped, Subscription
 from pinpanel.web import openapi
 from pinpanel.web.context import board_of
 from pinpanel.web.problems import Problem
