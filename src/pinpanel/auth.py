@@ -1,4 +1,4 @@
-"""Who may do what: API tokens, browser sessions, and the first-start admin token.
+"""Who may do what: principals and scopes, token crypto, and the keyring every request asks.
 
 A token is ``pp_`` + 32 random bytes (``secrets.token_urlsafe``): far too much entropy to
 guess, so a single unsalted SHA-256 is the right hash for it (a slow password hash buys
@@ -6,6 +6,9 @@ nothing against a 256-bit secret and would cost every API request milliseconds o
 Zero). Only that hash is stored; the token itself is shown once, when it is made, and is
 never logged. Each token has a name (which the audit log records as the actor) and a scope:
 ``read`` < ``control`` < ``admin``.
+
+The SQL lives in :mod:`pinpanel.store`; the first-start login link in
+:mod:`pinpanel.first_start`; the ``token`` command in :mod:`pinpanel.cli.token`.
 
 Browser logins become server-side sessions: a random session id in an ``HttpOnly`` cookie,
 its hash in the ``sessions`` table, tied to the token it was opened with, so revoking the
@@ -29,21 +32,15 @@ import hashlib
 import hmac
 import logging
 import math
-import os
 import re
 import secrets
-import socket
-import sqlite3
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any, Literal, TextIO
+from typing import Any, Literal
 
-from pinpanel.config import Config
-from pinpanel.errors import AuthError, TokenExistsError, TokenNotFoundError
+from pinpanel.errors import AuthError
 from pinpanel.store import Store
 
 log = logging.getLogger(__name__)
@@ -57,8 +54,6 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 MAX_TOKEN_LENGTH = 128
 #: ``last_used_at`` is written at most this often per token, to spare the SD card.
 TOUCH_EVERY_S = 600.0
-FIRST_LOGIN_FILE = "first-login.txt"
-GENERATION_KEY = "auth_generation"
 #: How long one look at ``data_version`` stands for the requests after it. A request that
 #: starts within a millisecond of another process's commit could as well have started just
 #: before it, so this changes nothing anyone can observe, while under load it spares most
@@ -136,54 +131,21 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-# -- writes: each runs inside one transaction and bumps the generation -------------------------
-
-
-def _bump(conn: sqlite3.Connection) -> None:
-    conn.execute("INSERT INTO meta (key, value) VALUES (?, '1') ON CONFLICT(key) DO UPDATE "
-                 "SET value = CAST(value AS INTEGER) + 1", (GENERATION_KEY,))
-
-
-def _insert_token(name: str, scope: Scope, hashed: str) -> Callable[[sqlite3.Connection], None]:
-    def work(conn: sqlite3.Connection) -> None:
-        if conn.execute("SELECT 1 FROM tokens WHERE name = ?", (name,)).fetchone():
-            raise TokenExistsError(f"a token named {name!r} already exists "
-                                   "(revoke it first, or pick another name)")
-        conn.execute("INSERT INTO tokens (name, hash, scope, created_at) VALUES (?, ?, ?, ?)",
-                     (name, hashed, scope, _now()))
-        _bump(conn)
-    return work
-
-
-def _delete_token(name: str) -> Callable[[sqlite3.Connection], None]:
-    def work(conn: sqlite3.Connection) -> None:
-        conn.execute("DELETE FROM sessions WHERE token_name = ?", (name,))
-        if conn.execute("DELETE FROM tokens WHERE name = ?", (name,)).rowcount == 0:
-            raise TokenNotFoundError(f"no token named {name!r}")
-        _bump(conn)
-    return work
-
-
-def _list_tokens(conn: sqlite3.Connection) -> list[TokenInfo]:
-    rows = conn.execute("SELECT name, scope, created_at, last_used_at FROM tokens ORDER BY name")
-    return [TokenInfo(r[0], r[1], r[2], r[3]) for r in rows]
-
-
 def create_token(store: Store, name: str, scope: str = "control") -> str:
     """Make a token (blocking: CLI and start-up); returns the secret, shown only once."""
     token = new_token()
-    store.write_sync(_insert_token(check_name(name), check_scope(scope), digest(token)))
+    store.add_token_sync(check_name(name), check_scope(scope), digest(token), _now())
     return token
 
 
 def revoke_token(store: Store, name: str) -> None:
     """Delete a token and its browser sessions; a running server refuses it at once."""
-    store.write_sync(_delete_token(name))
+    store.remove_token_sync(name)
 
 
 def list_tokens(store: Store) -> list[TokenInfo]:
-    with store.reading() as conn:
-        return _list_tokens(conn)
+    return [TokenInfo(name, check_scope(scope), created, used)
+            for name, scope, created, used in store.token_list()]
 
 
 # -- the cache every request consults ----------------------------------------------------------
@@ -214,24 +176,17 @@ class Keyring:
         if not self._dirty and now - self._checked_at < self._recheck_s:
             return
         self._checked_at = now
-        with self._store.reading() as conn:
-            version = conn.execute("PRAGMA data_version").fetchone()[0]
-            if version == self._data_version and not self._dirty:
-                return
-            self._data_version = version
-            row = conn.execute("SELECT value FROM meta WHERE key = ?",
-                               (GENERATION_KEY,)).fetchone()
-            generation = row[0] if row else "0"
-            if generation == self._generation and not self._dirty:
-                return
-            tokens = conn.execute("SELECT hash, name, scope FROM tokens").fetchall()
-            sessions = conn.execute(
-                "SELECT s.hash, t.name, t.scope, s.expires FROM sessions s "
-                "JOIN tokens t ON t.name = s.token_name WHERE s.expires > ?",
-                (self._clock(),)).fetchall()
-        self._tokens = {h[:_INDEX]: (h, Principal(name, scope, "token"))
+        version = self._store.data_version()
+        if version == self._data_version and not self._dirty:
+            return
+        self._data_version = version
+        generation = self._store.auth_generation()
+        if generation == self._generation and not self._dirty:
+            return
+        tokens, sessions = self._store.auth_rows(self._clock())
+        self._tokens = {h[:_INDEX]: (h, Principal(name, check_scope(scope), "token"))
                         for h, name, scope in tokens}
-        self._sessions = {h: (Principal(name, scope, "session"), expires)
+        self._sessions = {h: (Principal(name, check_scope(scope), "session"), expires)
                           for h, name, scope, expires in sessions}
         self._generation = generation
         self._dirty = False
@@ -266,13 +221,8 @@ class Keyring:
         if now - self._touched.get(name, 0.0) < TOUCH_EVERY_S:
             return
         self._touched[name] = now
-        stamp = _now()
-
-        def work(conn: sqlite3.Connection) -> None:
-            conn.execute("UPDATE tokens SET last_used_at = ? WHERE name = ?", (stamp, name))
-
         with contextlib.suppress(RuntimeError):  # no running loop: not worth recording
-            self._store.write(work).add_done_callback(_quiet)
+            self._store.touch_token(name, _now()).add_done_callback(_quiet)
 
     # -- changes from the web layer (durable, off the event loop) -------------------------------
 
@@ -280,36 +230,25 @@ class Keyring:
         """Start a browser session for ``principal``; returns the id for the cookie."""
         session_id = secrets.token_urlsafe(32)
         now = self._clock()
-
-        def work(conn: sqlite3.Connection) -> None:
-            conn.execute("DELETE FROM sessions WHERE expires <= ?", (now,))
-            conn.execute("INSERT INTO sessions (hash, token_name, created, expires) "
-                         "VALUES (?, ?, ?, ?)",
-                         (digest(session_id), principal.name, now, now + hours * 3600))
-            _bump(conn)
-
-        await self._store.write(work)
+        await self._store.add_session(digest(session_id), principal.name, now,
+                                      now + hours * 3600)
         self.invalidate()
         return session_id
 
     async def close_session(self, session_id: str) -> None:
-        def work(conn: sqlite3.Connection) -> None:
-            conn.execute("DELETE FROM sessions WHERE hash = ?", (digest(session_id),))
-            _bump(conn)
-
-        await self._store.write(work)
+        await self._store.remove_session(digest(session_id))
         self.invalidate()
 
     async def create(self, name: str, scope: str) -> str:
         """Make a token from a running server (the admin API); returns the secret once."""
         token = new_token()
-        await self._store.write(_insert_token(check_name(name), check_scope(scope),
-                                              digest(token)))
+        await self._store.add_token(check_name(name), check_scope(scope), digest(token),
+                                    _now())
         self.invalidate()
         return token
 
     async def revoke(self, name: str) -> None:
-        await self._store.write(_delete_token(name))
+        await self._store.remove_token(name)
         self.invalidate()
 
     def tokens(self) -> list[TokenInfo]:
@@ -320,92 +259,3 @@ def _quiet(future: Any) -> None:
     """Consume a background write's outcome; a lost ``last_used_at`` is not worth a warning."""
     if not future.cancelled() and future.exception() is not None:
         log.debug("recording token use failed: %s", future.exception())
-
-
-# -- first start -------------------------------------------------------------------------------
-
-
-def lan_address() -> str:
-    """This machine's address on its default route (no packet is sent), else its host name."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        try:
-            probe.connect(("10.254.254.254", 9))
-            return str(probe.getsockname()[0])
-        except OSError:
-            return socket.gethostname()
-
-
-def base_url(config: Config) -> str:
-    """The address a phone on the LAN would use to reach this server."""
-    server = config.server
-    scheme = "https" if server.certfile else "http"
-    named = [h for h in server.trusted_hosts if "*" not in h]
-    if named:  # with an explicit list, a bare IP would be refused by the host check
-        host = named[0]
-    elif server.host in ("0.0.0.0", "::", ""):
-        host = lan_address()
-    else:
-        host = server.host
-    if ":" in host:
-        host = f"[{host}]"
-    return f"{scheme}://{host}:{server.port}"
-
-
-def login_link(config: Config, token: str) -> str:
-    return f"{base_url(config)}/login?token={token}"
-
-
-def qr_text(url: str) -> str:
-    import io
-
-    import segno
-
-    buffer = io.StringIO()
-    segno.make(url, error="l").terminal(out=buffer, compact=True)
-    return buffer.getvalue()
-
-
-def login_message(config: Config, token: str, name: str) -> str:
-    url = login_link(config, token)
-    return (f"\nLog in to pinpanel as {name!r}: open this link, or scan the code with a "
-            f"phone.\nThe link is a password: it is shown only this once.\n\n  {url}\n\n"
-            f"{qr_text(url)}\n")
-
-
-def announce(config: Config, store: Store, out: TextIO | None = None) -> None:
-    """At start-up: warn when auth is off; make the first admin token when none exists.
-
-    The login link goes to the terminal only, never through logging (secrets never reach a
-    log). Without a terminal (systemd), it is written to a 0600 file in the data directory
-    and only that file's path is logged.
-    """
-    out = out or sys.stdout
-    if not config.auth.enabled:
-        log.warning("authentication is OFF ([auth] enabled = false or --no-auth): anyone who "
-                    "can reach this server can switch its pins. Use it on a trusted network "
-                    "only.")
-        return
-    existing = list_tokens(store)
-    if existing:
-        log.info("%d API token(s) exist. For a new login link: pinpanel token create NAME "
-                 "--scope admin --link", len(existing))
-        return
-    token = create_token(store, "admin", "admin")
-    message = login_message(config, token, "admin")
-    if out.isatty():
-        out.write(message)
-        out.flush()
-        return
-    path = store.path.parent / FIRST_LOGIN_FILE
-    write_private(path, message)
-    log.warning("no API token existed, so an admin token was made. Its login link is in %s "
-                "(readable only by this user): open it, then delete the file", path)
-
-
-def write_private(path: Path, text: str) -> None:
-    """Write a file only its owner can read, created that way (no window at 0644)."""
-    with contextlib.suppress(FileNotFoundError):
-        path.unlink()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)

@@ -18,7 +18,7 @@ from typing import Any
 
 import uvicorn
 
-from pinpanel import auth, changelog, mqtt
+from pinpanel import auth, changelog, first_start, mqtt
 from pinpanel.board import Board
 from pinpanel.config import Config
 from pinpanel.events import EventHub
@@ -120,7 +120,7 @@ async def serve(config: Config) -> int:
                               memory=runtime.store, hardware=runtime.hardware.info)
         runners = [bridge] if bridge else []
         scheme = "https" if config.server.certfile else "http"
-        auth.announce(config, runtime.store)  # auth off: a warning; no token yet: a login link
+        first_start.announce(config, runtime.store)  # auth off: warn; no token: a link
         log.info("pinpanel on %s://%s:%d/ (data in %s)", scheme, config.server.host,
                  config.server.port, runtime.store.path)
         try:

@@ -32,7 +32,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from pinpanel.changes import Actor, ChangeRecord, Committed, format_time
-from pinpanel.errors import StoreCorruptError, StoreError, StoreVersionError
+from pinpanel.errors import (
+    StoreCorruptError,
+    StoreError,
+    StoreVersionError,
+    TokenExistsError,
+    TokenNotFoundError,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -43,6 +49,8 @@ TRIM_EVERY = 500
 #: At most this many queued jobs share one transaction.
 BATCH_MAX = 256
 SQLITE_MAGIC = b"SQLite format 3\x00"
+#: The meta row every token or session change increments (keyrings watch it).
+AUTH_GENERATION_KEY = "auth_generation"
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: pin states, audit history, tokens
@@ -488,6 +496,80 @@ class Store:
 
         return self._submit(work)
 
+    # -- tokens and sessions: the SQL behind pinpanel.auth (only hashes are stored) ----------
+
+    def data_version(self) -> int:
+        """SQLite's ``PRAGMA data_version``: moves when another connection commits.
+
+        A counter in shared memory, no disk read: cheap enough to ask on every request.
+        """
+        with self.reading() as conn:
+            return int(conn.execute("PRAGMA data_version").fetchone()[0])
+
+    def auth_generation(self) -> str:
+        """The counter every token or session change increments (see :func:`_bump_auth`)."""
+        return self.read_meta(AUTH_GENERATION_KEY) or "0"
+
+    def auth_rows(self, now: float) -> tuple[list[tuple[str, str, str]],
+                                             list[tuple[str, str, str, float]]]:
+        """Every token as (hash, name, scope) and every live session as (hash, token name,
+        token scope, expires), read together for the keyring's cache."""
+        with self.reading() as conn:
+            tokens = conn.execute("SELECT hash, name, scope FROM tokens").fetchall()
+            sessions = conn.execute(
+                "SELECT s.hash, t.name, t.scope, s.expires FROM sessions s "
+                "JOIN tokens t ON t.name = s.token_name WHERE s.expires > ?", (now,)).fetchall()
+        return tokens, sessions
+
+    def token_list(self) -> list[tuple[str, str, str, str | None]]:
+        """(name, scope, created_at, last_used_at) of every token, by name."""
+        with self.reading() as conn:
+            return conn.execute("SELECT name, scope, created_at, last_used_at FROM tokens "
+                                "ORDER BY name").fetchall()
+
+    def add_token(self, name: str, scope: str, hashed: str, created_at: str,
+                  ) -> asyncio.Future[None]:
+        """Record a new token (a running server: on the writer thread)."""
+        return self._submit(_insert_token(name, scope, hashed, created_at))
+
+    def add_token_sync(self, name: str, scope: str, hashed: str, created_at: str) -> None:
+        """:meth:`add_token` from outside the event loop (CLI, start-up)."""
+        self.write_sync(_insert_token(name, scope, hashed, created_at))
+
+    def remove_token(self, name: str) -> asyncio.Future[None]:
+        """Delete a token and its sessions; TokenNotFoundError if there is none."""
+        return self._submit(_delete_token(name))
+
+    def remove_token_sync(self, name: str) -> None:
+        self.write_sync(_delete_token(name))
+
+    def touch_token(self, name: str, stamp: str) -> asyncio.Future[None]:
+        """Note when a token was last used (not a credential change: no generation bump)."""
+
+        def work(conn: sqlite3.Connection) -> None:
+            conn.execute("UPDATE tokens SET last_used_at = ? WHERE name = ?", (stamp, name))
+
+        return self._submit(work)
+
+    def add_session(self, hashed: str, token_name: str, now: float, expires: float,
+                    ) -> asyncio.Future[None]:
+        """Record a browser session (and drop the expired ones while at it)."""
+
+        def work(conn: sqlite3.Connection) -> None:
+            conn.execute("DELETE FROM sessions WHERE expires <= ?", (now,))
+            conn.execute("INSERT INTO sessions (hash, token_name, created, expires) "
+                         "VALUES (?, ?, ?, ?)", (hashed, token_name, now, expires))
+            _bump_auth(conn)
+
+        return self._submit(work)
+
+    def remove_session(self, hashed: str) -> asyncio.Future[None]:
+        def work(conn: sqlite3.Connection) -> None:
+            conn.execute("DELETE FROM sessions WHERE hash = ?", (hashed,))
+            _bump_auth(conn)
+
+        return self._submit(work)
+
     def close(self) -> None:
         """Finish queued commits, then close both connections."""
         if self._closed:
@@ -509,6 +591,33 @@ def _durable(conn: sqlite3.Connection) -> None:
     """Every commit on this connection is fsynced before COMMIT returns."""
     conn.execute("PRAGMA synchronous = FULL")
     conn.execute("PRAGMA foreign_keys = ON")
+
+
+def _bump_auth(conn: sqlite3.Connection) -> None:
+    """Tell every keyring (this process or another) that tokens or sessions changed."""
+    conn.execute("INSERT INTO meta (key, value) VALUES (?, '1') ON CONFLICT(key) DO UPDATE "
+                 "SET value = CAST(value AS INTEGER) + 1", (AUTH_GENERATION_KEY,))
+
+
+def _insert_token(name: str, scope: str, hashed: str,
+                  created_at: str) -> Callable[[sqlite3.Connection], None]:
+    def work(conn: sqlite3.Connection) -> None:
+        if conn.execute("SELECT 1 FROM tokens WHERE name = ?", (name,)).fetchone():
+            raise TokenExistsError(f"a token named {name!r} already exists "
+                                   "(revoke it first, or pick another name)")
+        conn.execute("INSERT INTO tokens (name, hash, scope, created_at) VALUES (?, ?, ?, ?)",
+                     (name, hashed, scope, created_at))
+        _bump_auth(conn)
+    return work
+
+
+def _delete_token(name: str) -> Callable[[sqlite3.Connection], None]:
+    def work(conn: sqlite3.Connection) -> None:
+        conn.execute("DELETE FROM sessions WHERE token_name = ?", (name,))
+        if conn.execute("DELETE FROM tokens WHERE name = ?", (name,)).rowcount == 0:
+            raise TokenNotFoundError(f"no token named {name!r}")
+        _bump_auth(conn)
+    return work
 
 
 def _tell(batch: list[_Job], outcomes: list[tuple[bool, Any]]) -> None:
@@ -555,9 +664,4 @@ def _migrate(conn: sqlite3.Connection) -> None:
         log.info("database migrated to schema %d", number + 1)
 
 
-def open_path(data_dir: Path) -> Path:
-    """Where the database of ``data_dir`` lives (for messages and the README)."""
-    return data_dir / DB_NAME
-
-
-__all__ = ["Store", "check_integrity", "open_path"]
+__all__ = ["Store", "check_integrity"]

@@ -16,7 +16,7 @@ from typing import Any
 import aiomqtt
 import pytest
 
-from pinpanel.fleet import LocalBroker
+from pinpanel.local_broker import LocalBroker
 
 #: Three outputs (two interlocked) and one input, on device "t1".
 PINS = """

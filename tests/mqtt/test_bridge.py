@@ -25,7 +25,7 @@ from tests.mqtt.conftest import (
 )
 from tests.support import ServerProcess
 
-from pinpanel.fleet import LocalBroker
+from pinpanel.local_broker import LocalBroker
 
 pytestmark = pytest.mark.mqtt
 

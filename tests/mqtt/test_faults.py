@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from tests.mqtt.conftest import BASE, entity, mqtt_config, probe, wait_online
 
-from pinpanel.fleet import LocalBroker
+from pinpanel.local_broker import LocalBroker
 
 pytestmark = pytest.mark.mqtt
 

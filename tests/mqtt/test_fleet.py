@@ -8,10 +8,11 @@ import subprocess
 from typing import Any
 
 import pytest
+from bench.mqtt_latency import measure_latency_async
 from tests.mqtt.conftest import probe
 from tests.support import pinpanel_cmd, run_cli
 
-from pinpanel.fleet import LocalBroker, measure_latency_async
+from pinpanel.local_broker import LocalBroker
 
 pytestmark = pytest.mark.mqtt
 

@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 
 import pytest
+from bench.mqtt_latency import percentile
 from tests.mqtt.conftest import assert_valid_entity
 from tests.unit.conftest import config_of, running_board, settle
 
@@ -13,7 +14,7 @@ from pinpanel import mqtt
 from pinpanel.changes import Actor
 from pinpanel.config import PULSE_MAX_MS, MqttConfig
 from pinpanel.errors import ConfigError, MqttPayloadError
-from pinpanel.fleet import parse_broker, percentile
+from pinpanel.fleet import parse_broker
 from pinpanel.hardware import BackendInfo
 from pinpanel.mqtt import discovery
 from pinpanel.mqtt.bridge import MqttBridge, NoiseLimiter

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from pinpanel.auth import FIRST_LOGIN_FILE
+from pinpanel.first_start import FIRST_LOGIN_FILE
 from tests.security.conftest import Spawn, browser_session, make_tokens, revoke
 from tests.support import JSON, ServerProcess, run_cli
 

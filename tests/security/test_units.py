@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pinpanel import auth
+from pinpanel import auth, first_start
 from pinpanel.config import load, with_overrides
 from pinpanel.errors import AuthError, TokenExistsError
 from pinpanel.store import Store
@@ -151,7 +151,7 @@ def test_first_start_prints_the_link_and_qr_to_a_terminal_only(
     config = with_overrides(load(None), server__host="127.0.0.1", server__port=8123)
     out = Terminal()
     with caplog.at_level(logging.DEBUG):
-        auth.announce(config, store, out)
+        first_start.announce(config, store, out)
     text = out.getvalue()
     assert "http://127.0.0.1:8123/login?token=pp_" in text and "\u2588" in text
     token = text.split("token=")[1].split()[0]
@@ -159,20 +159,20 @@ def test_first_start_prints_the_link_and_qr_to_a_terminal_only(
     assert [t.name for t in auth.list_tokens(store)] == ["admin"]
     again = Terminal()
     with caplog.at_level(logging.INFO):
-        auth.announce(config, store, again)
+        first_start.announce(config, store, again)
     assert again.getvalue() == ""
     assert "pinpanel token create NAME --scope admin" in caplog.text
 
 
 def test_the_login_link_uses_a_reachable_address() -> None:
     base = load(None)
-    assert auth.base_url(with_overrides(base, server__host="10.1.2.3")) == \
+    assert first_start.base_url(with_overrides(base, server__host="10.1.2.3")) == \
         "http://10.1.2.3:8080"
-    assert auth.base_url(with_overrides(base, server__certfile="c.pem")).startswith("https://")
-    wildcard = auth.base_url(base)
+    assert first_start.base_url(with_overrides(base, server__certfile="c.pem")).startswith("https://")
+    wildcard = first_start.base_url(base)
     assert "0.0.0.0" not in wildcard
     named = with_overrides(base, server__trusted_hosts=("*.lan", "pi.example.org"))
-    assert auth.base_url(named) == "http://pi.example.org:8080"
+    assert first_start.base_url(named) == "http://pi.example.org:8080"
 
 
 def test_small_parsers() -> None:

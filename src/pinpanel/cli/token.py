@@ -11,7 +11,7 @@ import contextlib
 import sys
 from collections.abc import Iterator
 
-from pinpanel import auth
+from pinpanel import auth, first_start
 from pinpanel.cli.exits import EXIT_OK
 from pinpanel.cli.options import add_config_arguments, config_from
 from pinpanel.config import Config
@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"token {args.name!r} ({args.scope}) created. It is shown only this once; "
                   "use it as: curl -H \"Authorization: Bearer $TOKEN\" ...", file=sys.stderr)
             if args.link:
-                print(auth.login_message(config, token, args.name), file=sys.stderr)
+                print(first_start.login_message(config, token, args.name), file=sys.stderr)
         elif args.action == "list":
             tokens = auth.list_tokens(store)
             print(f"{'name':<24} {'scope':<8} {'created':<21} last used")
