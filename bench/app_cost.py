@@ -40,7 +40,7 @@ CONCURRENCY = 32
 async def measure(names: list[str], requests: int, reps: int, profile: str | None) -> None:
     from pinpanel import auth, runtime
     from pinpanel.config import load, with_overrides
-    from pinpanel.web import create_app
+    from pinpanel.web.app import create_app
 
     with tempfile.TemporaryDirectory(prefix="app-cost-") as tmp:
         data = Path(tmp) / "data"
@@ -50,7 +50,7 @@ async def measure(names: list[str], requests: int, reps: int, profile: str | Non
         config = with_overrides(load(str(config_file)), server__data_dir=str(data))
         async with runtime.opened(config) as opened:
             token = auth.create_token(opened.store, "bench", "control")
-            app = create_app(config, opened.board)
+            app = create_app(config, opened.board, opened.store, auth.Keyring(opened.store))
             statuses: list[int] = []
 
             async def receive() -> dict[str, Any]:

@@ -40,7 +40,7 @@ def test_readme_example_is_the_example_file() -> None:
 
 
 def test_every_api_path_is_in_the_readme() -> None:
-    from pinpanel.web.openapi import spec
+    from pinpanel.web.app import spec
 
     for path in spec()["paths"]:
         last = "/" + path.rsplit("/", 1)[1]

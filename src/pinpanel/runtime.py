@@ -93,11 +93,11 @@ def _server_config(config: Config, app: Any) -> uvicorn.Config:
 
 async def serve(config: Config) -> int:
     """Run until SIGINT/SIGTERM; return the process exit code (0 on a clean stop)."""
-    from pinpanel.web import create_app
+    from pinpanel.web.app import create_app
 
     async with opened(config) as runtime:
         log.info(describe_backend(runtime.hardware))
-        app = create_app(config, runtime.board)
+        app = create_app(config, runtime.board, runtime.store, auth.Keyring(runtime.store))
         server = _Server(_server_config(config, app))
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -158,10 +158,10 @@ def run(main: Coroutine[Any, Any, int]) -> int:
 async def get_once(config: Config, path: str, headers: dict[str, str] | None = None,
                    ) -> tuple[int, bytes]:
     """Send one GET through the app with no socket (``pinpanel serve --get``)."""
-    from pinpanel.web import create_app
+    from pinpanel.web.app import create_app
 
     async with opened(config) as runtime:
-        app = create_app(config, runtime.board)
+        app = create_app(config, runtime.board, runtime.store, auth.Keyring(runtime.store))
         raw_path, _, query = path.partition("?")
         sent: dict[str, Any] = {"status": 0, "body": b""}
         scope = {

@@ -13,6 +13,8 @@ from typing import Any
 
 from starlette.routing import BaseRoute, Mount, Route
 
+from pinpanel.web.routing import policy_of
+
 #: A value for each path parameter name; anything else gets "x".
 SAMPLE_PARAMS = {"pin": "18", "action": "toggle", "name": "nobody", "path": "pinpanel.css"}
 #: Requests that would really change something if let through, so "refused" means
@@ -38,6 +40,8 @@ class Probe:
     json: Any = None
     form: dict[str, str] | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    #: The route's declared policy (None: declared without one, so closed to everyone).
+    policy: str | None = None
 
     @property
     def id(self) -> str:
@@ -50,7 +54,8 @@ def probes(routes: Iterable[BaseRoute]) -> list[Probe]:
         name = str(getattr(route, "name", None))
         extra = OVERRIDES.get(name, {})
         if isinstance(route, Mount):
-            found.append(Probe(name, "GET", extra.get("path", f"{route.path}/pinpanel.css")))
+            found.append(Probe(name, "GET", extra.get("path", f"{route.path}/pinpanel.css"),
+                               policy=policy_of(route)))
             continue
         if not isinstance(route, Route):
             raise AssertionError(f"route {route!r} is neither a Route nor a Mount: teach "
@@ -59,5 +64,5 @@ def probes(routes: Iterable[BaseRoute]) -> list[Probe]:
                                                  route.path)
         for method in sorted((route.methods or {"GET"}) - {"HEAD"}):
             found.append(Probe(name, method, path, extra.get("json"), extra.get("form"),
-                               dict(extra.get("headers", {}))))
+                               dict(extra.get("headers", {})), policy_of(route)))
     return found

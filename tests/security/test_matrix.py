@@ -17,7 +17,6 @@ import httpx
 import pytest
 
 from pinpanel.web.app import app_routes
-from pinpanel.web.security import ROUTE_POLICY
 from tests.security.conftest import (
     Session,
     Spawn,
@@ -145,7 +144,8 @@ def settle(http: httpx.Client) -> None:
 @pytest.mark.parametrize("caller", CALLERS)
 @pytest.mark.parametrize("probe", PROBES, ids=[p.id for p in PROBES])
 def test_route_and_caller(cast: Cast, probe: Probe, caller: str) -> None:
-    policy = ROUTE_POLICY[probe.name]
+    policy = probe.policy
+    assert policy is not None, probe.id
     refusal = expected_refusal(policy, caller, probe.method)
     request = build(cast, probe, caller)
     before = pin_snapshot(cast.server, cast.trusted) if refusal else None

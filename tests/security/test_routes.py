@@ -21,7 +21,9 @@ from starlette.routing import Route
 
 from pinpanel import auth, runtime
 from pinpanel.config import load, with_overrides
-from pinpanel.web import create_app, security
+from pinpanel.web import security
+from pinpanel.web.app import create_app
+from pinpanel.web.routing import ApiMount, ApiRoute, policy_of
 from tests.security.conftest import is_security_refusal
 from tests.security.routes import probes
 
@@ -31,7 +33,7 @@ async def app(tmp_path: Path) -> AsyncIterator[Starlette]:
     config = with_overrides(load(None), server__data_dir=str(tmp_path / "data"),
                             gpio__backend="simulated")
     async with runtime.opened(config) as opened:
-        yield create_app(config, opened.board)
+        yield create_app(config, opened.board, opened.store, auth.Keyring(opened.store))
 
 
 def http_to(app: Starlette) -> httpx.AsyncClient:
@@ -44,11 +46,11 @@ def test_every_route_has_a_policy(app: Starlette) -> None:
     assert not missing, (f"routes without a security policy: {missing}. Decide who may use "
                          f"each and {security.WHERE_TO_ADD}")
     names = {getattr(route, "name", None) for route in app.routes}
-    stale = set(security.ROUTE_POLICY) - names
-    assert not stale, f"ROUTE_POLICY names routes that do not exist: {sorted(stale)}"
-    policies = {security.ROUTE_POLICY[str(name)] for name in names}
+    assert all(isinstance(route, ApiRoute | ApiMount) for route in app.routes)
+    assert len(names) == len(app.routes), "every route has a name of its own"
+    policies = {policy_of(route) for route in app.routes}
     assert policies <= {"open", "read", "control", "admin"}
-    opened = sorted(str(n) for n in names if security.ROUTE_POLICY[str(n)] == "open")
+    opened = sorted(str(r.name) for r in app.routes if policy_of(r) == "open")
     assert opened == ["healthz", "login", "login_submit", "logout", "service_worker",
                       "static"], "only health, login/logout and static assets may be open"
 
@@ -57,7 +59,7 @@ async def test_the_middleware_enforces_every_routes_policy(app: Starlette) -> No
     token = auth.create_token(app.state.board.store, "reader", "read")
     async with http_to(app) as http:
         for probe in probes(app.routes):
-            policy = security.ROUTE_POLICY[probe.name]
+            policy = probe.policy
             response = await http.request(probe.method, probe.path, json=probe.json,
                                           data=probe.form, headers=probe.headers)
             if policy == "open":
@@ -80,6 +82,7 @@ async def test_a_route_without_a_policy_is_closed_to_everyone(
         changed.append("oops")
         return JSONResponse({"ok": True})
 
+    # A plain Starlette route: declared without a policy.
     app.router.routes.append(Route("/api/v1/new-thing", new_thing, methods=["GET", "POST"],
                                    name="new_thing"))
     admin = auth.create_token(app.state.board.store, "root", "admin")
@@ -88,7 +91,7 @@ async def test_a_route_without_a_policy_is_closed_to_everyone(
             response = await http.request(method, "/api/v1/new-thing",
                                           headers={"Authorization": f"Bearer {admin}"})
             assert response.status_code == 403
-            assert "ROUTE_POLICY in src/pinpanel/web/security.py" in response.json()["detail"]
+            assert "declare it as an ApiRoute with a policy" in response.json()["detail"]
     assert changed == []
     with caplog.at_level(logging.WARNING, logger="pinpanel.web.security"):
         security.warn_unguarded(app.routes)

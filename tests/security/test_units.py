@@ -15,6 +15,7 @@ from pinpanel.errors import AuthError, TokenExistsError
 from pinpanel.store import Store
 from pinpanel.web.login import safe_next
 from pinpanel.web.ratelimit import FailureLimiter
+from pinpanel.web.routing import RouteTable
 from pinpanel.web.security import Guard, SecurityMiddleware, session_id_of
 
 
@@ -190,5 +191,6 @@ def test_a_wildcard_cors_origin_is_never_honoured(store: Store) -> None:
     async def app(scope: object, receive: object, send: object) -> None:
         raise AssertionError("not reached")
 
-    middleware = SecurityMiddleware(app, guard=Guard.create(config, store))  # type: ignore[arg-type]
+    guard = Guard.create(config, auth.Keyring(store))
+    middleware = SecurityMiddleware(app, guard=guard, table=RouteTable([]))  # type: ignore[arg-type]
     assert middleware.cors == frozenset({b"http://app.lan:3000"})

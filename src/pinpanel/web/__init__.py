@@ -1,5 +1,5 @@
-"""The HTTP adapter: Starlette routes over the board core (see :func:`create_app`)."""
+"""The HTTP adapter: Starlette routes over the board core.
 
-from pinpanel.web.app import create_app
-
-__all__ = ["create_app"]
+Like Starlette's own package, this imports nothing: the app factory is
+:func:`pinpanel.web.app.create_app`, and the modules import each other by full path.
+"""

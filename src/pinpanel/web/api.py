@@ -10,14 +10,15 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from pinpanel import __version__
 from pinpanel.board import ACTIONS, Action
 from pinpanel.config import PULSE_MAX_MS
 from pinpanel.web.bodies import expect_object, read_json
 from pinpanel.web.context import actor_of, board_of
+from pinpanel.web.openapi import json_body, json_response, problems, ref
 from pinpanel.web.problems import Problem
+from pinpanel.web.routing import ApiRoute
 
 
 async def list_pins(request: Request) -> Response:
@@ -93,15 +94,108 @@ async def healthz(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
-def routes() -> list[Route]:
+# -- the routes and their document -------------------------------------------------------
+
+PIN_PARAM = {"name": "pin", "in": "path", "required": True,
+             "description": "BCM number (e.g. 18) or the pin's id (e.g. gpio18)",
+             "schema": {"type": "string"}}
+WHY = {400: "Malformed request", 404: "Unknown pin", 409: "The pin's mode does not allow it",
+       413: "Body too large", 415: "Body is not JSON",
+       422: "Body has the wrong shape or values",
+       503: "Hardware or storage failed; nothing was changed"}
+SWITCH_ERRORS = (400, 404, 409, 413, 415, 422, 503)
+
+PIN_SCHEMA = {
+    "type": "object",
+    "required": ["pin", "id", "name", "mode", "state", "active_low", "seq", "changed_at"],
+    "properties": {
+        "pin": {"type": "integer", "minimum": 0, "maximum": 27, "description": "BCM number"},
+        "id": {"type": "string", "description": "URL slug"},
+        "name": {"type": "string"},
+        "mode": {"type": "string", "enum": ["output", "input"]},
+        "state": {"type": "boolean", "description": "Logical state (active_low applied)"},
+        "active_low": {"type": "boolean"},
+        "seq": {"type": "integer", "description": "Sequence number of the pin's last change"},
+        "changed_at": {"type": ["string", "null"], "format": "date-time"},
+        "pulse_until": {"type": "string", "format": "date-time",
+                        "description": "Present while a pulse or auto-off is pending"},
+    },
+}
+PIN = {"Pin": PIN_SCHEMA}
+SCHEMAS: dict[str, Any] = {
+    "PinList": {"type": "object", "required": ["pins", "seq"], "properties": {
+        "pins": {"type": "array", "items": ref("Pin")},
+        "seq": {"type": "integer", "description": "Last committed sequence number"}}},
+    "System": {"type": "object", "properties": {
+        "version": {"type": "string"}, "backend": {"type": "string"},
+        "simulated": {"type": "boolean"}, "board": {"type": ["string", "null"]},
+        "pins": {"type": "integer"}, "seq": {"type": "integer"}, "auth": {"type": "boolean"},
+        "subscribers": {"type": "integer",
+                        "description": "Event stream clients connected now"}}},
+    "StateBody": {"type": "object", "required": ["state"], "additionalProperties": False,
+                  "properties": {"state": {"type": "boolean"}}},
+    "PulseBody": {"type": "object", "additionalProperties": False, "properties": {
+        "ms": {"type": "integer", "minimum": 1, "maximum": PULSE_MAX_MS}}},
+    "SimulateBody": {"type": "object", "required": ["level"], "additionalProperties": False,
+                     "properties": {"level": {"type": "string", "enum": ["high", "low"]}}},
+}
+
+
+def _switch(summary: str, description: str, body: str | None = None,
+            optional_body: bool = False, cause: str = "api") -> dict[str, Any]:
+    op: dict[str, Any] = {
+        "summary": summary, "description": description, "tags": ["pins"],
+        "parameters": [PIN_PARAM],
+        "responses": {"200": json_response(ref("Pin"), f"The pin after the change (cause {cause})"),
+                      **problems(WHY, *SWITCH_ERRORS)},
+    }
+    if body:
+        op["requestBody"] = json_body(body, required=not optional_body)
+    return op
+
+
+def routes() -> list[ApiRoute]:
     return [
-        Route("/healthz", healthz, methods=["GET"], name="healthz"),
-        Route("/api/v1/system", system, methods=["GET"], name="system"),
-        Route("/api/v1/pins", list_pins, methods=["GET"], name="pins"),
-        Route("/api/v1/pins/{pin}", get_pin, methods=["GET"], name="pin"),
-        Route("/api/v1/pins/{pin}", put_pin, methods=["PUT"], name="pin_put"),
-        Route("/api/v1/pins/{pin}/pulse", pulse_pin, methods=["POST"], name="pin_pulse"),
-        Route("/api/v1/pins/{pin}/simulate", simulate_input, methods=["POST"],
-              name="pin_simulate"),
-        Route("/api/v1/pins/{pin}/{action:str}", switch_pin, methods=["POST"], name="pin_switch"),
+        ApiRoute("/healthz", healthz, methods=["GET"], name="healthz", policy="open",
+                 openapi={"summary": "Liveness", "tags": ["system"], "responses": {
+                     "200": json_response({"type": "object", "properties": {
+                         "status": {"const": "ok"}}}, "The server is up")}}),
+        ApiRoute("/api/v1/system", system, methods=["GET"], name="system", policy="read",
+                 schemas={"System": SCHEMAS["System"]},
+                 openapi={"summary": "Backend, version and board", "tags": ["system"],
+                          "responses": {"200": json_response(ref("System"), "System facts")}}),
+        ApiRoute("/api/v1/pins", list_pins, methods=["GET"], name="pins", policy="read",
+                 schemas={**PIN, "PinList": SCHEMAS["PinList"]},
+                 openapi={"summary": "Every pin", "tags": ["pins"],
+                          "responses": {"200": json_response(ref("PinList"), "All pins")}}),
+        ApiRoute("/api/v1/pins/{pin}", get_pin, methods=["GET"], name="pin", policy="read",
+                 schemas=PIN,
+                 openapi={"summary": "One pin", "tags": ["pins"], "parameters": [PIN_PARAM],
+                          "responses": {"200": json_response(ref("Pin"), "The pin"),
+                                        **problems(WHY, 404)}}),
+        ApiRoute("/api/v1/pins/{pin}", put_pin, methods=["PUT"], name="pin_put",
+                 policy="control", schemas={**PIN, "StateBody": SCHEMAS["StateBody"]},
+                 openapi=_switch("Set the state", "Switch an output on or off.", "StateBody")),
+        ApiRoute("/api/v1/pins/{pin}/pulse", pulse_pin, methods=["POST"], name="pin_pulse",
+                 policy="control", schemas={**PIN, "PulseBody": SCHEMAS["PulseBody"]},
+                 openapi=_switch(
+                     "Pulse", "On now, off after ms (default: the pin's pulse_ms, else 500). "
+                     "The request returns at once; a later command on the pin cancels the "
+                     "turn-off.", "PulseBody", optional_body=True, cause="pulse")),
+        ApiRoute("/api/v1/pins/{pin}/simulate", simulate_input, methods=["POST"],
+                 name="pin_simulate", policy="control",
+                 schemas={**PIN, "SimulateBody": SCHEMAS["SimulateBody"]},
+                 openapi=_switch(
+                     "Drive a simulated input", "Simulated board only (404 on real pins): "
+                     "drive an input's line high or low as a button would.", "SimulateBody",
+                     cause="input")),
+        # One handler for on, off and toggle; the document spells them out as three paths.
+        ApiRoute("/api/v1/pins/{pin}/{action:str}", switch_pin, methods=["POST"],
+                 name="pin_switch", policy="control", schemas=PIN, openapi_paths={
+                     "/api/v1/pins/{pin}/on": _switch("Switch on",
+                                                      "Interlocked pins go off first."),
+                     "/api/v1/pins/{pin}/off": _switch("Switch off",
+                                                       "Cancels a pending pulse."),
+                     "/api/v1/pins/{pin}/toggle": _switch("Toggle", "On if off, off if on."),
+                 }),
     ]

@@ -1,7 +1,8 @@
 """The Starlette application factory: routes, middleware, handlers and lifespan in one call.
 
-No module-level app and no decorators: :func:`create_app` is handed the config and the
-running board, so tests and the runtime build exactly the app they need.
+No module-level app and no decorators: :func:`create_app` is handed the config, the running
+board and what the runtime built for the web (the store handle, the keyring), so tests and
+the runtime build exactly the app they need and nothing reaches through the board for them.
 """
 
 from __future__ import annotations
@@ -9,17 +10,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.routing import BaseRoute, Mount
+from starlette.routing import BaseRoute
 from starlette.staticfiles import StaticFiles
 
+from pinpanel.auth import Keyring
 from pinpanel.board import Board
-from pinpanel.config import Config
+from pinpanel.config import Config, load
+from pinpanel.store import Store
 from pinpanel.web import (
     api,
     compat,
+    docs,
     history,
     login,
     metrics,
@@ -31,9 +36,11 @@ from pinpanel.web import (
     tokens,
 )
 from pinpanel.web.problems import EXCEPTION_HANDLERS
+from pinpanel.web.routing import ApiMount, RouteTable, TableRouter
 
 
 def app_routes() -> list[BaseRoute]:
+    """Every route, each declared once with its policy and its OpenAPI operation."""
     return [
         *pages.routes(),
         *login.routes(),
@@ -44,16 +51,35 @@ def app_routes() -> list[BaseRoute]:
         *stream.routes(),
         *metrics.routes(),
         *pwa.routes(),
-        *openapi.routes(),
-        Mount("/static", StaticFiles(packages=[("pinpanel.web", "static")]), name="static"),
+        *docs.routes(),
+        ApiMount("/static", StaticFiles(packages=[("pinpanel.web", "static")]), name="static",
+                 policy="open"),
     ]
 
 
-def create_app(config: Config, board: Board, *, own_board: bool = False) -> Starlette:
+def spec(routes: list[BaseRoute] | None = None, config: Config | None = None,
+         ) -> dict[str, Any]:
+    """The OpenAPI document of ``routes`` (default: the app's) under ``config``."""
+    return openapi.build_spec(app_routes() if routes is None else routes,
+                              load(None) if config is None else config,
+                              security.OPENAPI_SECURITY_SCHEMES)
+
+
+class PinpanelApp(Starlette):
+    """Starlette with a router that dispatches on the security layer's route match."""
+
+    def __init__(self, table: RouteTable, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.router = TableRouter(table, lifespan=kwargs.get("lifespan"))
+
+
+def create_app(config: Config, board: Board, store: Store, keyring: Keyring, *,
+               own_board: bool = False) -> Starlette:
     """Build the web app over ``board``.
 
-    The runtime starts and closes the board itself (the MQTT bridge shares it); with
-    ``own_board`` the app's lifespan does it instead, for in-process tests.
+    ``store`` serves the history reads and ``keyring`` the tokens and sessions; the runtime
+    builds both. The runtime starts and closes the board itself (the MQTT bridge shares it);
+    with ``own_board`` the app's lifespan does it instead, for in-process tests.
     """
 
     @contextlib.asynccontextmanager
@@ -67,25 +93,25 @@ def create_app(config: Config, board: Board, *, own_board: bool = False) -> Star
             if own_board:
                 await board.close(config.gpio.on_exit)
 
+    table = RouteTable(app_routes())
     request_counts = metrics.RequestCounts()
     # Outermost, so responses from every other layer (a 401 too) are counted.
-    middleware: list[Middleware] = [Middleware(metrics.RequestMetrics, counts=request_counts)]
-    # Every request passes the security layer before any route (see web/security.py).
-    guard = security.Guard.create(config, board.store)
-    middleware.append(Middleware(security.SecurityMiddleware, guard=guard))
-    app = Starlette(
-        routes=app_routes(),
-        middleware=middleware,
-        exception_handlers=EXCEPTION_HANDLERS,
-        lifespan=lifespan,
-    )
+    middleware: list[Middleware] = [Middleware(metrics.RequestMetrics, counts=request_counts,
+                                               table=table)]
+    # Every request passes the security layer before any route (see web/security.py); its
+    # route match is the one the router dispatches on.
+    guard = security.Guard.create(config, keyring)
+    middleware.append(Middleware(security.SecurityMiddleware, guard=guard, table=table))
+    app = PinpanelApp(table, middleware=middleware, exception_handlers=EXCEPTION_HANDLERS,
+                      lifespan=lifespan)
     app.state.board = board
+    app.state.store = store
     app.state.config = config
     app.state.max_body_bytes = config.server.max_body_bytes
     app.state.auth_enabled = config.auth.enabled
     app.state.guard = guard
     security.warn_unguarded(app.routes)
-    app.state.openapi = openapi.spec()
+    app.state.openapi = spec(app.routes, config)
     app.state.timelines = history.TimelineCache()  # the page's 24-hour timelines
     app.state.page_cache = pages.PageCache()  # the page, rendered once per change or minute
     # Set when the server stops, so long-lived responses (the event stream) end promptly.

@@ -9,13 +9,17 @@ tutorial's ``{"Error": ...}`` bodies, now valid JSON; and the page's form post
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
-from starlette.routing import Route
 
+from pinpanel.config import Config
 from pinpanel.errors import PinError
 from pinpanel.web.bodies import is_json
 from pinpanel.web.context import actor_of, board_of
+from pinpanel.web.openapi import json_response, ref
+from pinpanel.web.routing import ApiRoute
 
 ONLY_JSON = {"Error": "Only JSON requests accepted"}
 INVALID_PIN = {"Error": "Invalid Pin Number"}
@@ -51,9 +55,58 @@ async def form_toggle(request: Request) -> Response:
     return RedirectResponse(request.url_for("page"), status_code=303)
 
 
-def routes() -> list[Route]:
+# -- the routes and their document -------------------------------------------------------
+
+JSON_CT_HEADER = {"name": "Content-Type", "in": "header", "required": True,
+                  "description": "Must be application/json (the tutorial's rule)",
+                  "schema": {"type": "string", "enum": ["application/json"]}}
+SCHEMAS: dict[str, Any] = {
+    "CompatList": {"type": "object", "additionalProperties": {"type": "boolean"},
+                   "description": "BCM number (as a string) -> logical state"},
+    "CompatError": {"type": "object", "required": ["Error"],
+                    "properties": {"Error": {"type": "string"}}},
+}
+
+
+def _outputs(config: Config) -> list[int]:
+    """The pins the tutorial's toggles accept: any other number is its 400, by contract."""
+    return [p.pin for p in config.pins if p.is_output]
+
+
+def _toggle_doc(config: Config) -> dict[str, Any]:
+    return {
+        "summary": "Tutorial: toggle a pin", "tags": ["tutorial"],
+        "parameters": [{"name": "pin", "in": "path", "required": True,
+                        "description": "BCM number of a configured output",
+                        "schema": {"type": "string",
+                                   "enum": [str(bcm) for bcm in _outputs(config)]}},
+                       JSON_CT_HEADER],
+        "responses": {"200": json_response({"type": "object", "properties": {
+            "Success": {"const": True}}}, '{"Success": true}'),
+            "400": json_response(ref("CompatError"), "Not JSON, or not a configured output")}}
+
+
+def _form_toggle_doc(config: Config) -> dict[str, Any]:
+    return {
+        "summary": "Tutorial: the page's form post", "tags": ["tutorial"],
+        "parameters": [{"name": "pin", "in": "query", "required": True,
+                        "description": "BCM number of a configured output",
+                        "schema": {"type": "integer", "enum": _outputs(config)}}],
+        "responses": {"303": {"description": "Back to the page"},
+                      "400": json_response(ref("CompatError"), "Not a configured output")}}
+
+
+def routes() -> list[ApiRoute]:
     return [
-        Route("/api/list", api_list, methods=["GET"], name="compat_list"),
-        Route("/api/toggle/{pin}", api_toggle, methods=["POST"], name="compat_toggle"),
-        Route("/toggle", form_toggle, methods=["POST"], name="form_toggle"),
+        ApiRoute("/api/list", api_list, methods=["GET"], name="compat_list", policy="read",
+                 schemas=SCHEMAS, openapi={
+                     "summary": "Tutorial: every pin's state", "tags": ["tutorial"],
+                     "parameters": [JSON_CT_HEADER],
+                     "responses": {"200": json_response(ref("CompatList"), 'e.g. {"18": false}'),
+                                   "400": json_response(ref("CompatError"),
+                                                        "Not a JSON request")}}),
+        ApiRoute("/api/toggle/{pin}", api_toggle, methods=["POST"], name="compat_toggle",
+                 policy="control", schemas=SCHEMAS, openapi=_toggle_doc),
+        ApiRoute("/toggle", form_toggle, methods=["POST"], name="form_toggle",
+                 policy="control", schemas=SCHEMAS, openapi=_form_toggle_doc),
     ]

@@ -11,6 +11,7 @@ from starlette.requests import Request
 
 from pinpanel.board import Board
 from pinpanel.changes import Actor
+from pinpanel.store import Store
 
 PRINCIPAL_KEY = "pinpanel.principal"
 
@@ -26,3 +27,9 @@ def actor_of(request: Request, cause: str) -> Actor:
     name = getattr(principal, "name", None) or "anonymous"
     client = request.client.host if request.client else None
     return Actor(name, cause, client)
+
+
+def store_of(request: Request) -> Store:
+    """The store handed to the app by the runtime (history reads), never ``board.store``."""
+    store: Store = request.app.state.store
+    return store

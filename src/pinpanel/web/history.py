@@ -22,16 +22,19 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from pinpanel.board import Board
 from pinpanel.changes import Committed, format_time, parse_time
-from pinpanel.web.context import board_of
+from pinpanel.store import Store
+from pinpanel.web import openapi
+from pinpanel.web.context import board_of, store_of
 from pinpanel.web.problems import Problem
+from pinpanel.web.routing import ApiRoute
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 PARAMETERS = ("pin", "since", "until", "limit", "cursor")
+MAX_CURSOR = 2**63 - 1
 #: The page's timeline: how far back, and how many changes per pin it draws at most.
 WINDOW_S = 24 * 3600
 PER_PIN = 240
@@ -73,7 +76,7 @@ def _single(request: Request, name: str) -> str | None:
 
 
 def _integer(name: str, text: str, low: int, high: int) -> int:
-    if not text.isdecimal() or not low <= int(text) <= high:
+    if not (text.isascii() and text.isdecimal()) or not low <= int(text) <= high:
         raise Problem(422, f"{name} must be an integer from {low} to {high}, got {text!r}")
     return int(text)
 
@@ -94,7 +97,7 @@ def history_query(request: Request) -> dict[str, Any]:
     limit_text = _single(request, "limit")
     limit = DEFAULT_LIMIT if limit_text is None else _integer("limit", limit_text, 1, MAX_LIMIT)
     cursor_text = _single(request, "cursor")
-    cursor = None if cursor_text is None else _integer("cursor", cursor_text, 1, 2**63 - 1)
+    cursor = None if cursor_text is None else _integer("cursor", cursor_text, 1, MAX_CURSOR)
     since_text, until_text = _single(request, "since"), _single(request, "until")
     since = None if since_text is None else parse_rfc3339("since", since_text)
     until = None if until_text is None else parse_rfc3339("until", until_text)
@@ -107,7 +110,7 @@ async def history_api(request: Request) -> Response:
     """``{"items": [...], "next": cursor or null}``, newest first."""
     query = history_query(request)
     limit = query.pop("limit")
-    store = board_of(request).store
+    store = store_of(request)
     # One more row than asked tells whether another page exists; the read runs off the loop.
     rows = await run_in_threadpool(lambda: store.history(**query, limit=limit + 1))
     more = len(rows) > limit
@@ -254,22 +257,22 @@ class TimelineCache:
         self._key: tuple[int, int] | None = None
         self._value: dict[int, Timeline] = {}
 
-    async def get(self, board: Board) -> dict[int, Timeline]:
+    async def get(self, board: Board, store: Store) -> dict[int, Timeline]:
         now = time.time()
         key = (board.hub.last_seq, int(now // 60))
         if key != self._key:
             meta = board.last_changes()  # on the loop, where the board changes it
-            self._value = await run_in_threadpool(compute_timelines, board, meta, now)
+            self._value = await run_in_threadpool(compute_timelines, board, store, meta, now)
             self._key = key
         return self._value
 
 
-def compute_timelines(board: Board, meta: dict[int, Committed], now: float,
+def compute_timelines(board: Board, store: Store, meta: dict[int, Committed], now: float,
                       ) -> dict[int, Timeline]:
     """Every pin's timeline from one query (at most :data:`PER_PIN` rows per pin)."""
     pins = [p.pin for p in board.config.pins]
     since = format_time(datetime.fromtimestamp(now - WINDOW_S, UTC))
-    recent = board.store.recent(pins, since, PER_PIN)
+    recent = store.recent(pins, since, PER_PIN)
     return {bcm: build_timeline(recent[bcm], meta.get(bcm), now,
                                 truncated=len(recent[bcm]) >= PER_PIN) for bcm in pins}
 
@@ -280,7 +283,7 @@ async def page_history(request: Request) -> dict[str, Any]:
     cache: TimelineCache = request.app.state.timelines
     now = datetime.now(UTC)
     return {
-        "timelines": await cache.get(board),
+        "timelines": await cache.get(board, store_of(request)),
         "last_changes": {bcm: last_change(row, now)
                          for bcm, row in board.last_changes().items()},
         "timeline_width": WIDTH,
@@ -288,5 +291,61 @@ async def page_history(request: Request) -> dict[str, Any]:
     }
 
 
-def routes() -> list[Route]:
-    return [Route("/api/v1/history", history_api, methods=["GET"], name="history")]
+SCHEMAS: dict[str, Any] = {
+    "HistoryItem": {
+        "type": "object",
+        "required": ["seq", "at", "pin", "id", "old", "new", "cause", "actor", "client"],
+        "properties": {
+            "seq": {"type": "integer", "description": "Sequence number (gapless, never reused)"},
+            "at": {"type": "string", "format": "date-time", "description": "UTC, milliseconds"},
+            "pin": {"type": "integer", "description": "BCM number"},
+            "id": {"type": "string"},
+            "old": {"type": ["boolean", "null"],
+                    "description": "State before; null for a pin's first record"},
+            "new": {"type": "boolean"},
+            "cause": {"type": "string", "description": "api, form, pulse, input, interlock, "
+                                                        "startup, shutdown, mqtt..."},
+            "actor": {"type": "string", "description": "Token or user name, anonymous, mqtt, "
+                                                        "pulse, input or system"},
+            "client": {"type": ["string", "null"], "description": "Client address"},
+        },
+    },
+    "HistoryPage": {"type": "object", "required": ["items", "next"], "properties": {
+        "items": {"type": "array", "items": openapi.ref("HistoryItem"),
+                  "description": "Newest first"},
+        "next": {"type": ["string", "null"],
+                 "description": "Pass as cursor for the next (older) page; null on the last"}}},
+}
+#: The document's words for what :func:`history_query` accepts, parameter by parameter.
+PARAMETER_DOCS = [
+    {"name": "pin", "in": "query", "required": False, "explode": True,
+     "description": "BCM number or pin id; repeat for several pins",
+     "schema": {"type": "array", "items": {"type": "string", "pattern": r"\S"}}},
+    {"name": "since", "in": "query", "required": False,
+     "description": "RFC 3339 date-time with offset (inclusive); before until",
+     "schema": {"type": "string", "format": "date-time"}},
+    {"name": "until", "in": "query", "required": False,
+     "description": "RFC 3339 date-time with offset (exclusive); after since",
+     "schema": {"type": "string", "format": "date-time"}},
+    {"name": "limit", "in": "query", "required": False,
+     "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT,
+                "default": DEFAULT_LIMIT}},
+    {"name": "cursor", "in": "query", "required": False,
+     "description": "The next value of the previous page",
+     "schema": {"type": "integer", "minimum": 1, "maximum": MAX_CURSOR}},
+]
+
+
+def routes() -> list[ApiRoute]:
+    return [ApiRoute(
+        "/api/v1/history", history_api, methods=["GET"], name="history", policy="read",
+        schemas=SCHEMAS, openapi={
+            "summary": "Audit history", "tags": ["history"],
+            "description": "Committed changes, newest first, paged with a cursor. Filters "
+                           "combine; since is inclusive, until exclusive, and since must be "
+                           "before until. Unknown or repeated parameters are refused (422).",
+            "parameters": PARAMETER_DOCS,
+            "responses": {
+                "200": openapi.json_response(openapi.ref("HistoryPage"), "One page of history"),
+                **openapi.problems({404: "Unknown pin", 422: "A bad parameter (named)"},
+                                   404, 422)}})]

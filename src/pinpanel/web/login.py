@@ -17,12 +17,12 @@ from urllib.parse import parse_qsl
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
-from starlette.routing import Route
 
-from pinpanel.web import openapi
 from pinpanel.web.bodies import read_body
 from pinpanel.web.context import PRINCIPAL_KEY
+from pinpanel.web.openapi import html_response
 from pinpanel.web.pages import TEMPLATES, page_context
+from pinpanel.web.routing import ApiRoute
 from pinpanel.web.security import SESSION_COOKIE, Guard, client_of, session_id_of
 
 log = logging.getLogger(__name__)
@@ -100,38 +100,34 @@ async def logout(request: Request) -> Response:
     return response
 
 
-def _document(spec: dict[str, Any]) -> None:
-    html = {"description": "HTML", "content": {"text/html": {}}}
-    spec["components"]["schemas"]["LoginForm"] = {
-        "type": "object", "required": ["token"], "properties": {
-            "token": {"type": "string", "description": "An API token"},
-            "next": {"type": "string", "description": "A path on this server to go to"},
-            "csrf_token": {"type": "string", "description": "Needed when already logged in"}}}
-    form = {"required": True, "content": {"application/x-www-form-urlencoded": {
-        "schema": {"$ref": "#/components/schemas/LoginForm"}}}}
-    spec["paths"]["/login"] = {
-        "get": {"summary": "The login page (a token in ?token= is shown for confirmation, "
-                           "never used)", "tags": ["page"], "security": [],
-                "parameters": [{"name": "token", "in": "query", "schema": {"type": "string"}},
-                               {"name": "next", "in": "query", "schema": {"type": "string"}}],
-                "responses": {"200": html, "303": {"description": "Auth is off, or already "
-                                                                  "logged in"}}},
-        "post": {"summary": "Log in with a token: sets the session cookie", "tags": ["page"],
-                 "security": [], "requestBody": form,
-                 "responses": {"303": {"description": "Logged in; back to next"},
-                               "401": html, "429": html}},
-    }
-    spec["paths"]["/logout"] = {"post": {
-        "summary": "End the browser session (needs the CSRF token)", "tags": ["page"],
-        "responses": {"303": {"description": "Logged out; to /login"}}}}
+SCHEMAS: dict[str, Any] = {"LoginForm": {
+    "type": "object", "required": ["token"], "properties": {
+        "token": {"type": "string", "description": "An API token"},
+        "next": {"type": "string", "description": "A path on this server to go to"},
+        "csrf_token": {"type": "string", "description": "Needed when already logged in"}}}}
 
 
-openapi.extend(_document)
-
-
-def routes() -> list[Route]:
+def routes() -> list[ApiRoute]:
     return [
-        Route("/login", login_page, methods=["GET"], name="login"),
-        Route("/login", login_submit, methods=["POST"], name="login_submit"),
-        Route("/logout", logout, methods=["POST"], name="logout"),
+        ApiRoute("/login", login_page, methods=["GET"], name="login", policy="open", openapi={
+            "summary": "The login page (a token in ?token= is shown for confirmation, never "
+                       "used)", "tags": ["page"],
+            "parameters": [{"name": "token", "in": "query", "schema": {"type": "string"}},
+                           {"name": "next", "in": "query", "schema": {"type": "string"}}],
+            "responses": {"200": html_response(),
+                          "303": {"description": "Auth is off, or already logged in"}}}),
+        ApiRoute("/login", login_submit, methods=["POST"], name="login_submit", policy="open",
+                 schemas=SCHEMAS, openapi={
+                     "summary": "Log in with a token: sets the session cookie", "tags": ["page"],
+                     "requestBody": {"required": True, "content": {
+                         "application/x-www-form-urlencoded": {
+                             "schema": {"$ref": "#/components/schemas/LoginForm"}}}},
+                     "responses": {"303": {"description": "Logged in; back to next"},
+                                   "401": html_response("The token is not valid"),
+                                   "429": html_response("Too many failed logins from this "
+                                                        "address; see Retry-After")}}),
+        # Open, so an expired session can still sign out; a live one needs its CSRF token.
+        ApiRoute("/logout", logout, methods=["POST"], name="logout", policy="open", openapi={
+            "summary": "End the browser session (needs the CSRF token)", "tags": ["page"],
+            "responses": {"303": {"description": "Logged out; to /login"}}}),
     ]

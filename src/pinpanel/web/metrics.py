@@ -20,12 +20,11 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pinpanel import __version__, telemetry
-from pinpanel.web import openapi
 from pinpanel.web.context import board_of
+from pinpanel.web.routing import ApiRoute, RouteTable
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 UNMATCHED = "unmatched"
@@ -44,22 +43,14 @@ class RequestCounts:
         self.counts[key] = self.counts.get(key, 0) + 1
 
 
-def route_label(scope: Scope) -> str:
+def route_label(table: RouteTable, scope: Scope) -> str:
     """The matched route's path template (``/api/v1/pins/{pin}``), never the raw path.
 
-    Raw paths would give every typo its own time series. A request refused before routing
-    (by the security layer) is matched here against the app's routes, so it is still
-    counted under the route it was meant for.
+    Raw paths would give every typo its own time series. The match is the one the security
+    layer made (kept in the scope), so a request it refused is still counted under the
+    route it was meant for, and nothing walks the routes again.
     """
-    route = scope.get("route")
-    if route is None:
-        app = scope.get("app")
-        for candidate in getattr(getattr(app, "router", None), "routes", ()):
-            match, _ = candidate.matches(scope)
-            if match is not Match.NONE:
-                route = candidate
-                break
-    path = getattr(route, "path", None)
+    path = getattr(table.match(scope).route, "path", None)
     return _template(path) if path else UNMATCHED
 
 
@@ -72,9 +63,10 @@ def _template(path: str) -> str:
 class RequestMetrics:
     """Pure ASGI middleware: count each HTTP response by route, method and status."""
 
-    def __init__(self, app: ASGIApp, counts: RequestCounts) -> None:
+    def __init__(self, app: ASGIApp, counts: RequestCounts, table: RouteTable) -> None:
         self.app = app
         self.counts = counts
+        self.table = table
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -86,14 +78,15 @@ class RequestMetrics:
             nonlocal counted
             if message["type"] == "http.response.start" and not counted:
                 counted = True  # at the start, so a long event stream counts at once
-                self.counts.add(route_label(scope), scope["method"], message["status"])
+                self.counts.add(route_label(self.table, scope), scope["method"],
+                                message["status"])
             await send(message)
 
         try:
             await self.app(scope, receive, counting_send)
         except BaseException:
             if not counted:
-                self.counts.add(route_label(scope), scope["method"], 500)
+                self.counts.add(route_label(self.table, scope), scope["method"], 500)
             raise
 
 
@@ -199,22 +192,14 @@ def install(app: Any, counts: RequestCounts) -> None:
     telemetry.of(app.state.board)
 
 
-def _document(spec: dict[str, Any]) -> None:
-    spec["paths"]["/metrics"] = {"get": {
-        "summary": "Prometheus metrics", "tags": ["system"],
-        "description": ("Prometheus text format 0.0.4: requests by route and status, pin "
-                        "changes by pin and cause, pin states, event stream clients, MQTT "
-                        "connection, commit latency histogram, process memory. Needs the "
-                        "read scope."),
-        "responses": {
-            "200": {"description": "The metrics", "content": {"text/plain": {}}},
-            "401": {"description": "Missing or bad credentials"},
-            "403": {"description": "Credentials lack the scope"},
-        }}}
-
-
-openapi.extend(_document)
-
-
-def routes() -> list[Route]:
-    return [Route("/metrics", metrics, methods=["GET"], name="metrics")]
+def routes() -> list[ApiRoute]:
+    return [ApiRoute("/metrics", metrics, methods=["GET"], name="metrics", policy="read",
+                     openapi={
+                         "summary": "Prometheus metrics", "tags": ["system"],
+                         "description": (
+                             "Prometheus text format 0.0.4: requests by route and status, pin "
+                             "changes by pin and cause, pin states, event stream clients, MQTT "
+                             "connection, commit latency histogram, process memory. Needs the "
+                             "read scope."),
+                         "responses": {"200": {"description": "The metrics",
+                                               "content": {"text/plain": {}}}}})]

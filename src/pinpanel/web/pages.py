@@ -23,13 +23,14 @@ from typing import Any
 from markupsafe import escape
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
 from pinpanel import __version__
 from pinpanel.changes import format_time
 from pinpanel.web import header_diagram, history, security
 from pinpanel.web.context import board_of
+from pinpanel.web.openapi import html_response
+from pinpanel.web.routing import ApiRoute
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
 # Templates ship inside the package: no stat() of every template file on every render.
@@ -114,5 +115,7 @@ async def page(request: Request) -> Response:
                     headers={"Cache-Control": "no-store"})
 
 
-def routes() -> list[Route]:
-    return [Route("/", page, methods=["GET"], name="page")]
+def routes() -> list[ApiRoute]:
+    return [ApiRoute("/", page, methods=["GET"], name="page", policy="read",
+                     openapi={"summary": "The page", "tags": ["page"],
+                              "responses": {"200": html_response()}})]

@@ -11,14 +11,12 @@ from __future__ import annotations
 
 from functools import cache
 from importlib import resources
-from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from pinpanel import __version__
-from pinpanel.web import openapi
+from pinpanel.web.routing import ApiRoute
 
 VERSION_MARK = "__PINPANEL_VERSION__"
 
@@ -36,16 +34,10 @@ async def service_worker(request: Request) -> Response:
                     headers={"Cache-Control": "no-cache", "Service-Worker-Allowed": "/"})
 
 
-def _document(spec: dict[str, Any]) -> None:
-    spec["paths"]["/sw.js"] = {"get": {
-        "summary": "The page's service worker (caches the page's assets, never API answers)",
-        "tags": ["page"],
-        "responses": {"200": {"description": "JavaScript",
-                              "content": {"text/javascript": {}}}}}}
-
-
-openapi.extend(_document)
-
-
-def routes() -> list[Route]:
-    return [Route("/sw.js", service_worker, methods=["GET"], name="service_worker")]
+def routes() -> list[ApiRoute]:
+    return [ApiRoute("/sw.js", service_worker, methods=["GET"], name="service_worker",
+                     policy="open", openapi={
+                         "summary": "The page's service worker (caches the page's assets, never "
+                                    "API answers)", "tags": ["page"],
+                         "responses": {"200": {"description": "JavaScript",
+                                               "content": {"text/javascript": {}}}}})]

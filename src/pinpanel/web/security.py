@@ -8,10 +8,11 @@ For each request, in this order (the cheap refusals first):
 2. **CORS**: preflights are answered only for origins in ``server.cors_origins``; there is no
    wildcard and no ``Access-Control-Allow-Credentials`` (allowed web apps send a Bearer
    token; cookies are ``SameSite=Strict`` and never cross sites anyway).
-3. **Route policy**: the route the router will pick is looked up (cached per method and
-   path) and its *name* mapped through :data:`ROUTE_POLICY` to ``open``, ``read``,
-   ``control`` or ``admin``. A route with no entry answers 403 to everyone: a route added
-   later is closed until someone decides who may use it (a test enumerates the app's routes).
+3. **Route policy**: the request is matched against the routes, once (the router reuses
+   the match, see web/routing.py), and the route's declared policy is ``open``, ``read``,
+   ``control`` or ``admin``. A route declared without one answers 403 to everyone: a route
+   added later is closed until someone decides who may use it (a test enumerates the app's
+   routes).
 4. **Origin** of a state-changing request (any method but GET/HEAD/OPTIONS): a browser's
    ``Sec-Fetch-Site`` must say ``same-origin``; without it, ``Origin`` (or else ``Referer``)
    must name this host; allowlisted CORS origins pass. Tools such as curl send none of these
@@ -37,62 +38,26 @@ import ipaddress
 import logging
 from collections.abc import MutableMapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import parse_qsl, quote
 
 from starlette.responses import RedirectResponse
-from starlette.routing import BaseRoute, Match
+from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pinpanel.auth import OPEN_PRINCIPAL, Keyring, Principal, csrf_for
 from pinpanel.config import Config
-from pinpanel.store import Store
-from pinpanel.web import openapi
 from pinpanel.web.context import PRINCIPAL_KEY
 from pinpanel.web.problems import ProblemResponse
 from pinpanel.web.ratelimit import FailureLimiter
+from pinpanel.web.routing import Policy, RouteTable, policy_of
 
 log = logging.getLogger(__name__)
 
-Policy = Literal["open", "read", "control", "admin"]
-
-#: Every route name -> who may use it. ``open`` is for what a logged-out browser and a
-#: health check need, and nothing else. Add new routes here; a route missing from this
-#: table is refused to everyone (see tests/security/test_routes.py).
-ROUTE_POLICY: dict[str, Policy] = {
-    # open: health checks, logging in and out, and assets without secrets
-    "healthz": "open",
-    "login": "open",
-    "login_submit": "open",
-    "logout": "open",  # needs the session's CSRF token like any other session post
-    "static": "open",
-    "service_worker": "open",
-    # seeing things
-    "page": "read",
-    "docs": "read",
-    "openapi": "read",
-    "system": "read",
-    "pins": "read",
-    "pin": "read",
-    "compat_list": "read",
-    "events": "read",
-    "history": "read",
-    "metrics": "read",
-    # switching things
-    "pin_put": "control",
-    "pin_switch": "control",
-    "pin_pulse": "control",
-    "pin_simulate": "control",
-    "compat_toggle": "control",
-    "form_toggle": "control",
-    # managing who may do so
-    "tokens": "admin",
-    "token_create": "admin",
-    "token_revoke": "admin",
-}
 #: A path no route matches: authenticate first, so a stranger cannot map the API by 404s.
 UNROUTED_POLICY: Policy = "read"
-WHERE_TO_ADD = "add it to ROUTE_POLICY in src/pinpanel/web/security.py"
+WHERE_TO_ADD = ("declare it as an ApiRoute with a policy (open, read, control or admin; see "
+                "src/pinpanel/web/routing.py)")
 
 SESSION_COOKIE = "pinpanel_session"
 CSRF_KEY = "pinpanel.csrf"
@@ -115,7 +80,6 @@ SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"cross-origin-opener-policy", b"same-origin"),
 )
 _CACHE_MAX = 4096
-_UNROUTED = "<no route>"
 
 
 @dataclass
@@ -127,22 +91,17 @@ class Guard:
     limiter: FailureLimiter
 
     @classmethod
-    def create(cls, config: Config, store: Store) -> Guard:
-        return cls(config, Keyring(store), FailureLimiter(config.auth.login_attempts_per_minute))
+    def create(cls, config: Config, keyring: Keyring) -> Guard:
+        return cls(config, keyring, FailureLimiter(config.auth.login_attempts_per_minute))
 
     @property
     def enabled(self) -> bool:
         return self.config.auth.enabled
 
 
-def policy_of(name: str) -> Policy | None:
-    return UNROUTED_POLICY if name == _UNROUTED else ROUTE_POLICY.get(name)
-
-
 def unguarded_routes(routes: list[BaseRoute]) -> list[str]:
     """Names of routes without a policy (logged at start-up; a test keeps this empty)."""
-    return [str(getattr(r, "name", None)) for r in routes
-            if getattr(r, "name", None) not in ROUTE_POLICY]
+    return [str(getattr(r, "name", None)) for r in routes if policy_of(r) is None]
 
 
 def client_of(scope: Scope) -> str:
@@ -176,15 +135,15 @@ def _host_name(host: str) -> str:
 class SecurityMiddleware:
     """Pure ASGI (not ``BaseHTTPMiddleware``): no extra task per request, streams untouched."""
 
-    def __init__(self, app: ASGIApp, *, guard: Guard) -> None:
+    def __init__(self, app: ASGIApp, *, guard: Guard, table: RouteTable) -> None:
         self.app = app
         self.guard = guard
+        self.table = table
         server = guard.config.server
         self.trusted = tuple(h.lower().rstrip(".") for h in server.trusted_hosts)
         self.cors = frozenset(o.rstrip("/").lower().encode() for o in server.cors_origins
                               if o != "*")
         self.max_body = server.max_body_bytes
-        self._routes: dict[tuple[str, str], str] = {}
         self._hosts: dict[bytes, bool] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -213,9 +172,10 @@ class SecurityMiddleware:
         if method == "OPTIONS" and origin is not None and \
                 b"access-control-request-method" in headers:
             return await self._preflight(allowed_origin, scope, receive, send)
-        name = self._route_name(scope)
-        policy = policy_of(name)
+        route = self.table.match(scope).route
+        policy = UNROUTED_POLICY if route is None else policy_of(route)
         if policy is None:
+            name = getattr(route, "name", None)
             return await ProblemResponse(
                 403, f"route {name!r} has no security policy, so it is closed to everyone; "
                 f"{WHERE_TO_ADD}")(scope, receive, send)
@@ -297,30 +257,6 @@ class SecurityMiddleware:
             self._hosts.clear()
         self._hosts[raw] = ok
         return ok
-
-    def _route_name(self, scope: Scope) -> str:
-        """The name of the route the router will choose (FULL match first, as it does)."""
-        key = (scope.get("method", "websocket"), scope["path"])
-        name = self._routes.get(key)
-        if name is not None:
-            return name
-        name = _UNROUTED
-        app = scope.get("app")
-        routes: list[BaseRoute] = list(getattr(app, "routes", ()))
-        partial = None
-        for route in routes:
-            match, _ = route.matches(scope)
-            if match is Match.FULL:
-                name = str(getattr(route, "name", None))
-                break
-            if match is Match.PARTIAL and partial is None:
-                partial = str(getattr(route, "name", None))
-        else:
-            name = partial or _UNROUTED
-        if len(self._routes) >= _CACHE_MAX:
-            self._routes.clear()
-        self._routes[key] = name
-        return name
 
     def _foreign(self, headers: dict[bytes, bytes], host: bytes) -> str | None:
         """Why a state-changing request looks cross-site (None: same origin, or no browser)."""
@@ -419,7 +355,8 @@ class SecurityMiddleware:
         session_id = session_id_of(headers.get(b"cookie"))
         if principal is None and session_id is not None:
             principal = self.guard.keyring.verify_session(session_id)
-        policy = policy_of(self._route_name(scope))
+        route = self.table.match(scope).route
+        policy = UNROUTED_POLICY if route is None else policy_of(route)
         origin = headers.get(b"origin")
         same = origin is None or origin.lower() in self.cors or \
             _netloc(origin) == headers.get(b"host", b"").lower()
@@ -476,20 +413,14 @@ def session_user_of(scope: MutableMapping[str, Any]) -> str | None:
         principal.via == "session" else None
 
 
-def document(spec: dict[str, Any]) -> None:
-    """OpenAPI: how to authenticate (``/healthz`` already opts out with ``security: []``)."""
-    spec.setdefault("components", {})["securitySchemes"] = {
-        "bearer": {"type": "http", "scheme": "bearer",
-                   "description": "pinpanel token create NAME --scope read|control|admin"},
-        "session": {"type": "apiKey", "in": "cookie", "name": SESSION_COOKIE,
-                    "description": "Browser login (/login); state changes also need the "
-                                   "X-CSRF-Token header"},
-    }
-    spec["security"] = [{"bearer": []}, {"session": []}]
-
-
-openapi.extend(document)
-
+#: How to authenticate, for the OpenAPI document (open routes opt out with ``security: []``).
+OPENAPI_SECURITY_SCHEMES: dict[str, Any] = {
+    "bearer": {"type": "http", "scheme": "bearer",
+               "description": "pinpanel token create NAME --scope read|control|admin"},
+    "session": {"type": "apiKey", "in": "cookie", "name": SESSION_COOKIE,
+                "description": "Browser login (/login); state changes also need the "
+                               "X-CSRF-Token header"},
+}
 
 
 def template_context(request: Any) -> dict[str, Any]:

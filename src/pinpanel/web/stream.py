@@ -33,14 +33,14 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from pinpanel.changes import Change, format_time
 from pinpanel.events import EventHub, SubscriberDropped, Subscription
-from pinpanel.web import openapi
 from pinpanel.web.context import board_of
+from pinpanel.web.openapi import problem
 from pinpanel.web.problems import Problem
+from pinpanel.web.routing import ApiRoute
 
 log = logging.getLogger(__name__)
 
@@ -254,42 +254,30 @@ async def events(request: Request) -> Response:
     return EventStream(request, parse_last_event_id(request))
 
 
-def _document(spec: dict[str, Any]) -> None:
-    """Add the stream to the OpenAPI document (and the subscriber count to System)."""
-    spec["paths"]["/api/v1/events"] = {"get": {
-        "summary": "Live events (Server-Sent Events)", "tags": ["pins"],
-        "description": (
-            "One `snapshot` event ({seq, at, pins: [Pin]}), then one `change` event per "
-            "committed change ({seq, pin: Pin, old, actor, cause, at}) with `id: seq`, in "
-            "sequence order. A keep-alive comment at least every 15 s. Reconnect with the "
-            "Last-Event-ID header (or ?last_event_id=) to get the changes missed, or a fresh "
-            "snapshot when they are no longer held. A client that falls too far behind is "
-            "disconnected and must reconnect."),
-        "parameters": [
-            {"name": "Last-Event-ID", "in": "header", "required": False,
-             "description": "The last id received; ignored unless a number",
-             "schema": {"type": "string"}},
-            {"name": "last_event_id", "in": "query", "required": False,
-             "description": "Same as Last-Event-ID, for clients that cannot set headers",
-             "schema": {"type": "integer", "minimum": 0}},
-        ],
-        "responses": {
-            "200": {"description": "The event stream",
-                    "content": {"text/event-stream": {"schema": {"type": "string"}}}},
-            "400": {"description": "last_event_id is not a number",
-                    "content": {"application/problem+json": {
-                        "schema": {"$ref": "#/components/schemas/Problem"}}}},
-            "401": {"description": "Missing or bad credentials"},
-            "403": {"description": "Credentials lack the scope"},
-        }}}
-    system = spec["components"]["schemas"].get("System")
-    if system is not None:
-        system["properties"]["subscribers"] = {
-            "type": "integer", "description": "Event stream clients connected now"}
+OPENAPI = {
+    "summary": "Live events (Server-Sent Events)", "tags": ["pins"],
+    "description": (
+        "One `snapshot` event ({seq, at, pins: [Pin]}), then one `change` event per "
+        "committed change ({seq, pin: Pin, old, actor, cause, at}) with `id: seq`, in "
+        "sequence order. A keep-alive comment at least every 15 s. Reconnect with the "
+        "Last-Event-ID header (or ?last_event_id=) to get the changes missed, or a fresh "
+        "snapshot when they are no longer held. A client that falls too far behind is "
+        "disconnected and must reconnect."),
+    "parameters": [
+        {"name": "Last-Event-ID", "in": "header", "required": False,
+         "description": "The last id received; ignored unless a number",
+         "schema": {"type": "string"}},
+        {"name": "last_event_id", "in": "query", "required": False,
+         "description": "Same as Last-Event-ID, for clients that cannot set headers",
+         "schema": {"type": "integer", "minimum": 0}},
+    ],
+    "responses": {
+        "200": {"description": "The event stream",
+                "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+        "400": problem("last_event_id is not a number"),
+    }}
 
 
-openapi.extend(_document)
-
-
-def routes() -> list[Route]:
-    return [Route("/api/v1/events", events, methods=["GET"], name="events")]
+def routes() -> list[ApiRoute]:
+    return [ApiRoute("/api/v1/events", events, methods=["GET"], name="events", policy="read",
+                     openapi=OPENAPI)]

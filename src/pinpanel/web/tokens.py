@@ -4,7 +4,7 @@
 be listed); ``POST /api/v1/tokens`` ``{"name": "phone", "scope": "control"}`` makes one and
 answers 201 with the secret, the only time it is ever shown; ``DELETE
 /api/v1/tokens/{name}`` revokes one and ends its browser sessions, at once. All three
-need an ``admin`` token or session (see ``ROUTE_POLICY`` in ``security.py``).
+need an ``admin`` token or session (their policy, below).
 """
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from pinpanel.errors import AuthError, TokenExistsError, TokenNotFoundError
-from pinpanel.web import openapi
 from pinpanel.web.bodies import expect_object, read_json
+from pinpanel.web.openapi import json_body, json_response, problems, ref
 from pinpanel.web.problems import Problem
+from pinpanel.web.routing import ApiRoute
 from pinpanel.web.security import Guard
 
 
@@ -55,62 +55,48 @@ async def revoke_token(request: Request) -> Response:
     return Response(status_code=204)
 
 
-def _document(spec: dict[str, Any]) -> None:
-    why = {400: "Malformed JSON", 401: "Missing or bad credentials",
-           403: "Not an admin", 404: "No token has that name",
-           409: "A token with that name exists", 413: "Body too large",
-           415: "Body is not JSON", 422: "Bad name or scope"}
-
-    def problems(*statuses: int) -> dict[str, Any]:
-        return {str(s): {"description": why[s], "content": {
-            "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
-            for s in statuses}
-
-    schemas = spec["components"]["schemas"]
-    scope = {"type": "string", "enum": ["read", "control", "admin"]}
-    schemas["TokenInfo"] = {"type": "object", "required": ["name", "scope", "created_at"],
-                            "properties": {"name": {"type": "string"}, "scope": scope,
-                                           "created_at": {"type": "string"},
-                                           "last_used_at": {"type": ["string", "null"]}}}
-    schemas["TokenBody"] = {"type": "object", "required": ["name"],
-                            "additionalProperties": False,
-                            "properties": {"name": {"type": "string", "pattern":
-                                                    "^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$"},
-                                           "scope": {**scope, "default": "control"}}}
-    schemas["NewToken"] = {"type": "object", "required": ["name", "scope", "token"],
-                           "properties": {"name": {"type": "string"}, "scope": scope,
-                                          "token": {"type": "string", "description":
-                                                    "The secret: shown only this once"}}}
-    ref = {"$ref": "#/components/schemas/TokenInfo"}
-    spec["paths"]["/api/v1/tokens"] = {
-        "get": {"summary": "List tokens (admin): names and scopes, never secrets",
-                "tags": ["tokens"], "responses": {
-                    "200": {"description": "Every token", "content": {"application/json": {
-                        "schema": {"type": "object", "properties": {
-                            "tokens": {"type": "array", "items": ref}}}}}},
-                    **problems(401, 403)}},
-        "post": {"summary": "Make a token (admin); the answer holds the secret, once",
-                 "tags": ["tokens"],
-                 "requestBody": {"required": True, "content": {"application/json": {
-                     "schema": {"$ref": "#/components/schemas/TokenBody"}}}},
-                 "responses": {"201": {"description": "Made", "content": {
-                     "application/json": {"schema": {"$ref": "#/components/schemas/NewToken"}}}},
-                     **problems(400, 401, 403, 409, 413, 415, 422)}},
-    }
-    spec["paths"]["/api/v1/tokens/{name}"] = {"delete": {
-        "summary": "Revoke a token (admin): it and its browser sessions stop working at once",
-        "tags": ["tokens"],
-        "parameters": [{"name": "name", "in": "path", "required": True,
-                        "schema": {"type": "string"}}],
-        "responses": {"204": {"description": "Revoked"}, **problems(401, 403, 404)}}}
+WHY = {400: "Malformed JSON", 404: "No token has that name",
+       409: "A token with that name exists", 413: "Body too large",
+       415: "Body is not JSON", 422: "Bad name or scope"}
+_SCOPE = {"type": "string", "enum": ["read", "control", "admin"]}
+SCHEMAS: dict[str, Any] = {
+    "TokenInfo": {"type": "object", "required": ["name", "scope", "created_at"],
+                  "properties": {"name": {"type": "string"}, "scope": _SCOPE,
+                                 "created_at": {"type": "string"},
+                                 "last_used_at": {"type": ["string", "null"]}}},
+    "TokenBody": {"type": "object", "required": ["name"], "additionalProperties": False,
+                  "properties": {"name": {"type": "string", "pattern":
+                                          "^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$"},
+                                 "scope": {**_SCOPE, "default": "control"}}},
+    "NewToken": {"type": "object", "required": ["name", "scope", "token"],
+                 "properties": {"name": {"type": "string"}, "scope": _SCOPE,
+                                "token": {"type": "string",
+                                          "description": "The secret: shown only this once"}}},
+}
 
 
-openapi.extend(_document)
-
-
-def routes() -> list[Route]:
+def routes() -> list[ApiRoute]:
     return [
-        Route("/api/v1/tokens", list_tokens, methods=["GET"], name="tokens"),
-        Route("/api/v1/tokens", create_token, methods=["POST"], name="token_create"),
-        Route("/api/v1/tokens/{name}", revoke_token, methods=["DELETE"], name="token_revoke"),
+        ApiRoute("/api/v1/tokens", list_tokens, methods=["GET"], name="tokens", policy="admin",
+                 schemas={"TokenInfo": SCHEMAS["TokenInfo"]}, openapi={
+                     "summary": "List tokens (admin): names and scopes, never secrets",
+                     "tags": ["tokens"], "responses": {"200": json_response(
+                         {"type": "object", "properties": {
+                             "tokens": {"type": "array", "items": ref("TokenInfo")}}},
+                         "Every token")}}),
+        ApiRoute("/api/v1/tokens", create_token, methods=["POST"], name="token_create",
+                 policy="admin", schemas={k: SCHEMAS[k] for k in ("TokenBody", "NewToken")},
+                 openapi={
+                     "summary": "Make a token (admin); the answer holds the secret, once",
+                     "tags": ["tokens"], "requestBody": json_body("TokenBody"),
+                     "responses": {"201": json_response(ref("NewToken"), "Made"),
+                                   **problems(WHY, 400, 409, 413, 415, 422)}}),
+        ApiRoute("/api/v1/tokens/{name}", revoke_token, methods=["DELETE"], name="token_revoke",
+                 policy="admin", openapi={
+                     "summary": "Revoke a token (admin): it and its browser sessions stop "
+                                "working at once",
+                     "tags": ["tokens"],
+                     "parameters": [{"name": "name", "in": "path", "required": True,
+                                     "schema": {"type": "string"}}],
+                     "responses": {"204": {"description": "Revoked"}, **problems(WHY, 404)}}),
     ]
