@@ -90,20 +90,26 @@ def test_next_never_leads_off_the_server(server: ServerProcess, token: str) -> N
             browser.cookies.clear()  # logged in: a second login would need the CSRF token
 
 
-def test_failed_logins_and_bad_tokens_are_rate_limited(spawn: Spawn) -> None:
+def test_failed_logins_and_bad_tokens_are_rate_limited_but_valid_ones_never(
+        spawn: Spawn) -> None:
     server = spawn("[auth]\nlogin_attempts_per_minute = 3\n")
     good = server.token
     with httpx.Client(base_url=server.url) as client:
         for _ in range(2):
             assert client.post("/login", data={"token": "pp_wrong"}).status_code == 401
         assert client.get("/api/v1/pins", headers={"Authorization": "Bearer pp_wrong"}
-                          ).status_code == 401
-        limited = client.post("/login", data={"token": good})
+                          ).status_code == 429  # the third failure in a minute
+        limited = client.post("/login", data={"token": "pp_wrong"})
         assert limited.status_code == 429
         assert 1 <= int(limited.headers["retry-after"]) <= 60
         assert "Too many failed attempts" in limited.text
-        api = client.get("/api/v1/pins", headers={"Authorization": f"Bearer {good}"})
+        api = client.get("/api/v1/pins", headers={"Authorization": "Bearer pp_wrong"})
         assert api.status_code == 429 and int(api.headers["retry-after"]) >= 1
         assert api.json()["status"] == 429
-        # a browser already logged in is not locked out by someone else's guessing
+        # from the same address, in the same minute, valid credentials still get in
+        assert client.get("/api/v1/pins", headers={"Authorization": f"Bearer {good}"}
+                          ).status_code == 200
+        assert client.post("/login", data={"token": good}).status_code == 303
+        assert client.get("/api/v1/pins").status_code == 200  # with the session cookie
         assert client.get("/healthz").status_code == 200
+    assert server.log().count("too many failed") == 1  # the crossing is logged, once

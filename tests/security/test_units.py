@@ -128,9 +128,10 @@ def test_names_and_scopes_are_checked() -> None:
 def test_the_limiter_counts_a_sliding_minute_per_address() -> None:
     now = [1000.0]
     limiter = FailureLimiter(3, clock=lambda: now[0], max_clients=2)
-    for _ in range(3):
-        assert limiter.retry_after("10.0.0.1") is None
-        limiter.failed("10.0.0.1")
+    assert limiter.failed("10.0.0.1") == (None, False)
+    assert limiter.failed("10.0.0.1") == (None, False)
+    assert limiter.failed("10.0.0.1") == (60, True)  # the third begins the wait, once
+    assert limiter.failed("10.0.0.1") == (60, False)
     assert limiter.retry_after("10.0.0.1") == 60
     assert limiter.retry_after("10.0.0.2") is None
     now[0] += 45

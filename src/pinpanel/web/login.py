@@ -66,20 +66,23 @@ async def login_submit(request: Request) -> Response:
     body = await read_body(request, request.app.state.max_body_bytes)
     form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
     next_path = safe_next(form.get("next"))
-    client = client_of(request.scope)
-    wait = guard.limiter.retry_after(client)
-    if wait is not None:
+    principal = guard.keyring.verify_token(form.get("token", "").strip())
+    if principal is None:
+        # Only failures are limited: a valid token logs in whatever others here tried.
+        client = client_of(request.scope)
+        wait, began = guard.limiter.failed(client)
+        if wait is None:
+            log.warning("failed login from %s", client)
+            return _render(request, 401, next=next_path,
+                           error="That token is not valid: it may have been revoked, or "
+                                 "mistyped. Ask whoever runs this pinpanel for a new one.")
+        if began:
+            log.warning("too many failed logins from %s: answered 429 (not logged) for %d s",
+                        client, wait)
         response = _render(request, 429, next=next_path,
                            error=f"Too many failed attempts. Try again in {wait} seconds.")
         response.headers["Retry-After"] = str(wait)
         return response
-    principal = guard.keyring.verify_token(form.get("token", "").strip())
-    if principal is None:
-        guard.limiter.failed(client)
-        log.warning("failed login from %s", client)
-        return _render(request, 401, next=next_path,
-                       error="That token is not valid: it may have been revoked, or "
-                             "mistyped. Ask whoever runs this pinpanel for a new one.")
     hours = guard.config.auth.session_hours
     session_id = await guard.keyring.open_session(principal, hours)
     response = RedirectResponse(next_path, status_code=303, headers=NO_STORE)

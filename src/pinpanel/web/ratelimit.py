@@ -1,10 +1,13 @@
 """Failed credential checks per client address: a sliding one-minute window.
 
 A token has 256 bits of entropy, so guessing one is hopeless anyway; the limit is there so
-a script hammering the login form or the API with bad tokens costs the Pi nothing and shows
-up as 429s. Both the login form and a bad ``Authorization: Bearer`` count, since either is
-a guess. Memory stays bounded: at most ``per_minute`` timestamps per address, and at most
-``max_clients`` addresses (stale ones are dropped first).
+a script hammering the login form or the API with bad tokens shows up as 429s and as one
+log line rather than thousands. Both the login form and a bad ``Authorization: Bearer``
+count, since either is a guess. It slows *failing* credentials only: a request whose token
+or session is valid is never refused, because behind a proxy or a NAT every user shares one
+address and anyone could otherwise lock everyone out. Memory stays bounded: at most
+``per_minute`` timestamps per address, and at most ``max_clients`` addresses (stale ones
+are dropped first).
 """
 
 from __future__ import annotations
@@ -37,7 +40,18 @@ class FailureLimiter:
             return None
         return max(1, math.ceil(WINDOW_S - age))
 
-    def failed(self, client: str) -> None:
+    def failed(self, client: str) -> tuple[int | None, bool]:
+        """Count one failure: (seconds to wait, or None; True if this one began the wait).
+
+        Failures go on counting while the client waits, so a script that keeps guessing
+        keeps getting 429s; only the failure that crosses the limit is worth a log line.
+        """
+        before = self.retry_after(client)
+        self._count(client)
+        wait = self.retry_after(client)
+        return wait, wait is not None and before is None
+
+    def _count(self, client: str) -> None:
         now = self._clock()
         failures = self._failures.get(client)
         if failures is None:

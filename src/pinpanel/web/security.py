@@ -19,7 +19,9 @@ For each request, in this order (the cheap refusals first):
    and pass. This holds with auth off too: the open server still refuses a drive-by form
    post from some web page. -> 403
 5. **Credentials**: ``Authorization: Bearer <token>``, else the session cookie. A bad token
-   is a 401 and counts against the client address; too many failures in a minute -> 429.
+   is a 401 and counts against the client address; past the limit of failures in a minute
+   a bad token is answered 429 instead (logged once). A valid token is never refused here,
+   whatever others at the same address send (see web/ratelimit.py).
    No credentials: a browser navigation is redirected to ``/login``, anything else is 401.
 6. **Scope** of the principal against the policy. -> 403
 7. **CSRF**: a state-changing request authenticated by the session cookie must carry the
@@ -282,20 +284,23 @@ class SecurityMiddleware:
         if kind.lower() != "bearer" or not credential.strip():
             return ProblemResponse(401, "use Authorization: Bearer <token>",
                                    headers=challenge), None
-        client = client_of(scope)
-        limiter = self.guard.limiter
-        if (wait := limiter.retry_after(client)) is not None:
-            return ProblemResponse(429, f"too many failed attempts; try again in {wait} s",
-                                   headers={"Retry-After": str(wait)}), None
         principal = self.guard.keyring.verify_token(credential.strip())
-        if principal is None:
-            limiter.failed(client)
+        if principal is not None:
+            return None, principal
+        client = client_of(scope)
+        wait, began = self.guard.limiter.failed(client)
+        if wait is None:
             log.warning("refused an unknown or revoked token from %s (%s %s)", client,
                         scope["method"], scope["path"])
             return ProblemResponse(401, "the token is not valid (unknown or revoked)",
                                    headers={"WWW-Authenticate": 'Bearer realm="pinpanel", '
                                             'error="invalid_token"'}), None
-        return None, principal
+        if began:
+            log.warning("too many failed credential checks from %s: bad tokens from it are "
+                        "answered 429 (not logged) for %d s; valid ones still pass", client,
+                        wait)
+        return ProblemResponse(429, f"too many failed attempts; try again in {wait} s",
+                               headers={"Retry-After": str(wait)}), None
 
     async def _unauthenticated(self, scope: Scope, headers: dict[bytes, bytes],
                                receive: Receive, send: Send) -> None:
