@@ -6,6 +6,7 @@ proven by a marker set on ``window`` before the change and still there after it.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from playwright.sync_api import expect
@@ -106,20 +107,104 @@ def test_buttons_are_disabled_while_a_pulse_runs(make_server: ServerFactory,
     assert not_reloaded(page)
 
 
+STALE_HINT = "Not connected: the states below may be out of date."
+
+
 def test_the_indicator_shows_a_lost_connection_and_the_page_catches_up(
         make_server: ServerFactory, page: Any) -> None:
     server = make_server(CONFIG)
     log_in(page, server)
     open_live(page, server)
+    table = page.locator("table.pins")
+    expect(table).not_to_have_class(re.compile(r"\bstale\b"))
+    expect(table).to_have_accessible_description("")
     assert server.stop() == 0
     expect(page.locator("#live-status")).to_have_text("Reconnecting…", timeout=WAIT_MS)
     assert page.locator("#live-status").get_attribute("data-state") == "reconnecting"
+    # The rows may be out of date now: they look it, and say it.
+    expect(table).to_have_class(re.compile(r"\bstale\b"))
+    expect(page.locator("#live-stale")).to_be_visible()
+    expect(table).to_have_accessible_description(STALE_HINT)
+    assert float(page.locator("#pin-18").evaluate("r => getComputedStyle(r).opacity")) < 1
     server.start()
     with server.client() as http:
         assert http.post("/api/v1/pins/18/on").is_success  # changed while it reconnects
     expect(page.locator("#live-status")).to_have_text("Connected", timeout=WAIT_MS)
     expect(page.locator("#pin-18 .state-text")).to_have_text("On", timeout=WAIT_MS)
+    expect(table).not_to_have_class(re.compile(r"\bstale\b"))
+    expect(page.locator("#live-stale")).to_be_hidden()
+    expect(table).to_have_accessible_description("")
+    # The changes missed while away (a fresh snapshot after the restart) are filled in
+    # from the audit log: who switched it, and the bar.
+    expect(page.locator("#pin-18 .last-change")).to_have_text(
+        re.compile(rf"^ since \d\d:\d\d, by tests-{server.port}$"), timeout=WAIT_MS)
+    expect(page.locator("#pin-18 rect.timeline-on")).to_have_count(1)
     assert not_reloaded(page)
+
+
+def drawn_row(page: Any, pin: int) -> dict[str, Any]:
+    """What a row's state cell shows: the since line, the bar's rects and its label."""
+    return dict(page.locator(f"#pin-{pin} td.state").evaluate("""(cell) => ({
+        since: cell.querySelector(".last-change")?.textContent ?? null,
+        label: cell.querySelector("svg.timeline").getAttribute("aria-label"),
+        title: cell.querySelector("svg.timeline title").textContent,
+        rects: [...cell.querySelectorAll("rect.timeline-on, rect.timeline-unknown")].map(
+            (r) => [r.getAttribute("class"), Number(r.getAttribute("x")),
+                    Number(r.getAttribute("width"))]),
+    })"""))
+
+
+def test_the_since_line_and_the_timeline_follow_every_change(
+        make_server: ServerFactory, page: Any, browser: Any) -> None:
+    server = make_server(CONFIG)
+    script = server.create_token("night-script", "control")
+    log_in(page, server)
+    open_live(page, server)
+    since = page.locator("#pin-18 .last-change")
+    expect(since).to_have_text(re.compile(r"by system \(startup\)$"))
+    before = drawn_row(page, 18)
+    assert not [r for r in before["rects"] if r[0] == "timeline-on"]
+    # Switched on this page...
+    page.get_by_role("button", name="Toggle Lamp").click()
+    expect(since).to_have_text(re.compile(rf"^ since \d\d:\d\d, by tests-{server.port}$"),
+                               timeout=WAIT_MS)
+    assert since.get_attribute("data-state") == "on"
+    bar = page.locator("#pin-18 svg.timeline")
+    expect(bar.locator("rect.timeline-on")).to_have_count(1)
+    expect(bar).to_have_attribute("aria-label", re.compile(r"^Lamp: 2 changes in the last 24 "
+                                                           r"hours; on for "))
+    # ...and from anywhere else: a script's token, and a pulse ended by the board itself.
+    with server.client(token=script) as http:
+        assert http.post("/api/v1/pins/18/off").is_success
+    expect(since).to_have_text(re.compile(r"^ since \d\d:\d\d, by night-script$"),
+                               timeout=WAIT_MS)
+    expect(bar).to_have_attribute("aria-label", re.compile(r"^Lamp: 3 changes"))
+    with server.client(token=script) as http:
+        assert http.post("/api/v1/pins/garage/pulse", json={"ms": 1500}).is_success
+    garage = page.locator("#pin-17 .last-change")
+    expect(garage).to_have_attribute("data-state", "on", timeout=WAIT_MS)
+    expect(garage).to_have_attribute("data-state", "off", timeout=WAIT_MS)
+    expect(page.locator("#pin-17 rect.timeline-on")).to_have_count(1)
+    assert not_reloaded(page)
+    # What the script drew is what the server draws: the same page, freshly loaded (both
+    # pins are off, so their bars no longer grow with the clock).
+    live = {pin: drawn_row(page, pin) for pin in (17, 18)}
+    fresh = browser.new_page()
+    try:
+        fresh.route("**/static/*.js*", lambda route: route.abort())  # the server's drawing
+        fresh.goto(server.url + "/")
+        for pin in (17, 18):
+            drawn = drawn_row(fresh, pin)
+            assert (drawn["since"], drawn["label"], drawn["title"]) == (
+                live[pin]["since"], live[pin]["label"], live[pin]["title"]), pin
+            assert len(drawn["rects"]) == len(live[pin]["rects"]), pin
+            for (kind, x, width), (live_kind, live_x, live_width) in zip(
+                    drawn["rects"], live[pin]["rects"], strict=True):
+                # A minute may have passed between the two drawings: one unit of 1440.
+                assert kind == live_kind and abs(x - live_x) <= 1.01, pin
+                assert abs(width - live_width) <= 1.01, pin
+    finally:
+        fresh.close()
 
 
 def test_without_the_script_the_form_post_still_works(make_server: ServerFactory,

@@ -130,6 +130,12 @@ class Timeline:
     unknown: tuple[tuple[float, float], ...]
     changes: int
     on_seconds: float
+    #: What it was drawn from, so the page's script can redraw it as changes arrive and
+    #: time passes (static/live.js): the window's end (epoch s), the state at its start
+    #: (None: unknown) and each change in it as (epoch s, new state).
+    end: float = 0.0
+    first: bool | None = None
+    flips: tuple[tuple[float, bool], ...] = ()
 
     @property
     def label(self) -> str:
@@ -178,11 +184,14 @@ def build_timeline(rows: Sequence[Committed], current: Committed | None, now: fl
         state: bool | None = None if truncated else rows[0].old
     else:
         state = current.new if current is not None else None
+    first, flips = state, []
     t = start
     on: list[tuple[float, float]] = []
     unknown: list[tuple[float, float]] = []
     for row in [*rows, None]:
         end = now if row is None else min(max(parse_time(row.at).timestamp(), t), now)
+        if row is not None:
+            flips.append((end, row.new))
         if end > t:
             if state is None:
                 unknown.append((t, end))
@@ -202,7 +211,8 @@ def build_timeline(rows: Sequence[Committed], current: Committed | None, now: fl
         return tuple(out)
 
     return Timeline(on=to_units(on, MIN_WIDTH), unknown=to_units(unknown, 0.0),
-                    changes=len(rows), on_seconds=sum(b - a for a, b in on))
+                    changes=len(rows), on_seconds=sum(b - a for a, b in on),
+                    end=now, first=first, flips=tuple(flips))
 
 
 def short_time(moment: datetime, now: datetime) -> str:
@@ -288,6 +298,8 @@ async def page_history(request: Request) -> dict[str, Any]:
                          for bcm, row in board.last_changes().items()},
         "timeline_width": WIDTH,
         "notable_causes": NOTABLE_CAUSES,
+        # The page's times are the server's local time; the script formats new ones alike.
+        "utc_offset_min": round(now.astimezone().utcoffset().total_seconds() / 60),  # type: ignore[union-attr]
     }
 
 

@@ -3,7 +3,11 @@
 // The page works without this file (each Toggle is a plain form post). With it, the table
 // follows the event stream: a snapshot on connect, then one change per committed change,
 // applied in sequence order so a late or repeated message never shows an older state.
-// Toggle and Pulse go through fetch() instead of a page reload.
+// Toggle and Pulse go through fetch() instead of a page reload. Each row's "since ... by ..."
+// line and 24-hour bar follow the changes too (rowhistory.js), and while the stream is
+// down the rows are marked as possibly out of date.
+
+import { RowHistory } from "./rowhistory.js";
 
 const table = document.querySelector("table.pins[data-events]");
 if (table) {
@@ -20,8 +24,54 @@ function start(table) {
   let retryTimer = null;
   let retryDelay = 1000;
   let telling = false;
+  // The server's clock minus ours, so the bars end at the server's "now".
+  let skew = (Date.parse(table.dataset.now) - Date.now()) || 0;
+  const serverNow = () => Date.now() + skew;
+  const offsetMin = Number(table.dataset.utcOffset || 0);
+  const notable = (table.dataset.notableCauses || "").split(" ").filter(Boolean);
+  const histories = new Map();
+  for (const row of table.querySelectorAll("tr[data-pin]")) {
+    histories.set(Number(row.dataset.pin), new RowHistory(row, offsetMin, notable));
+  }
+  const stale = document.getElementById("live-stale");
+
+  // While the stream is down a row may show a state that is no longer true: dim the
+  // rows and say so (the note is the table's description while it applies).
+  function setStale(on) {
+    table.classList.toggle("stale", on);
+    if (on) table.setAttribute("aria-describedby", "live-stale");
+    else table.removeAttribute("aria-describedby");
+    if (stale) stale.hidden = !on;
+  }
+
+  function redrawAll() {
+    const now = serverNow();
+    for (const history of histories.values()) history.redraw(now);
+  }
+
+  // Fill the gap a snapshot left (changes not seen one by one) from the audit log.
+  async function catchUp(pins) {
+    if (!pins.length || !table.dataset.history) return;
+    const since = new Date(serverNow() - 24 * 3600 * 1000).toISOString();
+    const query = new URLSearchParams([...pins.map((pin) => ["pin", String(pin)]),
+      ["since", since], ["limit", "1000"]]);
+    try {
+      const response = await fetch(`${table.dataset.history}?${query}`, {
+        headers: { Accept: "application/json" }, credentials: "same-origin",
+      });
+      if (!response.ok) return; // the guessed lines stay: right state and time, no actor
+      const body = await response.json();
+      for (const pin of pins) {
+        histories.get(pin)?.history(body.items.filter((item) => item.pin === pin));
+      }
+      redrawAll();
+    } catch (error) {
+      console.warn("pinpanel: could not read the history after a reconnect:", error);
+    }
+  }
 
   function setStatus(state, text) {
+    setStale(state === "reconnecting");
     if (!status) return;
     status.hidden = false;
     status.dataset.state = state;
@@ -99,9 +149,15 @@ function start(table) {
     if (data.seq < lastSeq) {
       // The server's numbers went back (its database was replaced): trust the snapshot.
       for (const row of table.querySelectorAll("tr[data-pin]")) row.dataset.seq = "0";
+      for (const history of histories.values()) history.reset();
     }
     lastSeq = data.seq;
+    skew = (Date.parse(data.at) - Date.now()) || skew;
     for (const pin of data.pins) apply(pin, data.at, false);
+    const gaps = data.pins.filter((pin) => histories.get(pin.pin)?.guess(pin))
+      .map((pin) => pin.pin);
+    redrawAll();
+    catchUp(gaps);
   }
 
   function onChange(event) {
@@ -109,6 +165,11 @@ function start(table) {
     if (change.seq <= lastSeq) return; // stale or repeated
     lastSeq = change.seq;
     apply(change.pin, change.at, true);
+    const history = histories.get(change.pin.pin);
+    if (history?.add({ seq: change.seq, at: change.at, state: change.pin.state,
+      actor: change.actor, cause: change.cause })) {
+      history.redraw(serverNow());
+    }
   }
 
   function connect() {
@@ -188,4 +249,5 @@ function start(table) {
   }
   setStatus("connecting", "Connecting…");
   connect();
+  setInterval(redrawAll, 60_000); // the bars move on with the clock, as a reload would
 }

@@ -10,6 +10,7 @@ const SHELL = [
   "/static/pinpanel.css",
   "/static/app.js",
   "/static/live.js",
+  "/static/rowhistory.js",
   "/static/manifest.webmanifest",
   "/static/icons/icon.svg",
   "/static/icons/icon-192.png",
