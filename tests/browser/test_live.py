@@ -7,8 +7,10 @@ proven by a marker set on ``window`` before the change and still there after it.
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta
 from typing import Any
 
+import pytest
 from playwright.sync_api import expect
 
 from tests.support import REPO, ServerFactory, ServerProcess, log_in
@@ -155,7 +157,10 @@ def drawn_row(page: Any, pin: int) -> dict[str, Any]:
 
 
 def test_the_since_line_and_the_timeline_follow_every_change(
-        make_server: ServerFactory, page: Any, browser: Any) -> None:
+        make_server: ServerFactory, page: Any, browser: Any,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # The server's zone is not the browser's (UTC): the page shows the server's times.
+    monkeypatch.setenv("TZ", "Asia/Kolkata")
     server = make_server(CONFIG)
     script = server.create_token("night-script", "control")
     log_in(page, server)
@@ -169,6 +174,9 @@ def test_the_since_line_and_the_timeline_follow_every_change(
     expect(since).to_have_text(re.compile(rf"^ since \d\d:\d\d, by tests-{server.port}$"),
                                timeout=WAIT_MS)
     assert since.get_attribute("data-state") == "on"
+    at = since.locator("time").get_attribute("datetime")
+    local = datetime.fromisoformat(at.replace("Z", "+00:00")) + timedelta(hours=5, minutes=30)
+    expect(since.locator("time")).to_have_text(local.strftime("%H:%M"))
     bar = page.locator("#pin-18 svg.timeline")
     expect(bar.locator("rect.timeline-on")).to_have_count(1)
     expect(bar).to_have_attribute("aria-label", re.compile(r"^Lamp: 2 changes in the last 24 "

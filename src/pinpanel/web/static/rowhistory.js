@@ -194,7 +194,10 @@ export class RowHistory {
       time.textContent = shortTime(Date.parse(time.dateTime), nowMs, this.offsetMin);
     }
     if (!this.svg) return;
-    const nowS = nowMs / 1000;
+    // Our estimate of the server's clock may trail a change it has just made: a change is
+    // never in the future, and one just made shows (widened) at the bar's end.
+    const latest = this.flips.length ? this.flips[this.flips.length - 1].t : 0;
+    const nowS = Math.max(nowMs / 1000, latest + 0.001);
     const start = nowS - WINDOW_S;
     // Changes that left the window set the state at its start.
     while (this.flips.length && this.flips[0].t < start) this.first = this.flips.shift().state;
