@@ -38,7 +38,7 @@ from pathlib import Path
 import pytest
 
 from pinpanel.config import load
-from tests.support import REPO, ServerProcess
+from tests.support import REPO, ServerProcess, run_cli
 
 README = (REPO / "README.md").read_text()
 
@@ -307,6 +307,15 @@ def test_every_readme_config_example_loads(tmp_path: Path) -> None:
         path = tmp_path / f"block-{block.line}.toml"
         path.write_text(block.text)
         assert load(path).pins, block.where
+
+
+def test_the_token_and_the_server_have_one_name_each(tmp_path: Path) -> None:
+    for other in (r"\$TOKEN\b", r"\$AUTH\b", r"\bHOST:", r"\$HOST\b"):
+        assert not re.search(other, README), other
+    assert README.count("export PINPANEL_TOKEN=") == 1
+    made = run_cli("token", "create", "docs", "--data-dir", str(tmp_path / "data"))
+    assert made.returncode == 0, made.stderr
+    assert "Bearer $PINPANEL_TOKEN" in made.stderr
 
 
 def test_output_matching_ignores_whitespace_and_takes_ellipses() -> None:

@@ -36,7 +36,8 @@ def run(args: argparse.Namespace) -> int:
             print(token)
             sys.stdout.flush()
             print(f"token {args.name!r} ({args.scope}) created. It is shown only this once; "
-                  "use it as: curl -H \"Authorization: Bearer $TOKEN\" ...", file=sys.stderr)
+                  "keep it in $PINPANEL_TOKEN (pinpanel's client reads it; curl sends it as "
+                  "-H \"Authorization: Bearer $PINPANEL_TOKEN\")", file=sys.stderr)
             if args.link:
                 print(first_start.login_message(config, token, args.name), file=sys.stderr)
         elif args.action == "list":
