@@ -1,13 +1,17 @@
 """TOML configuration -> one typed, frozen :class:`Config`, built once and passed down.
 
-Every setting is declared once, in :data:`SETTINGS` and :data:`PIN_SETTINGS`, with its type,
-default, bounds and help text. The loader, the CLI's ``--help-settings`` and the README's
-reference table are all derived from those declarations, so they cannot drift apart.
+Every setting is declared once: a field of a section dataclass (:class:`ServerConfig`,
+:class:`PinConfig`...) with its type, its default and, in ``metadata``, its help text, bounds
+and command-line flag. The type says what TOML may hold (a ``Literal`` gives the choices, a
+``tuple[str, ...]`` a list of strings). :data:`SETTINGS` and :data:`PIN_SETTINGS` are read
+off those fields, and the loader, the CLI's flags, ``--help-settings`` and the README's
+reference table all come from them, so none of them can drift from the dataclasses.
 
 Validation runs in two passes, as mqtt-io does: the schema pass checks types, choices and
 ranges of each value; the cross-field pass catches a pin claimed twice, duplicate ids and
-interlocks naming pins that do not exist. Every problem is collected with its path
-(``pins[2].pin: expected an integer``) and reported together, before any pin is touched.
+interlocks naming pins that do not exist. The cross-field pass sees every pin the file
+names, also those with problems of their own, so one run reports every problem, each once,
+with its path (``pins[2].pin: expected an integer``), before any pin is touched.
 
 With no file at all the defaults reproduce the tutorial: BCM 18, 23 and 24 as outputs.
 """
@@ -18,9 +22,9 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import MISSING, Field, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 from pinpanel.errors import ConfigError
 
@@ -38,10 +42,32 @@ AUTO_OFF_MAX_MS = 86_400_000
 ID_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 TUTORIAL_PINS = (18, 23, 24)
 
+#: The key under which a field's :class:`About` sits in its ``metadata``.
+ABOUT = "pinpanel"
+
+
+@dataclass(frozen=True)
+class About:
+    """What a config field means to a person: the part of a setting its type cannot say."""
+
+    help: str
+    minimum: int | None = None
+    maximum: int | None = None
+    flag: str | None = None
+    #: What a boolean flag does, when that is not what ``help`` (the setting's meaning) says:
+    #: ``--no-auth`` turns auth off, while ``auth.enabled``'s help describes it on.
+    flag_help: str | None = None
+
+
+def about(help: str, *, minimum: int | None = None, maximum: int | None = None,
+          flag: str | None = None, flag_help: str | None = None) -> dict[str, About]:
+    """``metadata`` for a config field: ``field(default=..., metadata=about(...))``."""
+    return {ABOUT: About(help, minimum, maximum, flag, flag_help)}
+
 
 @dataclass(frozen=True)
 class Setting:
-    """One configuration value: where it lives, what it may hold, and why it exists."""
+    """One configuration value, as read off its field: where it lives and what it may hold."""
 
     key: str
     kind: type
@@ -52,6 +78,8 @@ class Setting:
     maximum: int | None = None
     flag: str | None = None
     secret: bool = False
+    #: The help of the setting's flag; for a boolean flag it describes the flag's value.
+    flag_help: str = ""
 
     @property
     def section(self) -> str:
@@ -70,109 +98,37 @@ def default_data_dir() -> Path:
     return Path(base) / "pinpanel"
 
 
-SETTINGS: tuple[Setting, ...] = (
-    Setting("server.host", str, "0.0.0.0",
-            "Address to listen on. 0.0.0.0 serves every network the Pi is on (phones on the "
-            "LAN); 127.0.0.1 only this machine (behind a reverse proxy).", flag="--host"),
-    Setting("server.port", int, 8080, "TCP port to listen on.", minimum=1, maximum=65535,
-            flag="--port"),
-    Setting("server.data_dir", str, "",
-            "Directory for the state database (pin states, history, tokens). Empty means "
-            "$STATE_DIRECTORY under systemd, else ~/.local/state/pinpanel.", flag="--data-dir"),
-    Setting("server.certfile", str, "", "PEM certificate: serve HTTPS directly.",
-            flag="--certfile"),
-    Setting("server.keyfile", str, "", "PEM private key for certfile.", flag="--keyfile"),
-    Setting("server.trusted_hosts", list, [],
-            "Host names the server answers to (DNS-rebinding guard). Empty: any host name "
-            "that is an IP address, localhost, or *.local / *.lan / *.home.arpa."),
-    Setting("server.cors_origins", list, [],
-            "Web origins (scheme://host:port) allowed to call the API from a browser. "
-            "Empty: CORS off. Never '*'."),
-    Setting("server.max_body_bytes", int, 4096,
-            "Largest request body accepted; larger gets 413.", minimum=64, maximum=1_048_576),
-    Setting("gpio.backend", str, "auto",
-            "GPIO backend. auto: the real pins when this machine has them (lgpio first), "
-            "else the simulated board; on a Pi a failing backend is an error, never a "
-            "silent switch to simulated pins.",
-            choices=("auto", "lgpio", "rpigpio", "native", "pigpio", "simulated")),
-    Setting("gpio.on_exit", str, "keep",
-            "What outputs do when pinpanel stops. keep: stay as they are (a restart does "
-            "not flip relays); off: switched off; release: returned to inputs (floating).",
-            choices=("keep", "off", "release")),
-    Setting("auth.enabled", bool, True,
-            "Require a token or a login session. false restores the tutorial's open "
-            "server, for a trusted network only.", flag="--no-auth"),
-    Setting("auth.session_hours", int, 720, "How long a browser login lasts.",
-            minimum=1, maximum=24 * 365),
-    Setting("auth.login_attempts_per_minute", int, 10,
-            "Failed logins allowed per client address per minute.", minimum=1, maximum=1000),
-    Setting("history.max_age_days", int, 90,
-            "Audit rows older than this are trimmed (0 keeps them by count only).",
-            minimum=0, maximum=36500),
-    Setting("history.max_rows", int, 100_000,
-            "At most this many audit rows are kept, so the SD card never fills.",
-            minimum=100, maximum=100_000_000),
-    Setting("mqtt.enabled", bool, False, "Run the MQTT bridge."),
-    Setting("mqtt.host", str, "localhost", "Broker host name."),
-    Setting("mqtt.port", int, 1883, "Broker port (8883 for TLS).", minimum=1, maximum=65535),
-    Setting("mqtt.username", str, "", "Broker user name."),
-    Setting("mqtt.password", str, "", "Broker password (never logged).", secret=True),
-    Setting("mqtt.tls", bool, False, "Connect with TLS."),
-    Setting("mqtt.ca_file", str, "", "CA bundle for the broker's certificate."),
-    Setting("mqtt.certfile", str, "", "Client certificate (mutual TLS)."),
-    Setting("mqtt.keyfile", str, "", "Client key (mutual TLS)."),
-    Setting("mqtt.client_id", str, "", "MQTT client id; empty: pinpanel-<device_id>."),
-    Setting("mqtt.device_id", str, "",
-            "This Pi's id in topics and Home Assistant; empty: the host name."),
-    Setting("mqtt.base_topic", str, "", "Topic prefix; empty: pinpanel/<device_id>."),
-    Setting("mqtt.qos", int, 1, "QoS of state and command topics.", minimum=0, maximum=2),
-    Setting("mqtt.keepalive", int, 15, "Keep-alive in seconds.", minimum=5, maximum=3600),
-    Setting("mqtt.discovery", bool, True, "Publish Home Assistant discovery."),
-    Setting("mqtt.discovery_prefix", str, "homeassistant", "Home Assistant discovery prefix."),
-    Setting("mqtt.reconnect_max_s", int, 60, "Longest wait between reconnect attempts.",
-            minimum=1, maximum=3600),
-)
-
-PIN_SETTINGS: tuple[Setting, ...] = (
-    Setting("pins.pin", int, None, "BCM GPIO number (0-27). Required.", minimum=0, maximum=27),
-    Setting("pins.id", str, "", "URL slug; default gpio<N>. Lowercase, starts with a letter."),
-    Setting("pins.name", str, "", "Human name shown on the page; default GPIO <N>."),
-    Setting("pins.mode", str, "output", "output or input.", choices=("output", "input")),
-    Setting("pins.active_low", bool, False,
-            "Logical on drives the line low (most relay boards)."),
-    Setting("pins.initial", str, "restore",
-            "Outputs at start: off, on, or restore (the last committed state, off if none). "
-            "The line is claimed directly at that level, with no glitch.",
-            choices=("off", "on", "restore")),
-    Setting("pins.pull", str, "up", "Inputs: pull resistor up, down or none.",
-            choices=("up", "down", "none")),
-    Setting("pins.debounce_ms", int, 0, "Inputs: ignore edges closer than this.",
-            minimum=0, maximum=10_000),
-    Setting("pins.pulse_ms", int, 0, "Outputs: default pulse length (0: 500 ms).",
-            minimum=0, maximum=PULSE_MAX_MS),
-    Setting("pins.auto_off_ms", int, 0,
-            "Outputs: whatever turns it on, turn it off after this long (0: never).",
-            minimum=0, maximum=AUTO_OFF_MAX_MS),
-)
-
-_OUTPUT_ONLY = ("initial", "pulse_ms", "auto_off_ms")
-_INPUT_ONLY = ("pull", "debounce_ms")
-
-
 @dataclass(frozen=True)
 class PinConfig:
     """One configured pin. ``pin`` (BCM) and ``id`` are its two canonical identities."""
 
-    pin: int
-    id: str
-    name: str
-    mode: Mode = "output"
-    active_low: bool = False
-    initial: Initial = "restore"
-    pull: Pull = "up"
-    debounce_ms: int = 0
-    pulse_ms: int = 0
-    auto_off_ms: int = 0
+    pin: int = field(metadata=about(
+        "BCM GPIO number (0-27). Required.", minimum=BCM_PINS.start, maximum=BCM_PINS.stop - 1))
+    id: str = field(default="", metadata=about(
+        "URL slug; default gpio<N>. Lowercase, starts with a letter."))
+    name: str = field(default="", metadata=about(
+        "Human name shown on the page; default GPIO <N>."))
+    mode: Mode = field(default="output", metadata=about("output or input."))
+    active_low: bool = field(default=False, metadata=about(
+        "Logical on drives the line low (most relay boards)."))
+    initial: Initial = field(default="restore", metadata=about(
+        "Outputs at start: off, on, or restore (the last committed state, off if none). "
+        "The line is claimed directly at that level, with no glitch."))
+    pull: Pull = field(default="up", metadata=about("Inputs: pull resistor up, down or none."))
+    debounce_ms: int = field(default=0, metadata=about(
+        "Inputs: ignore edges closer than this.", minimum=0, maximum=10_000))
+    pulse_ms: int = field(default=0, metadata=about(
+        "Outputs: default pulse length (0: 500 ms).", minimum=0, maximum=PULSE_MAX_MS))
+    auto_off_ms: int = field(default=0, metadata=about(
+        "Outputs: whatever turns it on, turn it off after this long (0: never).",
+        minimum=0, maximum=AUTO_OFF_MAX_MS))
+
+    def __post_init__(self) -> None:
+        # An empty id or name means the default derived from the BCM number.
+        if not self.id:
+            object.__setattr__(self, "id", f"gpio{self.pin}")
+        if not self.name:
+            object.__setattr__(self, "name", f"GPIO {self.pin}")
 
     @property
     def is_output(self) -> bool:
@@ -181,14 +137,26 @@ class PinConfig:
 
 @dataclass(frozen=True)
 class ServerConfig:
-    host: str = "0.0.0.0"
-    port: int = 8080
-    data_dir: str = ""
-    certfile: str = ""
-    keyfile: str = ""
-    trusted_hosts: tuple[str, ...] = ()
-    cors_origins: tuple[str, ...] = ()
-    max_body_bytes: int = 4096
+    host: str = field(default="0.0.0.0", metadata=about(
+        "Address to listen on. 0.0.0.0 serves every network the Pi is on (phones on the "
+        "LAN); 127.0.0.1 only this machine (behind a reverse proxy).", flag="--host"))
+    port: int = field(default=8080, metadata=about(
+        "TCP port to listen on.", minimum=1, maximum=65535, flag="--port"))
+    data_dir: str = field(default="", metadata=about(
+        "Directory for the state database (pin states, history, tokens). Empty means "
+        "$STATE_DIRECTORY under systemd, else ~/.local/state/pinpanel.", flag="--data-dir"))
+    certfile: str = field(default="", metadata=about(
+        "PEM certificate: serve HTTPS directly.", flag="--certfile"))
+    keyfile: str = field(default="", metadata=about(
+        "PEM private key for certfile.", flag="--keyfile"))
+    trusted_hosts: tuple[str, ...] = field(default=(), metadata=about(
+        "Host names the server answers to (DNS-rebinding guard). Empty: any host name "
+        "that is an IP address, localhost, or *.local / *.lan / *.home.arpa."))
+    cors_origins: tuple[str, ...] = field(default=(), metadata=about(
+        "Web origins (scheme://host:port) allowed to call the API from a browser. "
+        "Empty: CORS off. Never '*'."))
+    max_body_bytes: int = field(default=4096, metadata=about(
+        "Largest request body accepted; larger gets 413.", minimum=64, maximum=1_048_576))
 
     @property
     def data_path(self) -> Path:
@@ -197,47 +165,76 @@ class ServerConfig:
 
 @dataclass(frozen=True)
 class GpioConfig:
-    backend: Backend = "auto"
-    on_exit: OnExit = "keep"
+    backend: Backend = field(default="auto", metadata=about(
+        "GPIO backend. auto: the real pins when this machine has them (lgpio first), "
+        "else the simulated board; on a Pi a failing backend is an error, never a "
+        "silent switch to simulated pins."))
+    on_exit: OnExit = field(default="keep", metadata=about(
+        "What outputs do when pinpanel stops. keep: stay as they are (a restart does "
+        "not flip relays); off: switched off; release: returned to inputs (floating)."))
 
 
 @dataclass(frozen=True)
 class AuthConfig:
-    enabled: bool = True
-    session_hours: int = 720
-    login_attempts_per_minute: int = 10
+    enabled: bool = field(default=True, metadata=about(
+        "Require a token or a login session. false restores the tutorial's open "
+        "server, for a trusted network only.", flag="--no-auth",
+        flag_help="serve without tokens or logins, as the tutorial's open server did: "
+                  "anyone who can reach the port can switch pins. For a trusted network "
+                  "only."))
+    session_hours: int = field(default=720, metadata=about(
+        "How long a browser login lasts.", minimum=1, maximum=24 * 365))
+    login_attempts_per_minute: int = field(default=10, metadata=about(
+        "Failed logins allowed per client address per minute.", minimum=1, maximum=1000))
 
 
 @dataclass(frozen=True)
 class HistoryConfig:
-    max_age_days: int = 90
-    max_rows: int = 100_000
+    max_age_days: int = field(default=90, metadata=about(
+        "Audit rows older than this are trimmed (0 keeps them by count only).",
+        minimum=0, maximum=36500))
+    max_rows: int = field(default=100_000, metadata=about(
+        "At most this many audit rows are kept, so the SD card never fills.",
+        minimum=100, maximum=100_000_000))
 
 
 @dataclass(frozen=True)
 class MqttConfig:
-    enabled: bool = False
-    host: str = "localhost"
-    port: int = 1883
-    username: str = ""
-    password: str = field(default="", repr=False)
-    tls: bool = False
-    ca_file: str = ""
-    certfile: str = ""
-    keyfile: str = ""
-    client_id: str = ""
-    device_id: str = ""
-    base_topic: str = ""
-    qos: int = 1
-    keepalive: int = 15
-    discovery: bool = True
-    discovery_prefix: str = "homeassistant"
-    reconnect_max_s: int = 60
+    enabled: bool = field(default=False, metadata=about("Run the MQTT bridge."))
+    host: str = field(default="localhost", metadata=about("Broker host name."))
+    port: int = field(default=1883, metadata=about(
+        "Broker port (8883 for TLS).", minimum=1, maximum=65535))
+    username: str = field(default="", metadata=about("Broker user name."))
+    #: ``repr=False`` keeps it out of reprs and logs, and marks the setting secret.
+    password: str = field(default="", repr=False, metadata=about(
+        "Broker password (never logged)."))
+    tls: bool = field(default=False, metadata=about("Connect with TLS."))
+    ca_file: str = field(default="", metadata=about("CA bundle for the broker's certificate."))
+    certfile: str = field(default="", metadata=about("Client certificate (mutual TLS)."))
+    keyfile: str = field(default="", metadata=about("Client key (mutual TLS)."))
+    client_id: str = field(default="", metadata=about(
+        "MQTT client id; empty: pinpanel-<device_id>."))
+    device_id: str = field(default="", metadata=about(
+        "This Pi's id in topics and Home Assistant; empty: the host name."))
+    base_topic: str = field(default="", metadata=about(
+        "Topic prefix; empty: pinpanel/<device_id>."))
+    qos: int = field(default=1, metadata=about(
+        "QoS of state and command topics.", minimum=0, maximum=2))
+    keepalive: int = field(default=15, metadata=about(
+        "Keep-alive in seconds.", minimum=5, maximum=3600))
+    discovery: bool = field(default=True, metadata=about("Publish Home Assistant discovery."))
+    discovery_prefix: str = field(default="homeassistant", metadata=about(
+        "Home Assistant discovery prefix."))
+    reconnect_max_s: int = field(default=60, metadata=about(
+        "Longest wait between reconnect attempts.", minimum=1, maximum=3600))
 
 
 @dataclass(frozen=True)
 class Config:
-    """Everything pinpanel was told, validated. Built once, passed down, never mutated."""
+    """Everything pinpanel was told, validated. Built once, passed down, never mutated.
+
+    Each field typed with a dataclass is a TOML section (``[server]``...), in this order.
+    """
 
     server: ServerConfig = field(default_factory=ServerConfig)
     gpio: GpioConfig = field(default_factory=GpioConfig)
@@ -245,25 +242,71 @@ class Config:
     history: HistoryConfig = field(default_factory=HistoryConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     pins: tuple[PinConfig, ...] = ()
-    interlocks: tuple[tuple[int, ...], ...] = ()
+    interlocks: tuple[tuple[int, ...], ...] = field(default=(), metadata=about(
+        "Outputs (BCM numbers or ids) never on together: turning one on turns the others "
+        "off first."))
     source: str = "defaults"
 
-    def pin(self, bcm: int) -> PinConfig:
-        return next(p for p in self.pins if p.pin == bcm)
+
+# -- the settings, read off the fields ----------------------------------------------------
 
 
-_SECTIONS: dict[str, type] = {
-    "server": ServerConfig,
-    "gpio": GpioConfig,
-    "auth": AuthConfig,
-    "history": HistoryConfig,
-    "mqtt": MqttConfig,
-}
+def _kind(hint: Any) -> tuple[type, tuple[str, ...] | None]:
+    """The TOML type a field's annotation asks for, and its choices if it is a Literal."""
+    origin = get_origin(hint)
+    if origin is Literal:
+        return str, tuple(get_args(hint))
+    if origin is tuple:
+        return list, None
+    return hint, None
+
+
+def _about(f: Field[Any]) -> About:
+    info: About = f.metadata[ABOUT]
+    return info
+
+
+def _settings_of(section: str, cls: type) -> tuple[Setting, ...]:
+    hints = get_type_hints(cls)
+    found: list[Setting] = []
+    for f in fields(cls):
+        info = _about(f)
+        kind, choices = _kind(hints[f.name])
+        default: Any = None if f.default is MISSING else f.default
+        if kind is list:
+            default = list(default)
+        found.append(Setting(f"{section}.{f.name}", kind, default, info.help, choices,
+                             info.minimum, info.maximum, info.flag, secret=not f.repr,
+                             flag_help=info.flag_help or info.help))
+    return tuple(found)
+
+
+def _sections() -> dict[str, type]:
+    hints = get_type_hints(Config)
+    return {f.name: hints[f.name] for f in fields(Config) if is_dataclass(hints[f.name])}
+
+
+_SECTIONS: dict[str, type] = _sections()
+
+#: Every ``[section] key`` setting, in the order of the sections and their fields.
+SETTINGS: tuple[Setting, ...] = tuple(
+    setting for name, cls in _SECTIONS.items() for setting in _settings_of(name, cls))
+#: The keys of one ``[[pins]]`` table.
+PIN_SETTINGS: tuple[Setting, ...] = _settings_of("pins", PinConfig)
+
+_BY_SECTION: dict[str, dict[str, Setting]] = {
+    name: {s.name: s for s in SETTINGS if s.section == name} for name in _SECTIONS}
+_PIN_KEYS: dict[str, Setting] = {s.name: s for s in PIN_SETTINGS}
+_OUTPUT_ONLY = ("initial", "pulse_ms", "auto_off_ms")
+_INPUT_ONLY = ("pull", "debounce_ms")
 
 
 def tutorial_pins() -> tuple[PinConfig, ...]:
     """The tutorial's three outputs, BCM 18, 23 and 24."""
-    return tuple(PinConfig(pin=n, id=f"gpio{n}", name=f"GPIO {n}") for n in TUTORIAL_PINS)
+    return tuple(PinConfig(pin=n) for n in TUTORIAL_PINS)
+
+
+# -- the schema pass -------------------------------------------------------------------------
 
 
 def _type_name(kind: type) -> str:
@@ -295,9 +338,9 @@ def _check_value(setting: Setting, value: object, path: str, problems: list[str]
 
 
 def _load_table(
-    table: Mapping[str, Any], settings: tuple[Setting, ...], path: str, problems: list[str]
+    table: Mapping[str, Any], known: Mapping[str, Setting], path: str, problems: list[str]
 ) -> dict[str, Any]:
-    known = {s.name: s for s in settings}
+    """The valid values of one table; every other key is recorded as a problem."""
     values: dict[str, Any] = {}
     for key, value in table.items():
         setting = known.get(key)
@@ -310,41 +353,85 @@ def _load_table(
     return values
 
 
-def _load_pin(table: object, path: str, problems: list[str]) -> PinConfig | None:
+@dataclass(frozen=True)
+class _PinDraft:
+    """One ``[[pins]]`` table as far as it could be read.
+
+    The cross-field pass works on drafts, not on valid pins only, so that a pin with a problem
+    of its own is still counted for duplicates and still found by an interlock that names it.
+    ``None`` means "unknown because that key has a problem already reported".
+    """
+
+    path: str
+    bcm: int | None
+    id: str | None
+    mode: Mode | None
+    config: PinConfig | None  # None when the table has any problem
+
+
+def _load_pin(table: object, path: str, problems: list[str]) -> _PinDraft | None:
     if not isinstance(table, dict):
         problems.append(f"{path}: expected a table ([[pins]])")
         return None
     before = len(problems)
-    values = _load_table(table, PIN_SETTINGS, path, problems)
+    values = _load_table(table, _PIN_KEYS, path, problems)
     if "pin" not in table:
         problems.append(f"{path}.pin: required (the BCM GPIO number)")
-    if len(problems) > before:
-        return None
-    bcm = values["pin"]
-    values.setdefault("id", f"gpio{bcm}")
-    values["id"] = values["id"] or f"gpio{bcm}"
-    values["name"] = values.get("name") or f"GPIO {bcm}"
-    if not ID_PATTERN.match(values["id"]):
-        problems.append(f"{path}.id: {values['id']!r} must be lowercase letters, digits, - or _, "
-                        "starting with a letter (at most 32)")
-    mode = values.get("mode", "output")
-    wrong = _INPUT_ONLY if mode == "output" else _OUTPUT_ONLY
-    for key in wrong:
-        if key in table:
-            kind = "inputs" if mode == "output" else "outputs"
-            problems.append(f"{path}.{key}: applies only to {kind}")
-    if len(problems) > before:
-        return None
-    return PinConfig(**values)
+    bcm: int | None = values.get("pin")
+    pin_id: str | None = None
+    if values.get("id"):
+        pin_id = values["id"]
+        if not ID_PATTERN.match(values["id"]):
+            problems.append(f"{path}.id: {values['id']!r} must be lowercase letters, digits, "
+                            "- or _, starting with a letter (at most 32)")
+    elif bcm is not None and ("id" not in table or "id" in values):
+        pin_id = f"gpio{bcm}"
+    mode: Mode | None = values.get("mode", "output") if "mode" not in table or (
+        "mode" in values) else None
+    if mode is not None:
+        wrong = _INPUT_ONLY if mode == "output" else _OUTPUT_ONLY
+        for key in wrong:
+            if key in table:
+                kind = "inputs" if mode == "output" else "outputs"
+                problems.append(f"{path}.{key}: applies only to {kind}")
+    config = PinConfig(**values) if len(problems) == before else None
+    return _PinDraft(path, bcm, pin_id, mode, config)
+
+
+# -- the cross-field pass --------------------------------------------------------------------
+
+
+def _check_duplicates(drafts: list[_PinDraft], problems: list[str]) -> None:
+    seen_pin: dict[int, str] = {}
+    seen_id: dict[str, str] = {}
+    for draft in drafts:
+        if draft.bcm is not None:
+            if draft.bcm in seen_pin:
+                problems.append(f"{draft.path}.pin: BCM {draft.bcm} is already used by "
+                                f"{seen_pin[draft.bcm]}")
+            seen_pin.setdefault(draft.bcm, draft.path)
+        if draft.id is not None:
+            if draft.id in seen_id:
+                problems.append(f"{draft.path}.id: {draft.id!r} is already used by "
+                                f"{seen_id[draft.id]}")
+            seen_id.setdefault(draft.id, draft.path)
 
 
 def _load_interlocks(
-    raw: object, pins: tuple[PinConfig, ...], problems: list[str]
+    raw: object, drafts: list[_PinDraft], problems: list[str]
 ) -> tuple[tuple[int, ...], ...]:
     if not isinstance(raw, list):
         problems.append("interlocks: expected an array of tables ([[interlocks]])")
         return ()
-    by_ref: dict[object, PinConfig] = {p.pin: p for p in pins} | {p.id: p for p in pins}
+    # By the values the file wrote, also for pins with problems: those are reported at the
+    # pin, not again as "not a configured pin" here. The first pin with a number or id wins
+    # (a second one is reported as a duplicate).
+    by_ref: dict[object, _PinDraft] = {}
+    for draft in drafts:
+        if draft.bcm is not None:
+            by_ref.setdefault(draft.bcm, draft)
+        if draft.id is not None:
+            by_ref.setdefault(draft.id, draft)
     groups: list[tuple[int, ...]] = []
     for i, entry in enumerate(raw):
         path = f"interlocks[{i}]"
@@ -356,18 +443,22 @@ def _load_interlocks(
             problems.append(f"{path}.pins: expected a list of at least two pins")
             continue
         group: list[int] = []
+        listed: list[_PinDraft] = []
         for j, ref in enumerate(refs):
             valid = isinstance(ref, int | str) and not isinstance(ref, bool)
-            pin = by_ref.get(ref) if valid else None
-            if pin is None:
+            target = by_ref.get(ref) if valid else None
+            name = target.bcm if target is not None and target.bcm is not None else ref
+            if target is None:
                 problems.append(f"{path}.pins[{j}]: {ref!r} is not a configured pin")
-            elif not pin.is_output:
-                problems.append(f"{path}.pins[{j}]: pin {pin.pin} is an input; "
+            elif any(target is seen for seen in listed):
+                problems.append(f"{path}.pins[{j}]: pin {name} is listed twice")
+            elif target.mode == "input":
+                problems.append(f"{path}.pins[{j}]: pin {name} is an input; "
                                 "interlocks hold outputs")
-            elif pin.pin in group:
-                problems.append(f"{path}.pins[{j}]: pin {pin.pin} is listed twice")
-            else:
-                group.append(pin.pin)
+            elif target.config is not None:
+                group.append(target.config.pin)
+            if target is not None:
+                listed.append(target)
         groups.append(tuple(group))
     return tuple(groups)
 
@@ -386,38 +477,27 @@ def parse(data: Mapping[str, Any], source: str = "config") -> Config:
         if not isinstance(table, dict):
             problems.append(f"{name}: expected a table")
             table = {}
-        settings = tuple(s for s in SETTINGS if s.section == name)
-        sections[name] = cls(**_load_table(table, settings, name, problems))
+        sections[name] = cls(**_load_table(table, _BY_SECTION[name], name, problems))
 
-    pins: tuple[PinConfig, ...]
+    drafts: list[_PinDraft]
     if "pins" in data:
         raw_pins = data["pins"]
         if not isinstance(raw_pins, list):
             problems.append("pins: expected an array of tables ([[pins]])")
-            raw_pins = []
-        loaded = [_load_pin(t, f"pins[{i}]", problems) for i, t in enumerate(raw_pins)]
-        pins = tuple(p for p in loaded if p is not None)
-        if not raw_pins and "pins" in data:
+            raw_pins = None
+        elif not raw_pins:
             problems.append("pins: at least one pin is needed")
+        loaded = [_load_pin(t, f"pins[{i}]", problems) for i, t in enumerate(raw_pins or ())]
+        drafts = [d for d in loaded if d is not None]
     else:
-        pins = tutorial_pins()
-
-    seen_pin: dict[int, int] = {}
-    seen_id: dict[str, int] = {}
-    for index, pin in enumerate(pins):
-        if pin.pin in seen_pin:
-            problems.append(f"pins[{index}].pin: BCM {pin.pin} is already used by "
-                            f"pins[{seen_pin[pin.pin]}]")
-        seen_pin.setdefault(pin.pin, index)
-        if pin.id in seen_id:
-            problems.append(f"pins[{index}].id: {pin.id!r} is already used by "
-                            f"pins[{seen_id[pin.id]}]")
-        seen_id.setdefault(pin.id, index)
-
-    interlocks = (_load_interlocks(data["interlocks"], pins, problems)
+        drafts = [_PinDraft(f"pins[{i}]", p.pin, p.id, p.mode, p)
+                  for i, p in enumerate(tutorial_pins())]
+    _check_duplicates(drafts, problems)
+    interlocks = (_load_interlocks(data["interlocks"], drafts, problems)
                   if "interlocks" in data else ())
     if problems:
         raise ConfigError(problems, source)
+    pins = tuple(d.config for d in drafts if d.config is not None)
     return Config(pins=pins, interlocks=interlocks, source=source, **sections)
 
 
@@ -466,11 +546,6 @@ def settings_reference() -> str:
         shown = _show_default(setting.default)
         extra = f" One of: {', '.join(setting.choices)}." if setting.choices else ""
         lines.append(f"| `{key}` | `{shown}` | {setting.help}{extra} |")
-    lines.append("| `[[interlocks]] pins` | | Outputs (BCM numbers or ids) never on together: "
-                 "turning one on turns the others off first. |")
+    interlocks = next(f for f in fields(Config) if f.name == "interlocks")
+    lines.append(f"| `[[interlocks]] pins` | | {_about(interlocks).help} |")
     return "\n".join(lines)
-
-
-def section_fields(section: str) -> list[str]:
-    """Field names of one section's dataclass (used by the docs test)."""
-    return [f.name for f in fields(_SECTIONS[section])]

@@ -71,9 +71,16 @@ def test_outputs_default_to_restore() -> None:
     ("[auth]\nenabled = 'no'", "auth.enabled: expected true or false, got str"),
     ("[servr]\nport = 1", "servr: unknown section"),
     ("pins = 3", "pins: expected an array of tables"),
+    ("pins = []", "pins: at least one pin is needed"),
+    ("pins = [3]", "pins[0]: expected a table ([[pins]])"),
+    ("interlocks = 3", "interlocks: expected an array of tables"),
 ])
 def test_errors_name_the_key_and_the_problem(text: str, expected: str) -> None:
     assert any(p.startswith(expected) for p in problems_of(text)), problems_of(text)
+
+
+def test_a_pins_value_of_the_wrong_type_is_one_problem() -> None:
+    assert problems_of("pins = 3") == ["pins: expected an array of tables ([[pins]])"]
 
 
 def test_duplicates_are_caught_across_pins() -> None:
@@ -134,3 +141,121 @@ def test_reference_lists_every_setting() -> None:
     table = settings_reference()
     for setting in SETTINGS:
         assert f"`{setting.key}`" in table
+
+
+ONE_OF_EACH_MISTAKE = """
+colour = "red"
+history = 5
+
+[server]
+port = 0
+hostname = "pi"
+trusted_hosts = ["pi.local", 1]
+
+[gpio]
+backend = "sysfs"
+
+[auth]
+enabled = "no"
+
+[[pins]]
+pin = 18
+id = "lamp"
+
+[[pins]]
+pin = 18
+id = "Pump"
+
+[[pins]]
+pin = 19
+id = "lamp"
+pull = "up"
+
+[[pins]]
+name = "mystery"
+
+[[pins]]
+pin = 20
+mode = "input"
+initial = "on"
+
+[[pins]]
+pin = 21
+colour = "red"
+pulse_ms = 4000000
+
+[[pins]]
+pin = 22
+mode = "relay"
+
+[[pins]]
+pin = "23"
+active_low = "yes"
+
+[[interlocks]]
+pins = ["Pump", 21]
+
+[[interlocks]]
+pins = [18, 5, 20, "lamp"]
+
+[[interlocks]]
+pins = [19]
+
+[[interlocks]]
+pins = [22, 21]
+extra = 1
+"""
+
+
+def test_one_run_reports_every_problem_once_with_its_path(tmp_path: Path) -> None:
+    # A pin with a problem of its own still counts for duplicates (pins[1]'s BCM 18, pins[2]'s
+    # id) and is still a configured pin to an interlock (interlocks[0] names the upper-case id
+    # and a pin with a bad key): nothing is left for a second run, and nothing is said twice.
+    path = tmp_path / "pinpanel.toml"
+    path.write_text(ONE_OF_EACH_MISTAKE)
+    with pytest.raises(ConfigError) as caught:
+        load(path)
+    assert caught.value.problems == [
+        "colour: unknown section (expected one of auth, gpio, history, interlocks, mqtt, pins, "
+        "server)",
+        "server.port: must be between 1 and 65535, got 0",
+        "server.hostname: unknown key (expected one of host, port, data_dir, certfile, keyfile, "
+        "trusted_hosts, cors_origins, max_body_bytes)",
+        "server.trusted_hosts: expected a list of strings",
+        "gpio.backend: must be one of auto, lgpio, rpigpio, native, pigpio, simulated, "
+        "got 'sysfs'",
+        "auth.enabled: expected true or false, got str",
+        "history: expected a table",
+        "pins[1].id: 'Pump' must be lowercase letters, digits, - or _, starting with a letter "
+        "(at most 32)",
+        "pins[2].pull: applies only to inputs",
+        "pins[3].pin: required (the BCM GPIO number)",
+        "pins[4].initial: applies only to outputs",
+        "pins[5].colour: unknown key (expected one of pin, id, name, mode, active_low, initial, "
+        "pull, debounce_ms, pulse_ms, auto_off_ms)",
+        "pins[5].pulse_ms: must be between 0 and 3600000, got 4000000",
+        "pins[6].mode: must be one of output, input, got 'relay'",
+        "pins[7].pin: expected an integer, got str",
+        "pins[7].active_low: expected true or false, got str",
+        "pins[1].pin: BCM 18 is already used by pins[0]",
+        "pins[2].id: 'lamp' is already used by pins[0]",
+        "interlocks[1].pins[1]: 5 is not a configured pin",
+        "interlocks[1].pins[2]: pin 20 is an input; interlocks hold outputs",
+        "interlocks[1].pins[3]: pin 18 is listed twice",
+        "interlocks[2].pins: expected a list of at least two pins",
+        "interlocks[3]: expected a table with exactly one key, pins",
+    ]
+    assert str(caught.value).startswith(f"{path}: colour: unknown section")
+
+
+def test_a_boolean_flag_says_what_it_does() -> None:
+    import argparse
+
+    from pinpanel.cli.options import add_config_arguments
+
+    parser = argparse.ArgumentParser()
+    add_config_arguments(parser)
+    no_auth = next(a for a in parser._actions if "--no-auth" in a.option_strings)
+    assert no_auth.const is False and no_auth.help is not None
+    assert no_auth.help.startswith("auth.enabled = false: serve without tokens or logins")
+    assert "Require" not in no_auth.help

@@ -33,7 +33,7 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(setting.flag, dest=dest, action="store_const",
                                 const=not setting.default, default=None,
                                 help=f"{setting.key} = {str(not setting.default).lower()}: "
-                                     f"{setting.help}")
+                                     f"{setting.flag_help}")
         elif setting.kind is int:
             parser.add_argument(setting.flag, dest=dest, type=port if "port" in setting.key
                                 else int, default=None, metavar="N", help=setting.help)
