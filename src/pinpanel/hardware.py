@@ -43,7 +43,23 @@ MOCK_HISTORY = 4096
 #: SoC's registers directly, does not know the Pi 5's RP1, and must only run when asked for.
 AUTO_ORDER: tuple[Backend, ...] = ("lgpio", "rpigpio", "pigpio")
 
+#: The README Quick start's command for a Pi, printed when lgpio is missing: a venv that sees
+#: Debian's python3-lgpio (PyPI's lgpio has no wheels for current Pythons, so a plain venv has
+#: none). Run in the pinpanel directory; on an existing .venv it only turns the system
+#: packages on.
+PI_INSTALL = ("sudo apt install python3-lgpio python3-venv && "
+              "python3 -m venv --system-site-packages .venv && .venv/bin/pip install .")
+
 EdgeCallback = Callable[[int], None]
+
+
+def _lgpio_missing(exc: BaseException) -> bool:
+    return isinstance(exc, ImportError) and exc.name == "lgpio"
+
+
+def _install_lgpio_hint() -> str:
+    return ("lgpio is not installed in this Python: on Raspberry Pi OS, in the pinpanel "
+            f"directory, run: {PI_INSTALL}")
 
 
 class BoundedMockPin(MockPin):  # type: ignore[misc]
@@ -139,19 +155,27 @@ def _open_factory(backend: Backend, root: Path) -> tuple[Any, str]:
         try:
             return _named_factory(backend), backend
         except (ImportError, GPIOZeroError, OSError, RuntimeError) as exc:
-            raise BackendUnavailableError(f"GPIO backend {backend!r} failed: {exc}") from exc
+            hint = f". {_install_lgpio_hint()}" if _lgpio_missing(exc) else ""
+            raise BackendUnavailableError(
+                f"GPIO backend {backend!r} failed: {exc}{hint}") from exc
     if not looks_like_pi(root):
         return MockFactory(pin_class=BoundedMockPin), "simulated"
     failures: list[str] = []
+    lgpio_missing = False
     for name in AUTO_ORDER:
         try:
             return _named_factory(name), name
         except (ImportError, GPIOZeroError, OSError, RuntimeError, BadPinFactory) as exc:
             failures.append(f"{name}: {exc or type(exc).__name__}")
+            lgpio_missing = lgpio_missing or (name == "lgpio" and _lgpio_missing(exc))
+    found = "this machine has GPIO hardware but no GPIO backend works (" + "; ".join(failures)
+    if lgpio_missing:
+        # The command goes last, so that it can be copied from the end of the line.
+        raise BackendUnavailableError(
+            f"{found}). To run without the pins on purpose, set [gpio] backend = "
+            f"\"simulated\". {_install_lgpio_hint()}")
     raise BackendUnavailableError(
-        "this machine has GPIO hardware but no GPIO backend works ("
-        + "; ".join(failures)
-        + "). Install lgpio (Raspberry Pi OS: sudo apt install python3-lgpio, and a venv "
+        f"{found}). Install lgpio (Raspberry Pi OS: sudo apt install python3-lgpio, and a venv "
         "made with --system-site-packages), check the user is in the gpio group, or set "
         "[gpio] backend = \"simulated\" to run without the pins on purpose."
     )

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
 
 from pinpanel.config import PinConfig
 from pinpanel.errors import BackendUnavailableError, SimulationOnlyError
-from pinpanel.hardware import MOCK_HISTORY, Hardware, looks_like_pi
+from pinpanel.hardware import MOCK_HISTORY, PI_INSTALL, Hardware, looks_like_pi
+from tests.support import REPO
 
 
 def fake_root(tmp_path: Path, *, chip: bool = False, model: str | None = None) -> Path:
@@ -39,6 +41,28 @@ def test_auto_on_a_pi_never_falls_back_to_simulated_pins(tmp_path: Path) -> None
         Hardware.open("auto", fake_root(tmp_path, chip=True))
     message = str(caught.value)
     assert "lgpio" in message and "python3-lgpio" in message and "simulated" in message
+
+
+def test_a_pi_without_lgpio_is_told_the_quick_start_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A plain venv on a Pi: lgpio cannot be imported (None in sys.modules makes sure of it
+    # whatever this machine has installed).
+    monkeypatch.setitem(sys.modules, "lgpio", None)
+    with pytest.raises(BackendUnavailableError) as caught:
+        Hardware.open("auto", fake_root(tmp_path, model="Raspberry Pi 4 Model B Rev 1.5"))
+    message = str(caught.value)
+    assert message.endswith(f"run: {PI_INSTALL}")
+    assert 'backend = "simulated"' in message
+    assert PI_INSTALL == ("sudo apt install python3-lgpio python3-venv && python3 -m venv "
+                          "--system-site-packages .venv && .venv/bin/pip install .")
+    with pytest.raises(BackendUnavailableError) as named:
+        Hardware.open("lgpio")
+    assert str(named.value).endswith(f"run: {PI_INSTALL}")
+    # The same command, word for word, is the README Quick start's for a Pi.
+    readme = (REPO / "README.md").read_text()
+    quick_start = readme.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    assert f"\n{PI_INSTALL} && .venv/bin/pinpanel\n" in quick_start
 
 
 @pytest.mark.parametrize("backend", ["lgpio", "rpigpio", "pigpio"])
