@@ -2,10 +2,11 @@
 
 Every setting is declared once: a field of a section dataclass (:class:`ServerConfig`,
 :class:`PinConfig`...) with its type, its default and, in ``metadata``, its help text, bounds
-and command-line flag. The type says what TOML may hold (a ``Literal`` gives the choices, a
-``tuple[str, ...]`` a list of strings). :data:`SETTINGS` and :data:`PIN_SETTINGS` are read
-off those fields, and the loader, the CLI's flags, ``--help-settings`` and the README's
-reference table all come from them, so none of them can drift from the dataclasses.
+and command-line flag (see :mod:`pinpanel.settings`). The type says what TOML may hold (a
+``Literal`` gives the choices, a ``tuple[str, ...]`` a list of strings). :data:`SETTINGS` and
+:data:`PIN_SETTINGS` are read off those fields, and the loader, the CLI's flags,
+``--help-settings`` and the README's reference table all come from them, so none of them can
+drift from the dataclasses.
 
 Validation runs in two passes, as mqtt-io does: the schema pass checks types, choices and
 ranges of each value; the cross-field pass catches a pin claimed twice, duplicate ids and
@@ -22,11 +23,12 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import MISSING, Field, dataclass, field, fields, is_dataclass, replace
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin, get_type_hints
+from typing import Any, Literal, get_type_hints
 
 from pinpanel.errors import ConfigError
+from pinpanel.settings import Setting, about, about_of, settings_of
 
 Backend = Literal["auto", "lgpio", "rpigpio", "native", "pigpio", "simulated"]
 OnExit = Literal["keep", "off", "release"]
@@ -41,54 +43,6 @@ PULSE_MAX_MS = 3_600_000
 AUTO_OFF_MAX_MS = 86_400_000
 ID_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 TUTORIAL_PINS = (18, 23, 24)
-
-#: The key under which a field's :class:`About` sits in its ``metadata``.
-ABOUT = "pinpanel"
-
-
-@dataclass(frozen=True)
-class About:
-    """What a config field means to a person: the part of a setting its type cannot say."""
-
-    help: str
-    minimum: int | None = None
-    maximum: int | None = None
-    flag: str | None = None
-    #: What a boolean flag does, when that is not what ``help`` (the setting's meaning) says:
-    #: ``--no-auth`` turns auth off, while ``auth.enabled``'s help describes it on.
-    flag_help: str | None = None
-
-
-def about(help: str, *, minimum: int | None = None, maximum: int | None = None,
-          flag: str | None = None, flag_help: str | None = None) -> dict[str, About]:
-    """``metadata`` for a config field: ``field(default=..., metadata=about(...))``."""
-    return {ABOUT: About(help, minimum, maximum, flag, flag_help)}
-
-
-@dataclass(frozen=True)
-class Setting:
-    """One configuration value, as read off its field: where it lives and what it may hold."""
-
-    key: str
-    kind: type
-    default: Any
-    help: str
-    choices: tuple[str, ...] | None = None
-    minimum: int | None = None
-    maximum: int | None = None
-    flag: str | None = None
-    secret: bool = False
-    #: The help of the setting's flag; for a boolean flag it describes the flag's value.
-    flag_help: str = ""
-
-    @property
-    def section(self) -> str:
-        return self.key.split(".", 1)[0]
-
-    @property
-    def name(self) -> str:
-        return self.key.split(".", 1)[1]
-
 
 def default_data_dir() -> Path:
     """systemd's StateDirectory when run as a service, else the XDG state directory."""
@@ -251,36 +205,6 @@ class Config:
 # -- the settings, read off the fields ----------------------------------------------------
 
 
-def _kind(hint: Any) -> tuple[type, tuple[str, ...] | None]:
-    """The TOML type a field's annotation asks for, and its choices if it is a Literal."""
-    origin = get_origin(hint)
-    if origin is Literal:
-        return str, tuple(get_args(hint))
-    if origin is tuple:
-        return list, None
-    return hint, None
-
-
-def _about(f: Field[Any]) -> About:
-    info: About = f.metadata[ABOUT]
-    return info
-
-
-def _settings_of(section: str, cls: type) -> tuple[Setting, ...]:
-    hints = get_type_hints(cls)
-    found: list[Setting] = []
-    for f in fields(cls):
-        info = _about(f)
-        kind, choices = _kind(hints[f.name])
-        default: Any = None if f.default is MISSING else f.default
-        if kind is list:
-            default = list(default)
-        found.append(Setting(f"{section}.{f.name}", kind, default, info.help, choices,
-                             info.minimum, info.maximum, info.flag, secret=not f.repr,
-                             flag_help=info.flag_help or info.help))
-    return tuple(found)
-
-
 def _sections() -> dict[str, type]:
     hints = get_type_hints(Config)
     return {f.name: hints[f.name] for f in fields(Config) if is_dataclass(hints[f.name])}
@@ -290,9 +214,9 @@ _SECTIONS: dict[str, type] = _sections()
 
 #: Every ``[section] key`` setting, in the order of the sections and their fields.
 SETTINGS: tuple[Setting, ...] = tuple(
-    setting for name, cls in _SECTIONS.items() for setting in _settings_of(name, cls))
+    setting for name, cls in _SECTIONS.items() for setting in settings_of(name, cls))
 #: The keys of one ``[[pins]]`` table.
-PIN_SETTINGS: tuple[Setting, ...] = _settings_of("pins", PinConfig)
+PIN_SETTINGS: tuple[Setting, ...] = settings_of("pins", PinConfig)
 
 _BY_SECTION: dict[str, dict[str, Setting]] = {
     name: {s.name: s for s in SETTINGS if s.section == name} for name in _SECTIONS}
@@ -309,34 +233,6 @@ def tutorial_pins() -> tuple[PinConfig, ...]:
 # -- the schema pass -------------------------------------------------------------------------
 
 
-def _type_name(kind: type) -> str:
-    return {int: "an integer", str: "a string", bool: "true or false", list: "a list"}[kind]
-
-
-def _check_value(setting: Setting, value: object, path: str, problems: list[str]) -> object:
-    """Schema pass for one value; returns it normalised, or None after recording a problem."""
-    kind = setting.kind
-    ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
-    if not ok:
-        problems.append(f"{path}: expected {_type_name(kind)}, got {type(value).__name__}")
-        return None
-    if kind is list:
-        items = list(value)  # type: ignore[call-overload]
-        if not all(isinstance(item, str) for item in items):
-            problems.append(f"{path}: expected a list of strings")
-            return None
-        return tuple(items)
-    if setting.choices is not None and value not in setting.choices:
-        problems.append(f"{path}: must be one of {', '.join(setting.choices)}, got {value!r}")
-        return None
-    if isinstance(value, int) and not isinstance(value, bool):
-        low, high = setting.minimum, setting.maximum
-        if (low is not None and value < low) or (high is not None and value > high):
-            problems.append(f"{path}: must be between {low} and {high}, got {value}")
-            return None
-    return value
-
-
 def _load_table(
     table: Mapping[str, Any], known: Mapping[str, Setting], path: str, problems: list[str]
 ) -> dict[str, Any]:
@@ -347,7 +243,7 @@ def _load_table(
         if setting is None:
             problems.append(f"{path}.{key}: unknown key (expected one of {', '.join(known)})")
             continue
-        checked = _check_value(setting, value, f"{path}.{key}", problems)
+        checked = setting.check(value, f"{path}.{key}", problems)
         if checked is not None:
             values[key] = checked
     return values
@@ -365,6 +261,7 @@ class _PinDraft:
     path: str
     bcm: int | None
     id: str | None
+    id_given: bool  # False: the default gpio<N>
     mode: Mode | None
     config: PinConfig | None  # None when the table has any problem
 
@@ -385,17 +282,17 @@ def _load_pin(table: object, path: str, problems: list[str]) -> _PinDraft | None
             problems.append(f"{path}.id: {values['id']!r} must be lowercase letters, digits, "
                             "- or _, starting with a letter (at most 32)")
     elif bcm is not None and ("id" not in table or "id" in values):
-        pin_id = f"gpio{bcm}"
-    mode: Mode | None = values.get("mode", "output") if "mode" not in table or (
-        "mode" in values) else None
-    if mode is not None:
+        pin_id = f"gpio{bcm}"  # the default (an id of the wrong type stays unknown)
+    mode: Mode | None = None  # unknown when the mode itself is wrong
+    if "mode" in values or "mode" not in table:
+        mode = values.get("mode", "output")
         wrong = _INPUT_ONLY if mode == "output" else _OUTPUT_ONLY
         for key in wrong:
             if key in table:
                 kind = "inputs" if mode == "output" else "outputs"
                 problems.append(f"{path}.{key}: applies only to {kind}")
     config = PinConfig(**values) if len(problems) == before else None
-    return _PinDraft(path, bcm, pin_id, mode, config)
+    return _PinDraft(path, bcm, pin_id, bool(values.get("id")), mode, config)
 
 
 # -- the cross-field pass --------------------------------------------------------------------
@@ -403,7 +300,7 @@ def _load_pin(table: object, path: str, problems: list[str]) -> _PinDraft | None
 
 def _check_duplicates(drafts: list[_PinDraft], problems: list[str]) -> None:
     seen_pin: dict[int, str] = {}
-    seen_id: dict[str, str] = {}
+    seen_id: dict[str, _PinDraft] = {}
     for draft in drafts:
         if draft.bcm is not None:
             if draft.bcm in seen_pin:
@@ -411,10 +308,11 @@ def _check_duplicates(drafts: list[_PinDraft], problems: list[str]) -> None:
                                 f"{seen_pin[draft.bcm]}")
             seen_pin.setdefault(draft.bcm, draft.path)
         if draft.id is not None:
-            if draft.id in seen_id:
+            first = seen_id.setdefault(draft.id, draft)
+            # Two default ids collide only when their BCM numbers do, reported just above.
+            if first is not draft and (draft.id_given or first.id_given):
                 problems.append(f"{draft.path}.id: {draft.id!r} is already used by "
-                                f"{seen_id[draft.id]}")
-            seen_id.setdefault(draft.id, draft.path)
+                                f"{first.path}")
 
 
 def _load_interlocks(
@@ -490,7 +388,7 @@ def parse(data: Mapping[str, Any], source: str = "config") -> Config:
         loaded = [_load_pin(t, f"pins[{i}]", problems) for i, t in enumerate(raw_pins or ())]
         drafts = [d for d in loaded if d is not None]
     else:
-        drafts = [_PinDraft(f"pins[{i}]", p.pin, p.id, p.mode, p)
+        drafts = [_PinDraft(f"pins[{i}]", p.pin, p.id, False, p.mode, p)
                   for i, p in enumerate(tutorial_pins())]
     _check_duplicates(drafts, problems)
     interlocks = (_load_interlocks(data["interlocks"], drafts, problems)
@@ -530,22 +428,11 @@ def with_overrides(config: Config, **overrides: Any) -> Config:
     return replace(config, **changes)
 
 
-def _show_default(default: object) -> str:
-    if default is None:
-        return ""
-    if isinstance(default, bool):
-        return str(default).lower()
-    return repr(default) if isinstance(default, str) else str(default)
-
-
 def settings_reference() -> str:
     """A Markdown table of every setting, for ``--help-settings`` and the README."""
     lines = ["| setting | default | meaning |", "| --- | --- | --- |"]
     for setting in (*SETTINGS, *PIN_SETTINGS):
-        key = setting.key.replace("pins.", "[[pins]] ")
-        shown = _show_default(setting.default)
-        extra = f" One of: {', '.join(setting.choices)}." if setting.choices else ""
-        lines.append(f"| `{key}` | `{shown}` | {setting.help}{extra} |")
+        lines.append(setting.reference_row(setting.key.replace("pins.", "[[pins]] ")))
     interlocks = next(f for f in fields(Config) if f.name == "interlocks")
-    lines.append(f"| `[[interlocks]] pins` | | {_about(interlocks).help} |")
+    lines.append(f"| `[[interlocks]] pins` | | {about_of(interlocks).help} |")
     return "\n".join(lines)

@@ -98,6 +98,14 @@ def test_duplicates_are_caught_across_pins() -> None:
     assert "pins[2].id: 'other' is already used by pins[1]" in found
 
 
+def test_a_bcm_number_used_twice_is_one_problem_not_two() -> None:
+    # Both pins would default to the id gpio18: that is the same mistake, said once.
+    assert problems_of("[[pins]]\npin = 18\n[[pins]]\npin = 18") == [
+        "pins[1].pin: BCM 18 is already used by pins[0]"]
+    assert problems_of("[[pins]]\npin = 18\nid = 'gpio23'\n[[pins]]\npin = 23") == [
+        "pins[1].id: 'gpio23' is already used by pins[0]"]
+
+
 def test_every_problem_is_reported_together() -> None:
     found = problems_of("""
         [server]

@@ -48,6 +48,8 @@ LAYERS: dict[str, int] = {
     "pinpanel.hardware": 20,
     "pinpanel.store": 20,
     "pinpanel.config": 10,
+    # how config declares a setting; imports nothing of pinpanel
+    "pinpanel.settings": 5,
 }
 #: Leaves: importable from anywhere, importing nothing of pinpanel but other leaves.
 LEAVES = frozenset({"pinpanel", "pinpanel.errors", "pinpanel.changes"})
