@@ -15,7 +15,6 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
-from starlette.staticfiles import StaticFiles
 
 from pinpanel.auth import Keyring
 from pinpanel.board import Board
@@ -23,6 +22,7 @@ from pinpanel.config import Config, load
 from pinpanel.store import Store
 from pinpanel.web import (
     api,
+    assets,
     compat,
     docs,
     history,
@@ -52,8 +52,8 @@ def app_routes() -> list[BaseRoute]:
         *metrics.routes(),
         *pwa.routes(),
         *docs.routes(),
-        ApiMount("/static", StaticFiles(packages=[("pinpanel.web", "static")]), name="static",
-                 policy="open"),
+        ApiMount("/static", assets.StaticAssets(packages=[("pinpanel.web", "static")]),
+                 name="static", policy="open"),
     ]
 
 
@@ -102,6 +102,8 @@ def create_app(config: Config, board: Board, store: Store, keyring: Keyring, *,
     # route match is the one the router dispatches on.
     guard = security.Guard.create(config, keyring)
     middleware.append(Middleware(security.SecurityMiddleware, guard=guard, table=table))
+    # Inside the security layer: what it answers itself is small; never the event stream.
+    middleware += assets.compression()
     app = PinpanelApp(table, middleware=middleware, exception_handlers=EXCEPTION_HANDLERS,
                       lifespan=lifespan)
     app.state.board = board

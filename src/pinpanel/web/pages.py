@@ -27,7 +27,7 @@ from starlette.templating import Jinja2Templates
 
 from pinpanel import __version__
 from pinpanel.changes import format_time
-from pinpanel.web import header_diagram, history, security
+from pinpanel.web import assets, header_diagram, history, security
 from pinpanel.web.context import board_of
 from pinpanel.web.openapi import html_response
 from pinpanel.web.routing import ApiRoute
@@ -37,6 +37,8 @@ TEMPLATES = Jinja2Templates(directory=str(Path(__file__).with_name("templates"))
 TEMPLATES.env.auto_reload = False
 # Every template gets csrf_token (for forms and <meta name="csrf-token">) and session_user.
 TEMPLATES.context_processors.append(security.template_context)
+# Asset links carry their content's digest (?v=), so they can be cached for a year.
+TEMPLATES.env.globals["asset_version"] = assets.version
 
 
 def page_context(request: Request, **extra: Any) -> dict[str, Any]:

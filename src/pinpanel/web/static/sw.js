@@ -58,6 +58,13 @@ self.addEventListener("fetch", (event) => {
       const fresh = fetch(request).then((response) => {
         if (response.ok) {
           cache.put(request, response.clone());
+          // The page names each asset with its digest (?v=): keep only the newest copy
+          // (and the plain URL, which the offline page uses).
+          cache.keys().then((keys) => Promise.all(keys
+            .map((key) => new URL(key.url))
+            .filter((old) => old.pathname === url.pathname && old.search &&
+              old.search !== url.search)
+            .map((old) => cache.delete(old.href))));
         }
         return response;
       });
