@@ -22,6 +22,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal, Protocol
 
@@ -76,6 +77,36 @@ class LoopClock:
 
 
 SYSTEM = Actor("system", "startup")
+INPUT = Actor("input", "input")
+PULSE = Actor("pulse", "pulse")
+#: A pin by BCM number (int or digits), by id, or as its configuration (already resolved).
+PinRef = int | str | PinConfig
+
+
+@dataclass(eq=False, slots=True)
+class _Pin:
+    """Everything the board keeps about one configured pin, in one place."""
+
+    config: PinConfig
+    #: Shared by the pins of one interlock group, so "never two on" holds under concurrency.
+    lock: asyncio.Lock
+    #: The other pins of its interlock group (overlapping groups merged).
+    partners: tuple[_Pin, ...] = ()
+    #: Its last committed change (None only before the board has started).
+    last: Committed | None = None
+    #: The newest state queued for commit: ahead of ``last`` until the fsync.
+    queued: bool | None = None
+    #: The newest commit it is part of, until that commit is published (or fails).
+    pending: asyncio.Future[list[Change]] | None = None
+    #: The pulse or auto-off timer, its deadline (board clock), and a generation number
+    #: that tells a timer which fired late whether a newer command took the pin over.
+    timer: Timer | None = None
+    pulse_until: float | None = None
+    timer_gen: int = 0
+
+    @property
+    def bcm(self) -> int:
+        return self.config.pin
 
 
 class Board:
@@ -88,28 +119,21 @@ class Board:
         self.store = store
         self.hub = hub
         self.clock: Clock = clock or LoopClock()
-        self._pins: dict[int, PinConfig] = {p.pin: p for p in config.pins}
-        self._by_id: dict[str, PinConfig] = {p.id: p for p in config.pins}
-        self._meta: dict[int, Committed] = {}
-        self._pending: dict[int, asyncio.Future[list[Committed]]] = {}
-        # The newest state queued for commit per pin (ahead of _meta until the fsync).
-        self._queued: dict[int, bool] = {}
-        self._timers: dict[int, Timer] = {}
-        self._timer_gen: dict[int, int] = dict.fromkeys(self._pins, 0)
-        self._pulse_until: dict[int, float] = {}
         self._tasks: set[asyncio.Task[object]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._group: dict[int, tuple[int, ...]] = self._interlock_groups(config)
-        # Pins in one interlock group share a lock, so "never two on" holds under concurrency.
-        self._locks: dict[int, asyncio.Lock] = {}
-        for bcm in self._pins:
-            group = self._group[bcm]
-            shared = next((self._locks[g] for g in group if g in self._locks), None)
-            self._locks[bcm] = shared or asyncio.Lock()
+        groups = self._interlock_groups(config)
+        self._pins: dict[int, _Pin] = {}
+        for pin_config in config.pins:
+            group = groups[pin_config.pin]
+            shared = next((self._pins[g].lock for g in group if g in self._pins), None)
+            self._pins[pin_config.pin] = _Pin(pin_config, shared or asyncio.Lock())
+        for pin in self._pins.values():
+            pin.partners = tuple(self._pins[g] for g in groups[pin.bcm])
+        self._by_id: dict[str, _Pin] = {p.config.id: p for p in self._pins.values()}
 
     @staticmethod
     def _interlock_groups(config: Config) -> dict[int, tuple[int, ...]]:
-        """Each pin's interlock partners, with overlapping groups merged."""
+        """Each pin's interlock partners, with overlapping groups merged (config order)."""
         partners: dict[int, set[int]] = {p.pin: set() for p in config.pins}
         for group in config.interlocks:
             merged = set(group).union(*(partners[g] for g in group))
@@ -123,23 +147,34 @@ class Board:
     def simulated(self) -> bool:
         return self.hardware.info.simulated
 
-    def resolve(self, ref: int | str) -> PinConfig:
-        """A pin by BCM number (int or digits) or id; :class:`UnknownPinError` otherwise."""
-        if isinstance(ref, int) and not isinstance(ref, bool):
+    def resolve(self, ref: PinRef) -> PinConfig:
+        """A pin by BCM number (int or digits) or id; :class:`UnknownPinError` otherwise.
+
+        An adapter that resolves a pin first (to answer 404 before reading a body) can
+        hand the result to :meth:`command` and friends, which then do not resolve again.
+        """
+        return self._pin(ref).config
+
+    def _pin(self, ref: PinRef) -> _Pin:
+        if isinstance(ref, PinConfig):
+            pin = self._pins.get(ref.pin)
+            if pin is not None and (pin.config is ref or pin.config == ref):
+                return pin
+        elif isinstance(ref, int) and not isinstance(ref, bool):
             pin = self._pins.get(ref)
         else:
             text = str(ref).strip()
             pin = self._pins.get(int(text)) if text.isdecimal() else self._by_id.get(text.lower())
         if pin is None:
-            raise UnknownPinError(ref)
+            raise UnknownPinError(ref.id if isinstance(ref, PinConfig) else ref)
         return pin
 
-    def view(self, ref: int | str) -> PinView:
-        pin = self.resolve(ref)
-        return self._view(pin, self.hardware.read(pin.pin))
+    def view(self, ref: PinRef) -> PinView:
+        pin = self._pin(ref)
+        return self._view(pin, self.hardware.read(pin.bcm), pin.last)
 
     def views(self) -> list[PinView]:
-        return [self._view(p, self.hardware.read(p.pin)) for p in self.config.pins]
+        return [self._view(p, self.hardware.read(p.bcm), p.last) for p in self._pins.values()]
 
     def committed_views(self) -> list[PinView]:
         """Every pin as of the last published change (``hub.last_seq``).
@@ -147,52 +182,53 @@ class Board:
         A snapshot that a stream of changes will follow must not run ahead of them: the
         hardware can already show a change whose commit (and event) is still on its way.
         """
-        views = []
-        for pin in self.config.pins:
-            meta = self._meta.get(pin.pin)
-            state = meta.new if meta is not None else self.hardware.read(pin.pin)
-            views.append(self._view(pin, state, meta))
-        return views
+        return [self._committed_view(p) for p in self._pins.values()]
 
-    def interlocked_with(self, bcm: int) -> tuple[int, ...]:
-        return self._group[bcm]
+    def _committed_view(self, pin: _Pin) -> PinView:
+        last = pin.last
+        return self._view(pin, last.new if last else self.hardware.read(pin.bcm), last)
 
-    def _view(self, pin: PinConfig, state: bool, meta: Committed | None = None) -> PinView:
-        meta = meta or self._meta.get(pin.pin)
-        until = self._pulse_until.get(pin.pin)
+    def _view(self, pin: _Pin, state: bool, last: Committed | None) -> PinView:
+        c, until = pin.config, pin.pulse_until
         return PinView(
-            pin=pin.pin, id=pin.id, name=pin.name, mode=pin.mode, state=state,
-            active_low=pin.active_low, seq=meta.seq if meta else 0,
-            changed_at=meta.at if meta else None,
+            pin=c.pin, id=c.id, name=c.name, mode=c.mode, state=state,
+            active_low=c.active_low, seq=last.seq if last else 0,
+            changed_at=last.at if last else None,
             pulse_until=format_time(datetime.fromtimestamp(until, UTC)) if until else None,
         )
+
+    def last_changes(self) -> dict[int, Committed]:
+        """Each pin's last committed change (state, seq, time, actor): no database read."""
+        return {p.bcm: p.last for p in self._pins.values() if p.last is not None}
 
     # -- start and stop ----------------------------------------------------------------------------
 
     async def start(self) -> None:
         """Claim every pin at its start-up level and record what differs from the store."""
         self._loop = asyncio.get_running_loop()
-        self._meta = self.store.last_changes()
-        self._queued = {bcm: row.new for bcm, row in self._meta.items()}
+        stored = self.store.last_changes()
+        for pin in self._pins.values():
+            pin.last = stored.get(pin.bcm)
+            pin.queued = pin.last.new if pin.last else None
         self.hub.last_seq = self.store.last_seq
         records: list[ChangeRecord] = []
         levels = self._startup_levels()
-        for pin in self.config.pins:
-            stored = self._meta.get(pin.pin)
-            if pin.is_output:
-                state = levels[pin.pin]
-                self.hardware.claim_output(pin, state)
+        for pin in self._pins.values():
+            if pin.config.is_output:
+                state = levels[pin.bcm]
+                self.hardware.claim_output(pin.config, state)
             else:
-                self.hardware.claim_input(pin, self._edge_from_any_thread)
-                state = self.hardware.read(pin.pin)
-            if stored is None or stored.new != state:
-                records.append(self._record(pin, stored.new if stored else None, state,
-                                            SYSTEM))
+                self.hardware.claim_input(pin.config, self._edge_from_any_thread)
+                state = self.hardware.read(pin.bcm)
+            if pin.last is None or pin.last.new != state:
+                old = pin.last.new if pin.last else None
+                records.append(self._record(pin, old, state, SYSTEM))
         if records:
             await self._commit(records)
-        for pin in self.config.pins:
-            if pin.is_output and pin.auto_off_ms and self.hardware.read(pin.pin):
-                self._arm_timer(pin, pin.auto_off_ms)
+        for pin in self._pins.values():
+            auto_off = pin.config.auto_off_ms
+            if pin.config.is_output and auto_off and self.hardware.read(pin.bcm):
+                self._arm_timer(pin, auto_off)
         log.info("board ready: %d pins on %s", len(self._pins), self.hardware.info.name)
 
     def _startup_levels(self) -> dict[int, bool]:
@@ -203,91 +239,112 @@ class Board:
         an explicit ``initial = "on"`` first, else the one changed last.
         """
         levels: dict[int, bool] = {}
-        for pin in self.config.pins:
-            if pin.is_output:
-                stored = self._meta.get(pin.pin)
-                levels[pin.pin] = {"on": True, "off": False}.get(
-                    pin.initial, bool(stored and stored.new))
+        for pin in self._pins.values():
+            if pin.config.is_output:
+                levels[pin.bcm] = {"on": True, "off": False}.get(
+                    pin.config.initial, bool(pin.last and pin.last.new))
         for group in self.config.interlocks:
-            on = [bcm for bcm in group if levels.get(bcm)]
+            on = [self._pins[bcm] for bcm in group if levels.get(bcm)]
             if len(on) > 1:
-                def rank(bcm: int) -> tuple[bool, int]:
-                    meta = self._meta.get(bcm)
-                    return self._pins[bcm].initial == "on", meta.seq if meta else 0
+                def rank(pin: _Pin) -> tuple[bool, int]:
+                    return pin.config.initial == "on", pin.last.seq if pin.last else 0
 
                 keep = max(on, key=rank)
-                for bcm in on:
-                    if bcm != keep:
-                        log.warning("GPIO%d starts off: interlocked with GPIO%d", bcm, keep)
-                        levels[bcm] = False
+                for pin in on:
+                    if pin is not keep:
+                        log.warning("GPIO%d starts off: interlocked with GPIO%d", pin.bcm,
+                                    keep.bcm)
+                        levels[pin.bcm] = False
         return levels
 
     async def close(self, on_exit: OnExit) -> None:
         """Stop timers, switch outputs off if asked (through the one path), release pins."""
-        for bcm in list(self._timers):
-            self._cancel_timer(bcm)
+        for pin in self._pins.values():
+            self._cancel_timer(pin)
         if on_exit == "off":
-            for pin in self.config.pins:
-                if pin.is_output:
+            for pin in self._pins.values():
+                if pin.config.is_output:
                     try:
-                        await self.command(pin.pin, "off", Actor("system", "shutdown"))
+                        await self._switch(pin, "off", Actor("system", "shutdown"), None)
                     except Exception:
-                        log.exception("switching GPIO%d off at exit failed", pin.pin)
+                        log.exception("switching GPIO%d off at exit failed", pin.bcm)
         for task in list(self._tasks):
             task.cancel()
         self.hardware.close(on_exit)
 
     # -- the one path --------------------------------------------------------------------------
 
-    async def command(self, ref: int | str, action: Action, actor: Actor, *,
+    async def command(self, ref: PinRef, action: Action, actor: Actor, *,
                       pulse_ms: int | None = None) -> PinView:
-        """Switch an output; return it as committed. ``pulse_ms`` turns it off again later."""
-        pin = self.resolve(ref)
+        """Switch an output; return it as published. ``pulse_ms`` turns it off again later."""
+        return await self._switch(self._pin(ref), action, actor, pulse_ms)
+
+    async def pulse(self, ref: PinRef, ms: int | None, actor: Actor) -> PinView:
+        """On now, off after ``ms`` (default: the pin's ``pulse_ms``, else 500 ms)."""
+        pin = self._pin(ref)
+        length = ms if ms is not None else (pin.config.pulse_ms or DEFAULT_PULSE_MS)
+        return await self._switch(pin, "on", actor, length)
+
+    @staticmethod
+    def _check(pin: PinConfig, action: str, pulse_ms: int | None) -> None:
+        """The one check of a command's arguments, whoever sent it."""
         if not pin.is_output:
             raise PinModeError(f"GPIO{pin.pin} ({pin.id}) is an input; inputs cannot be switched")
         if action not in ACTIONS:
             raise PinValueError(f"unknown action {action!r}; expected on, off or toggle")
         if pulse_ms is not None and not 1 <= pulse_ms <= PULSE_MAX_MS:
             raise PinValueError(f"pulse length must be 1 to {PULSE_MAX_MS} ms, got {pulse_ms}")
-        async with self._locks[pin.pin]:
-            self._cancel_timer(pin.pin)
-            current = self.hardware.read(pin.pin)
+
+    async def _switch(self, pin: _Pin, action: Action, actor: Actor,
+                      pulse_ms: int | None) -> PinView:
+        """The one path for outputs; the view returned is the one published for the change.
+
+        When there is nothing to change, the pin's last commit is still answered only
+        once it is on disk (it may be another caller's, still in flight); with nothing in
+        flight either, the answer is the pin as committed.
+        """
+        self._check(pin.config, action, pulse_ms)
+        async with pin.lock:
+            self._cancel_timer(pin)
+            current = self.hardware.read(pin.bcm)
             target = (not current) if action == "toggle" else action == "on"
             if pulse_ms is not None:
                 target = True
             records: list[ChangeRecord] = []
             if target:
-                for other in self._group[pin.pin]:
-                    if self.hardware.read(other):
+                for other in pin.partners:
+                    if self.hardware.read(other.bcm):
                         self._cancel_timer(other)
-                        self.hardware.write(other, False)
-                        records.append(self._record(self._pins[other], True, False,
+                        self.hardware.write(other.bcm, False)
+                        records.append(self._record(other, True, False,
                                                     Actor(actor.name, "interlock", actor.client)))
             if target != current:
-                self.hardware.write(pin.pin, target)
+                self.hardware.write(pin.bcm, target)
                 records.append(self._record(pin, current, target, actor))
-            delay = pulse_ms if pulse_ms is not None else (pin.auto_off_ms if target else 0)
+            delay = pulse_ms if pulse_ms is not None else (pin.config.auto_off_ms if target else 0)
             if target and delay:
                 self._arm_timer(pin, delay)
-            pending = self._commit(records) if records else self._pending.get(pin.pin)
-        committed = await pending if pending is not None else []
-        mine = next((c for c in reversed(committed) if c.pin == pin.pin), None)
-        if mine is not None:
-            return self._view(pin, mine.new, mine)
-        return self._view(pin, target)
+            pending = self._commit(records) if records else pin.pending
+        return await self._published(pin, pending)
 
-    async def pulse(self, ref: int | str, ms: int | None, actor: Actor) -> PinView:
-        """On now, off after ``ms`` (default: the pin's ``pulse_ms``, else 500 ms)."""
-        pin = self.resolve(ref)
-        length = ms if ms is not None else (pin.pulse_ms or DEFAULT_PULSE_MS)
-        return await self.command(pin.pin, "on", actor, pulse_ms=length)
+    async def _published(self, pin: _Pin, pending: asyncio.Future[list[Change]] | None,
+                         ) -> PinView:
+        """``pin``'s view as published by ``pending``, once it is; as committed if not in it.
 
-    async def simulate(self, ref: int | str, high: bool) -> PinView:
+        ``pending`` may hold only other pins' changes (interlock partners switched off for
+        a pin that was already on).
+        """
+        changes = await pending if pending is not None else []
+        mine = next((c.pin for c in reversed(changes) if c.committed.pin == pin.bcm), None)
+        return mine if mine is not None else self._committed_view(pin)
+
+    async def simulate(self, ref: PinRef, high: bool) -> PinView:
         """Simulated board only: drive an input's line, as a pressed button would."""
-        pin = self.resolve(ref)
-        if pin.is_output:
-            raise PinModeError(f"GPIO{pin.pin} ({pin.id}) is an output; only inputs are driven")
-        self.hardware.drive_input(pin.pin, high)
+        pin = self._pin(ref)
+        if pin.config.is_output:
+            raise PinModeError(f"GPIO{pin.bcm} ({pin.config.id}) is an output; only inputs "
+                               "are driven")
+        self.hardware.drive_input(pin.bcm, high)
         return await self._input_changed(pin)
 
     # -- inputs -----------------------------------------------------------------------------------
@@ -299,44 +356,40 @@ class Board:
             return
         loop.call_soon_threadsafe(self._spawn, lambda: self._input_changed(self._pins[bcm]))
 
-    async def _input_changed(self, pin: PinConfig) -> PinView:
-        async with self._locks[pin.pin]:
-            state = self.hardware.read(pin.pin)
-            last = self._queued.get(pin.pin)
-            if last == state:
-                pending = self._pending.get(pin.pin)
+    async def _input_changed(self, pin: _Pin) -> PinView:
+        async with pin.lock:
+            state = self.hardware.read(pin.bcm)
+            if pin.queued == state:
+                pending = pin.pending
             else:
-                pending = self._commit([self._record(pin, last, state, Actor("input", "input"))])
-        committed = await pending if pending is not None else []
-        mine = next((c for c in reversed(committed) if c.pin == pin.pin), None)
-        return self._view(pin, state, mine)
+                pending = self._commit([self._record(pin, pin.queued, state, INPUT)])
+        return await self._published(pin, pending)
 
     # -- timers ------------------------------------------------------------------------------------
 
-    def _arm_timer(self, pin: PinConfig, ms: int) -> None:
-        self._cancel_timer(pin.pin)
-        gen = self._timer_gen[pin.pin]
-        self._pulse_until[pin.pin] = self.clock.time() + ms / 1000
-        self._timers[pin.pin] = self.clock.call_later(
+    def _arm_timer(self, pin: _Pin, ms: int) -> None:
+        self._cancel_timer(pin)
+        gen = pin.timer_gen
+        pin.pulse_until = self.clock.time() + ms / 1000
+        pin.timer = self.clock.call_later(
             ms / 1000, lambda: self._spawn(lambda: self._timer_fired(pin, gen)))
 
-    def _cancel_timer(self, bcm: int) -> None:
-        self._timer_gen[bcm] += 1
-        self._pulse_until.pop(bcm, None)
-        timer = self._timers.pop(bcm, None)
+    def _cancel_timer(self, pin: _Pin) -> None:
+        pin.timer_gen += 1
+        pin.pulse_until = None
+        timer, pin.timer = pin.timer, None
         if timer is not None:
             timer.cancel()
 
-    async def _timer_fired(self, pin: PinConfig, gen: int) -> None:
-        async with self._locks[pin.pin]:
-            if self._timer_gen[pin.pin] != gen:
+    async def _timer_fired(self, pin: _Pin, gen: int) -> None:
+        async with pin.lock:
+            if pin.timer_gen != gen:
                 return  # a newer command took over this pin
-            self._timers.pop(pin.pin, None)
-            self._pulse_until.pop(pin.pin, None)
-            if not self.hardware.read(pin.pin):
+            pin.timer = pin.pulse_until = None
+            if not self.hardware.read(pin.bcm):
                 return
-            self.hardware.write(pin.pin, False)
-            pending = self._commit([self._record(pin, True, False, Actor("pulse", "pulse"))])
+            self.hardware.write(pin.bcm, False)
+            pending = self._commit([self._record(pin, True, False, PULSE)])
         await pending
 
     def _spawn(self, make: Callable[[], Awaitable[object]]) -> None:
@@ -352,69 +405,84 @@ class Board:
 
     # -- commit and publish ---------------------------------------------------------------------
 
-    def _record(self, pin: PinConfig, old: bool | None, new: bool, actor: Actor) -> ChangeRecord:
-        return ChangeRecord(pin=pin.pin, pin_id=pin.id, old=old, new=new, actor=actor,
+    @staticmethod
+    def _record(pin: _Pin, old: bool | None, new: bool, actor: Actor) -> ChangeRecord:
+        return ChangeRecord(pin=pin.bcm, pin_id=pin.config.id, old=old, new=new, actor=actor,
                             at=utc_now())
 
-    def _commit(self, records: list[ChangeRecord]) -> asyncio.Future[list[Committed]]:
-        """Queue records for one durable commit; publish them, in order, once committed."""
-        future = self.store.commit(records)
-        future.add_done_callback(self._committed)
+    def _commit(self, records: list[ChangeRecord]) -> asyncio.Future[list[Change]]:
+        """Queue records for one durable commit; the future holds what was published.
+
+        It resolves once the changes are on disk and published, in order (the store's
+        futures resolve in commit order); or fails once the pins are reverted.
+        """
+        published: asyncio.Future[list[Change]] = asyncio.get_running_loop().create_future()
+        stored = self.store.commit(records)
+        stored.add_done_callback(lambda future: self._committed(future, published))
         for record in records:
-            self._pending[record.pin] = future
-            self._queued[record.pin] = record.new
-        return future
+            pin = self._pins[record.pin]
+            pin.pending = published
+            pin.queued = record.new
+        return published
 
-    def _committed(self, future: asyncio.Future[list[Committed]]) -> None:
-        if future.cancelled():
+    def _committed(self, stored: asyncio.Future[list[Committed]],
+                   published: asyncio.Future[list[Change]]) -> None:
+        """Publish a commit's changes, each with its pin's view built once, then answer.
+
+        The board's own state follows the store even if every waiter has gone (a waiter
+        that is cancelled cancels ``published``, never the commit).
+        """
+        if stored.cancelled():
+            published.cancel()
             return
-        if (error := future.exception()) is not None:
-            self._revert(future, error)
+        if (error := stored.exception()) is not None:
+            self._revert(published, error)
+            if not published.done():
+                published.set_exception(error)
             return
-        for item in future.result():
+        changes: list[Change] = []
+        for item in stored.result():
             pin = self._pins[item.pin]
-            self._meta[pin.pin] = item
-            if self._pending.get(pin.pin) is future:
-                del self._pending[pin.pin]
-            self.hub.publish(Change(item, self._view(pin, item.new, item)))
+            pin.last = item
+            if pin.pending is published:
+                pin.pending = None
+            change = Change(item, self._view(pin, item.new, item))
+            self.hub.publish(change)
+            changes.append(change)
+        if not published.done():
+            published.set_result(changes)
 
-    def _revert(self, future: asyncio.Future[list[Committed]], error: BaseException) -> None:
+    def _revert(self, published: asyncio.Future[list[Change]], error: BaseException) -> None:
         """A commit failed: put the outputs it changed back to their last committed state.
 
-        This runs as the failed future's first done callback, so before any caller awaiting
-        it resumes: a 503 is answered with the hardware already back. There is no await
-        between a command's hardware write and its queueing, so no pin lock is needed here.
-        A pin with a newer change queued behind the failed one is left to that change: it
-        either commits (and the line is right) or fails and comes back here.
+        This runs before the commit's waiters are told (they await ``published``), so a
+        503 is answered with the hardware already back. There is no await between a
+        command's hardware write and its queueing, so no pin lock is needed here. A pin
+        with a newer change queued behind the failed one is left to that change: it either
+        commits (and the line is right) or fails and comes back here.
         """
         log.error("reverting pins to their last committed state: %s", error)
-        failed = [b for b, pending in self._pending.items() if pending is future]
+        failed = [p for p in self._pins.values() if p.pending is published]
         # Pins going back to off first, so an interlock partner going back on finds them off.
-        meta_of = self._meta.get
-        failed.sort(key=lambda b: bool((row := meta_of(b)) and row.new))
-        for bcm in failed:
-            del self._pending[bcm]
-            meta = self._meta.get(bcm)
-            if meta is None:
-                self._queued.pop(bcm, None)
+        failed.sort(key=lambda p: bool(p.last and p.last.new))
+        for pin in failed:
+            pin.pending = None
+            last = pin.last
+            if last is None:
+                pin.queued = None
                 continue
-            self._queued[bcm] = meta.new
-            pin = self._pins[bcm]
-            if not pin.is_output or self.hardware.read(bcm) == meta.new:
+            pin.queued = last.new
+            if not pin.config.is_output or self.hardware.read(pin.bcm) == last.new:
                 continue
-            if meta.new and any(self.hardware.read(o) for o in self._group[bcm]):
-                log.error("GPIO%d stays off: an interlocked pin is on", bcm)
+            if last.new and any(self.hardware.read(o.bcm) for o in pin.partners):
+                log.error("GPIO%d stays off: an interlocked pin is on", pin.bcm)
                 continue
-            if not meta.new:
-                self._cancel_timer(bcm)
+            if not last.new:
+                self._cancel_timer(pin)
             try:
-                self.hardware.write(bcm, meta.new)
+                self.hardware.write(pin.bcm, last.new)
             except HardwareError:
-                log.exception("reverting GPIO%d failed", bcm)
-
-    def last_changes(self) -> dict[int, Committed]:
-        """Each pin's last committed change (state, seq, time, actor): no database read."""
-        return dict(self._meta)
+                log.exception("reverting GPIO%d failed", pin.bcm)
 
 
-__all__ = ["ACTIONS", "SYSTEM", "Action", "Board", "Clock", "LoopClock", "StoreError"]
+__all__ = ["ACTIONS", "SYSTEM", "Action", "Board", "Clock", "LoopClock", "PinRef", "StoreError"]

@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import tomllib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 from pinpanel.board import Board
+from pinpanel.changes import ChangeRecord, Committed
 from pinpanel.config import Config, parse
 from pinpanel.events import EventHub
 from pinpanel.hardware import Hardware
@@ -39,3 +40,39 @@ async def settle(rounds: int = 20) -> None:
     """Let scheduled callbacks, tasks and the store's commits run."""
     for _ in range(rounds):
         await asyncio.sleep(0.005)
+
+
+def hold_commits(store: Store) -> asyncio.Event:
+    """Hold back the store's answers until the returned event is set.
+
+    Each commit still goes to disk at once; only the future the board awaits resolves
+    later (in commit order), as it would behind a slow fsync.
+    """
+    gate = asyncio.Event()
+    commit = store.commit
+    relays: set[asyncio.Task[None]] = set()
+
+    def held(records: Sequence[ChangeRecord]) -> asyncio.Future[list[Committed]]:
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[list[Committed]] = loop.create_future()
+        stored = commit(records)
+
+        async def relay() -> None:
+            try:
+                result = await stored
+            except Exception as exc:  # noqa: BLE001 - handed on to the waiter
+                await gate.wait()
+                if not answer.done():
+                    answer.set_exception(exc)
+                return
+            await gate.wait()
+            if not answer.done():  # a waiter may have cancelled it
+                answer.set_result(result)
+
+        task = loop.create_task(relay())
+        relays.add(task)
+        task.add_done_callback(relays.discard)
+        return answer
+
+    store.commit = held  # type: ignore[method-assign]
+    return gate

@@ -11,7 +11,7 @@ from pinpanel.board import Board
 from pinpanel.changes import Actor, Change
 from pinpanel.errors import PinModeError, PinValueError, UnknownPinError
 from tests.support import FakeClock
-from tests.unit.conftest import running_board, settle
+from tests.unit.conftest import hold_commits, running_board, settle
 
 USER = Actor("tester", "api", "127.0.0.1")
 
@@ -33,6 +33,35 @@ async def test_toggle_writes_the_pin_commits_and_publishes(tmp_path: Path) -> No
         assert seen[0].committed.actor == USER
         history = board.store.history(pins=[18], limit=1)
         assert (history[0].seq, history[0].old, history[0].new) == (view.seq, False, True)
+
+
+async def test_a_command_answers_with_the_very_view_it_published(tmp_path: Path) -> None:
+    async with running_board(tmp_path) as board:
+        seen = collect(board)
+        view = await board.command(18, "on", USER)
+        assert view is seen[-1].pin and view.seq == seen[-1].seq
+        pulsed = await board.pulse(board.resolve("gpio23"), 100, USER)  # taken as resolved
+        assert pulsed is seen[-1].pin and pulsed.pulse_until is not None
+        same = await board.command(18, "on", USER)  # nothing to change, nothing in flight
+        assert (same.state, same.seq) == (True, view.seq) and len(seen) == 2
+
+
+async def test_a_cancelled_caller_leaves_its_change_committed_and_published(
+        tmp_path: Path) -> None:
+    async with running_board(tmp_path) as board:
+        seen = collect(board)
+        gate = hold_commits(board.store)
+        task = asyncio.create_task(board.command(18, "on", USER))
+        await settle()  # written and on disk; the answer is held back
+        assert board.hardware.read(18) is True and seen == []
+        task.cancel()  # the client went away
+        gate.set()
+        await settle()
+        assert task.cancelled()
+        assert [c.pin.state for c in seen] == [True]
+        assert board.last_changes()[18].seq == seen[0].seq == board.hub.last_seq
+        again = await board.command(18, "on", USER)
+        assert again.seq == seen[0].seq  # the board knows the change it never answered
 
 
 async def test_on_off_are_idempotent_and_commit_only_changes(tmp_path: Path) -> None:

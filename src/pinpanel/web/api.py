@@ -46,21 +46,21 @@ async def switch_pin(request: Request) -> Response:
     if body is not None:
         expect_object(body, {})
     board = board_of(request)
-    board.resolve(request.path_params["pin"])  # 404 before anything else
-    view = await board.command(request.path_params["pin"], action, actor_of(request, "api"))
+    pin = board.resolve(request.path_params["pin"])  # 404 before anything else
+    view = await board.command(pin, action, actor_of(request, "api"))
     return JSONResponse(view.as_json())
 
 
 async def pulse_pin(request: Request) -> Response:
     board = board_of(request)
-    board.resolve(request.path_params["pin"])
+    pin = board.resolve(request.path_params["pin"])
     body = await read_json(request, optional=True)
     ms: int | None = None
     if body is not None:
         ms = expect_object(body, {"ms": int}).get("ms")
         if ms is not None and not 1 <= ms <= PULSE_MAX_MS:
             raise Problem(422, f"ms must be between 1 and {PULSE_MAX_MS}, got {ms}")
-    view = await board.pulse(request.path_params["pin"], ms, actor_of(request, "pulse"))
+    view = await board.pulse(pin, ms, actor_of(request, "pulse"))
     return JSONResponse(view.as_json())
 
 
@@ -68,12 +68,12 @@ async def simulate_input(request: Request) -> Response:
     board = board_of(request)
     if not board.simulated:
         raise Problem(404, "inputs can be driven by hand only on the simulated board")
-    board.resolve(request.path_params["pin"])
+    pin = board.resolve(request.path_params["pin"])
     body = expect_object(await read_json(request), {"level": str}, required=("level",))
     level = body["level"]
     if level not in ("high", "low"):
         raise Problem(422, f"level must be 'high' or 'low', got {level!r}")
-    view = await board.simulate(request.path_params["pin"], level == "high")
+    view = await board.simulate(pin, level == "high")
     return JSONResponse(view.as_json())
 
 
