@@ -222,3 +222,26 @@ def test_percentile_is_nearest_rank() -> None:
     assert percentile(samples, 0.5) == 50
     assert percentile(samples, 0.99) == 99
     assert percentile([7.0], 0.99) == 7
+
+
+def test_the_mqtt_package_holds_no_sql_and_no_side_doors() -> None:
+    """#13.4/#13.5: SQL lives in the store; what the bridge needs is passed in by the runtime."""
+    import ast
+
+    package = Path(mqtt.__file__).parent
+    for source in sorted(package.glob("*.py")):
+        tree = ast.parse(source.read_text(), str(source))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Attribute):
+                reach = f"{node.value.attr}.{node.attr}"
+                assert not reach.startswith(("board.store", "board.hub", "board.hardware")), \
+                    f"{source.name}:{node.lineno} reaches through {reach}"
+            if isinstance(node, ast.Attribute) and node.attr in {"store", "hub"}:
+                assert not (isinstance(node.value, ast.Name) and node.value.id == "board"), \
+                    f"{source.name}:{node.lineno} uses board.{node.attr}"
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                names = [a.name for a in node.names] + [getattr(node, "module", None) or ""]
+                assert "sqlite3" not in names, f"{source.name} imports sqlite3"
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                assert not node.value.lstrip().upper().startswith(
+                    ("SELECT ", "INSERT ", "UPDATE ", "DELETE ")), f"SQL in {source.name}"
