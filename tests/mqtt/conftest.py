@@ -37,7 +37,7 @@ pin = 22
 id = "lamp"
 name = "Lamp"
 initial = "off"
-pulse_ms = 300
+pulse_ms = 1000
 
 [[pins]]
 pin = 5
