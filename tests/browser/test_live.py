@@ -264,3 +264,19 @@ def test_the_readmes_javascript_example_works(make_server: ServerFactory, page: 
             break
         page.wait_for_timeout(50)
     assert expected in lines, lines
+
+
+def test_the_bars_move_on_with_the_clock(make_server: ServerFactory, page: Any) -> None:
+    server = make_server(CONFIG)
+    page.clock.install()  # the page's timers and Date, moved by hand below
+    log_in(page, server)
+    open_live(page, server)
+    bar = page.locator("#pin-27 svg.timeline")  # the input, on (pulled up) since start-up
+    expect(bar).to_have_attribute("aria-label", re.compile(r"on for \d+ s in total$"))
+    on = bar.locator("rect.timeline-on")
+    expect(on).to_have_count(1)
+    assert float(on.get_attribute("width") or 0) < 10  # a few seconds, drawn 4 units wide
+    page.clock.fast_forward("02:00:00")  # the minute's redraw runs, two hours on
+    expect(bar).to_have_attribute("aria-label", re.compile(r"on for 2 h( \d+ min)? in total$"))
+    assert 119 < float(on.get_attribute("width") or 0) < 130  # 120 units = 2 hours
+    assert not_reloaded(page)
