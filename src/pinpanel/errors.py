@@ -108,3 +108,23 @@ class MqttError(PinpanelError):
 
 class MqttPayloadError(MqttError, ValueError):
     """A message on a command topic is not a command pinpanel understands."""
+
+
+# -- serving ---------------------------------------------------------------------------------
+
+
+class ServeError(PinpanelError):
+    """``pinpanel serve`` cannot start: what it needs is held by someone else."""
+
+
+class PortInUseError(ServeError, OSError):
+    """The server's port is taken by another process; nothing was started or changed."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        super().__init__(f"port {port} on {host or '*'} is already in use by another program; "
+                         f"stop it, or choose another port with --port")
+
+
+class DataDirInUseError(ServeError, OSError):
+    """Another pinpanel serves the same data directory; two would corrupt each other."""

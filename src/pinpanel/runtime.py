@@ -10,17 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import signal
+import socket
 from collections.abc import AsyncIterator, Coroutine, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import uvicorn
 
-from pinpanel import auth, changelog, first_start, mqtt
+from pinpanel import auth, changelog, first_start, lock, mqtt
 from pinpanel.board import Board
 from pinpanel.config import Config
+from pinpanel.errors import PortInUseError, ServeError
 from pinpanel.events import EventHub
 from pinpanel.hardware import Hardware
 from pinpanel.store import Store
@@ -91,8 +94,56 @@ def _server_config(config: Config, app: Any) -> uvicorn.Config:
     )
 
 
+def bind(host: str, port: int) -> list[socket.socket]:
+    """Bind (not yet listen on) the server's address(es), as asyncio would for uvicorn.
+
+    Done before anything else starts, so a busy port stops ``serve`` before a pin is touched
+    or a login link is printed. ``""`` means every interface (IPv4 and IPv6).
+    """
+    try:
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
+                                   flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise ServeError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    sockets: list[socket.socket] = []
+    try:
+        for family, kind, proto, _name, address in dict.fromkeys(infos):
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                sock.bind(address)
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    raise PortInUseError(host, port) from None
+                raise ServeError(f"cannot listen on {host or '*'}:{port}: "
+                                 f"{exc.strerror}") from None
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
+
+
 async def serve(config: Config) -> int:
-    """Run until SIGINT/SIGTERM; return the process exit code (0 on a clean stop)."""
+    """Run until SIGINT/SIGTERM; return the process exit code (0 on a clean stop).
+
+    The order matters: the data directory's lock first (a second server on it stops here,
+    having changed nothing), then the port (a busy one stops here, before a pin is touched
+    or a login link is printed), then store, hardware and board, then the adapters.
+    """
+    with lock.hold(config.server.data_path):
+        sockets = bind(config.server.host, config.server.port)
+        try:
+            return await _serve(config, sockets)
+        finally:
+            for sock in sockets:
+                sock.close()
+
+
+async def _serve(config: Config, sockets: list[socket.socket]) -> int:
     from pinpanel.web.app import create_app
 
     async with opened(config) as runtime:
@@ -125,7 +176,7 @@ async def serve(config: Config) -> int:
                  config.server.port, runtime.store.path)
         try:
             tasks = [asyncio.create_task(run(stop)) for run in runners]
-            await server.serve()
+            await server.serve(sockets=sockets)
             stop.set()
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError, Exception):

@@ -217,13 +217,7 @@ class Store:
         self._closed = False
         #: Called on the writer thread with each transaction's seconds (metrics); must not block.
         self.commit_observer: Callable[[float], None] | None = None
-        row = conn.execute(
-            "SELECT max(s) FROM (SELECT max(seq) AS s FROM history "
-            "UNION ALL SELECT max(seq) FROM pin_state)"
-        ).fetchone()
-        # Every change also updates pin_state in the same transaction, so the newest seq
-        # survives there even when retention has trimmed every history row: never reused.
-        self.last_seq: int = row[0] or 0
+        self.last_seq: int = _stored_last_seq(conn)
         self._trimmed_at = self.last_seq
         self._trim()
         self._thread = threading.Thread(target=self._writer, name="pinpanel-store", daemon=True)
@@ -282,44 +276,28 @@ class Store:
         work (tokens, meta) runs inside its own savepoint, so its own error (a duplicate
         token name) goes to its caller alone and never undoes the pin changes beside it.
         """
-        outcomes: list[tuple[bool, Any]] = []
-        seq = self.last_seq
-        conn = self._conn
         started = time.perf_counter()
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            for job in batch:
-                if callable(job.work):
-                    outcomes.append(self._run_own(conn, job.work))
-                    continue
-                done: list[Committed] = []
-                for record in job.work:
-                    seq += 1
-                    conn.execute(
-                        "INSERT INTO history (seq, at, pin, pin_id, old, new, cause, actor, "
-                        "client) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        (seq, record.at, record.pin, record.pin_id, record.old, record.new,
-                         record.actor.cause, record.actor.name, record.actor.client),
-                    )
-                    conn.execute(
-                        "INSERT OR REPLACE INTO pin_state VALUES (?, ?, ?, ?, ?, ?)",
-                        (record.pin, record.new, seq, record.at, record.actor.name,
-                         record.actor.cause),
-                    )
-                    done.append(record.committed(seq))
-                outcomes.append((True, done))
-            if not conn.in_transaction:
-                # SQLite rolls back by itself on some errors (disk full, I/O); a COMMIT now
-                # would "succeed" with nothing in it.
-                raise sqlite3.OperationalError("the transaction was rolled back by SQLite")
-            conn.execute("COMMIT")  # synchronous=FULL: returns after the fsync
-        except Exception as exc:  # noqa: BLE001 - every waiter must hear of the failure
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-            log.error("commit failed: %s", exc)
-            error = StoreError(f"could not record the change durably: {exc}")
-            _tell(batch, [(False, error)] * len(batch))
-            return
+        for attempt in range(2):
+            try:
+                outcomes, seq = self._transaction(batch)
+                break
+            except Exception as exc:  # noqa: BLE001 - every waiter must hear of the failure
+                with contextlib.suppress(sqlite3.Error):
+                    self._conn.execute("ROLLBACK")
+                if attempt == 0 and _is_seq_conflict(exc):
+                    # Another process wrote history rows behind this writer's back (a
+                    # second server before the data-dir lock, `serve --get`): re-read the
+                    # position and retry once, instead of failing every later change.
+                    with contextlib.suppress(sqlite3.Error):
+                        stored = _stored_last_seq(self._conn)
+                        log.warning("another process wrote changes up to seq %d; "
+                                    "continuing after it", stored)
+                        self.last_seq = max(self.last_seq, stored)
+                        continue
+                log.error("commit failed: %s", exc)
+                error = StoreError(f"could not record the change durably: {exc}")
+                _tell(batch, [(False, error)] * len(batch))
+                return
         self.last_seq = seq
         elapsed = time.perf_counter() - started
         _tell(batch, outcomes)
@@ -330,6 +308,39 @@ class Store:
                 log.exception("the commit observer failed")
         if self.last_seq - self._trimmed_at >= self._trim_every:
             self._trim()
+
+    def _transaction(self, batch: list[_Job]) -> tuple[list[tuple[bool, Any]], int]:
+        """One try at committing ``batch``: each job's outcome, and the last seq given out."""
+        outcomes: list[tuple[bool, Any]] = []
+        seq = self.last_seq
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        for job in batch:
+            if callable(job.work):
+                outcomes.append(self._run_own(conn, job.work))
+                continue
+            done: list[Committed] = []
+            for record in job.work:
+                seq += 1
+                conn.execute(
+                    "INSERT INTO history (seq, at, pin, pin_id, old, new, cause, actor, "
+                    "client) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (seq, record.at, record.pin, record.pin_id, record.old, record.new,
+                     record.actor.cause, record.actor.name, record.actor.client),
+                )
+                conn.execute(
+                    "INSERT OR REPLACE INTO pin_state VALUES (?, ?, ?, ?, ?, ?)",
+                    (record.pin, record.new, seq, record.at, record.actor.name,
+                     record.actor.cause),
+                )
+                done.append(record.committed(seq))
+            outcomes.append((True, done))
+        if not conn.in_transaction:
+            # SQLite rolls back by itself on some errors (disk full, I/O); a COMMIT now
+            # would "succeed" with nothing in it.
+            raise sqlite3.OperationalError("the transaction was rolled back by SQLite")
+        conn.execute("COMMIT")  # synchronous=FULL: returns after the fsync
+        return outcomes, seq
 
     @staticmethod
     def _run_own(conn: sqlite3.Connection,
@@ -527,6 +538,18 @@ class Store:
             return conn.execute("SELECT name, scope, created_at, last_used_at FROM tokens "
                                 "ORDER BY name").fetchall()
 
+    def unused_token(self, hashed: str) -> str | None:
+        """The name of the token with this hash if it was never used, else None."""
+        with self.reading() as conn:
+            row = conn.execute("SELECT name FROM tokens WHERE hash = ? AND last_used_at IS NULL",
+                               (hashed,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def write_meta_sync(self, key: str, value: str) -> None:
+        """:meth:`write_meta` from outside the event loop (CLI, start-up)."""
+        self.write_sync(lambda conn: conn.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value)))
+
     def add_token(self, name: str, scope: str, hashed: str, created_at: str,
                   ) -> asyncio.Future[None]:
         """Record a new token (a running server: on the writer thread)."""
@@ -591,6 +614,22 @@ def _durable(conn: sqlite3.Connection) -> None:
     """Every commit on this connection is fsynced before COMMIT returns."""
     conn.execute("PRAGMA synchronous = FULL")
     conn.execute("PRAGMA foreign_keys = ON")
+
+
+def _stored_last_seq(conn: sqlite3.Connection) -> int:
+    """The newest sequence number on disk.
+
+    Every change also updates pin_state in the same transaction, so the newest seq survives
+    there even when retention has trimmed every history row: never reused.
+    """
+    row = conn.execute("SELECT max(s) FROM (SELECT max(seq) AS s FROM history "
+                       "UNION ALL SELECT max(seq) FROM pin_state)").fetchone()
+    return int(row[0] or 0)
+
+
+def _is_seq_conflict(exc: Exception) -> bool:
+    """A history row with this seq exists already: someone else gave it out."""
+    return isinstance(exc, sqlite3.IntegrityError) and "history.seq" in str(exc)
 
 
 def _bump_auth(conn: sqlite3.Connection) -> None:
@@ -661,7 +700,8 @@ def _migrate(conn: sqlite3.Connection) -> None:
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-        log.info("database migrated to schema %d", number + 1)
+        if version:  # a brand-new database is created, not migrated: nothing to say
+            log.info("database migrated to schema %d", number + 1)
 
 
 __all__ = ["Store", "check_integrity"]

@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from pinpanel.lock import LOCK_NAME
 from tests.e2e.audit import (
     DB_NAME,
     all_history,
@@ -244,7 +245,8 @@ def test_on_exit(make_server: ServerFactory, on_exit: str, after_restart: bool) 
 
 
 def files_of(directory: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(directory.iterdir())}
+    """The data directory's files, but the lock (each start writes its pid into it)."""
+    return {p.name: p.read_bytes() for p in sorted(directory.iterdir()) if p.name != LOCK_NAME}
 
 
 def serve_once(data_dir: Path) -> tuple[int, str]:

@@ -159,6 +159,8 @@ def test_first_start_prints_the_link_and_qr_to_a_terminal_only(
     token = text.split("token=")[1].split()[0]
     assert token not in caplog.text
     assert [t.name for t in auth.list_tokens(store)] == ["admin"]
+    store.write_sync(lambda conn: conn.execute(  # the link was used (else it is made anew)
+        "UPDATE tokens SET last_used_at = '2026-12-02T10:00:00Z'"))
     again = Terminal()
     with caplog.at_level(logging.INFO):
         first_start.announce(config, store, again)

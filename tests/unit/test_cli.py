@@ -86,3 +86,11 @@ def test_client_help_shows_every_exit_code(capsys: pytest.CaptureFixture[str]) -
     out = capsys.readouterr().out
     for code, meaning in EXIT_CODES.items():
         assert f"{code:>3}  {meaning}" in out
+
+
+def test_the_readme_documents_every_exit_code() -> None:
+    readme = (REPO / "README.md").read_text()
+    table = readme[readme.index("| exit code | meaning |"):]
+    table = table[:table.index("\n\n")]
+    documented = {int(line.split("|")[1]) for line in table.splitlines()[2:]}
+    assert documented == set(EXIT_CODES) - {130}

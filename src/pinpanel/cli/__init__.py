@@ -22,13 +22,15 @@ from pinpanel.cli.exits import (
     EXIT_AUTH,
     EXIT_CONFIG,
     EXIT_CONFLICT,
+    EXIT_DATA_DIR_IN_USE,
     EXIT_ERROR,
     EXIT_INTERRUPTED,
     EXIT_NOT_FOUND,
     EXIT_OK,
+    EXIT_PORT_IN_USE,
     EXIT_USAGE,
 )
-from pinpanel.errors import ConfigError, PinpanelError
+from pinpanel.errors import ConfigError, DataDirInUseError, PinpanelError, PortInUseError
 
 #: Every command, in ``--help`` order: name -> (help, the module that implements it).
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -124,7 +126,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
     except PinpanelError as exc:
         print(f"pinpanel: error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+        if isinstance(exc, PortInUseError):
+            return EXIT_PORT_IN_USE
+        return EXIT_DATA_DIR_IN_USE if isinstance(exc, DataDirInUseError) else EXIT_ERROR
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     except Exception as exc:

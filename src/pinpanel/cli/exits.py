@@ -9,6 +9,8 @@ from __future__ import annotations
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_CONFIG = 0, 1, 2, 3
 #: The client commands (pins, on, off, toggle, pulse, watch) add these.
 EXIT_AUTH, EXIT_NOT_FOUND, EXIT_CONFLICT = 4, 5, 6
+#: ``serve`` adds these: what it needs is held by another process (nothing was changed).
+EXIT_PORT_IN_USE, EXIT_DATA_DIR_IN_USE = 7, 8
 EXIT_INTERRUPTED = 130
 
 #: What a script can rely on. 1 also covers a server that cannot be reached.
@@ -20,5 +22,7 @@ EXIT_CODES = {
     EXIT_AUTH: "authentication: the token is missing, wrong, revoked or lacks the scope",
     EXIT_NOT_FOUND: "not found: no such pin",
     EXIT_CONFLICT: "conflict: the pin's mode does not allow it (switching an input)",
+    EXIT_PORT_IN_USE: "port in use: serve's port is taken (choose another with --port)",
+    EXIT_DATA_DIR_IN_USE: "data directory in use: another pinpanel serves the same data dir",
     EXIT_INTERRUPTED: "interrupted (Ctrl+C)",
 }

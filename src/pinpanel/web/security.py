@@ -205,8 +205,8 @@ class SecurityMiddleware:
                 return await self._unauthenticated(scope, headers, receive, send)
             if not principal.allows(policy):
                 return await ProblemResponse(
-                    403, f"this needs a {policy} token; {principal.name!r} has scope "
-                    f"{principal.scope}")(scope, receive, send)
+                    403, f"this needs {'an' if policy == 'admin' else 'a'} {policy} token; "
+                    f"{principal.name!r} has scope {principal.scope}")(scope, receive, send)
         if principal is not None:
             scope[PRINCIPAL_KEY] = principal
         if session_id is not None:
