@@ -47,6 +47,7 @@ LAYERS: dict[str, int] = {
     "pinpanel.events": 25,
     "pinpanel.hardware": 20,
     "pinpanel.store": 20,
+    "pinpanel.lock": 20,
     "pinpanel.config": 10,
     # how config declares a setting; imports nothing of pinpanel
     "pinpanel.settings": 5,
