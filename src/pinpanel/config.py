@@ -19,6 +19,7 @@ With no file at all the defaults reproduce the tutorial: BCM 18, 23 and 24 as ou
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -26,6 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any, Literal, get_type_hints
+from urllib.parse import urlsplit
 
 from pinpanel.errors import ConfigError
 from pinpanel.settings import Setting, about, about_of, settings_of
@@ -111,6 +113,14 @@ class ServerConfig:
         "Empty: CORS off. Never '*'."))
     max_body_bytes: int = field(default=4096, metadata=about(
         "Largest request body accepted; larger gets 413.", minimum=64, maximum=1_048_576))
+    forwarded_allow_ips: tuple[str, ...] = field(default=("127.0.0.1", "::1"), metadata=about(
+        "Reverse proxies (IP addresses or networks such as 10.0.0.0/8) whose X-Forwarded-For, "
+        "-Proto, -Host and Forwarded headers are believed: the client's address, https and "
+        "the public host name. From any other peer those headers are ignored. Never every "
+        "address by default."))
+    public_url: str = field(default="", metadata=about(
+        "The address people open, e.g. https://pins.example.org behind a reverse proxy; the "
+        "first-login link and QR code use it. Empty: this machine's address and port."))
 
     @property
     def data_path(self) -> Path:
@@ -361,6 +371,23 @@ def _load_interlocks(
     return tuple(groups)
 
 
+def _check_server(server: ServerConfig, problems: list[str]) -> None:
+    """Values whose form a type cannot say: proxy addresses and the public URL."""
+    for i, entry in enumerate(server.forwarded_allow_ips):
+        try:
+            ipaddress.ip_network(entry.strip(), strict=False)
+        except ValueError:
+            problems.append(f"server.forwarded_allow_ips[{i}]: {entry!r} is not an IP address "
+                            "or network (e.g. 10.0.0.0/8); to trust every peer, which lets "
+                            "anyone set their own address, write 0.0.0.0/0 and ::/0")
+    if server.public_url:
+        url = urlsplit(server.public_url)
+        if url.scheme not in ("http", "https") or not url.hostname or url.query or \
+                url.fragment or url.path not in ("", "/"):
+            problems.append(f"server.public_url: {server.public_url!r} must be http(s)://host"
+                            "[:port], e.g. https://pins.example.org")
+
+
 def parse(data: Mapping[str, Any], source: str = "config") -> Config:
     """Validate a parsed TOML document; raise :class:`ConfigError` listing every problem."""
     problems: list[str] = []
@@ -391,6 +418,7 @@ def parse(data: Mapping[str, Any], source: str = "config") -> Config:
         drafts = [_PinDraft(f"pins[{i}]", p.pin, p.id, False, p.mode, p)
                   for i, p in enumerate(tutorial_pins())]
     _check_duplicates(drafts, problems)
+    _check_server(sections["server"], problems)
     interlocks = (_load_interlocks(data["interlocks"], drafts, problems)
                   if "interlocks" in data else ())
     if problems:

@@ -228,7 +228,8 @@ def test_one_run_reports_every_problem_once_with_its_path(tmp_path: Path) -> Non
         "server)",
         "server.port: must be between 1 and 65535, got 0",
         "server.hostname: unknown key (expected one of host, port, data_dir, certfile, keyfile, "
-        "trusted_hosts, cors_origins, max_body_bytes)",
+        "trusted_hosts, cors_origins, max_body_bytes, "
+        "forwarded_allow_ips, public_url)",
         "server.trusted_hosts: expected a list of strings",
         "gpio.backend: must be one of auto, lgpio, rpigpio, native, pigpio, simulated, "
         "got 'sysfs'",
@@ -267,3 +268,20 @@ def test_a_boolean_flag_says_what_it_does() -> None:
     assert no_auth.const is False and no_auth.help is not None
     assert no_auth.help.startswith("auth.enabled = false: serve without tokens or logins")
     assert "Require" not in no_auth.help
+
+
+def test_reverse_proxies_are_loopback_by_default_and_listed_as_addresses_or_networks() -> None:
+    assert config_of("").server.forwarded_allow_ips == ("127.0.0.1", "::1")
+    assert config_of("").server.public_url == ""
+    config = config_of('[server]\nforwarded_allow_ips = ["10.0.0.0/8", "fd00::1"]\n'
+                       'public_url = "https://pins.example.org"')
+    assert config.server.forwarded_allow_ips == ("10.0.0.0/8", "fd00::1")
+    assert config.server.public_url == "https://pins.example.org"
+    with pytest.raises(ConfigError) as caught:
+        config_of('[server]\nforwarded_allow_ips = ["*", "10.0.0.1"]\n'
+                  'public_url = "pins.example.org"')
+    assert caught.value.problems == [
+        "server.forwarded_allow_ips[0]: '*' is not an IP address or network (e.g. 10.0.0.0/8); "
+        "to trust every peer, which lets anyone set their own address, write 0.0.0.0/0 and ::/0",
+        "server.public_url: 'pins.example.org' must be http(s)://host[:port], e.g. "
+        "https://pins.example.org"]

@@ -30,6 +30,7 @@ from pinpanel.web import (
     metrics,
     openapi,
     pages,
+    proxy,
     pwa,
     security,
     stream,
@@ -95,9 +96,12 @@ def create_app(config: Config, board: Board, store: Store, keyring: Keyring, *,
 
     table = RouteTable(app_routes())
     request_counts = metrics.RequestCounts()
-    # Outermost, so responses from every other layer (a 401 too) are counted.
-    middleware: list[Middleware] = [Middleware(metrics.RequestMetrics, counts=request_counts,
-                                               table=table)]
+    # Outermost: a trusted proxy's forwarded headers rewrite scheme, client and host before
+    # any layer reads them (see web/proxy.py). Then the metrics, so responses from every
+    # other layer (a 401 too) are counted.
+    middleware: list[Middleware] = [
+        Middleware(proxy.ForwardedHeaders, trusted=config.server.forwarded_allow_ips),
+        Middleware(metrics.RequestMetrics, counts=request_counts, table=table)]
     # Every request passes the security layer before any route (see web/security.py); its
     # route match is the one the router dispatches on.
     guard = security.Guard.create(config, keyring)

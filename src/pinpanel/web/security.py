@@ -128,6 +128,22 @@ def _netloc(url: bytes) -> bytes:
     return rest.split(b"/", 1)[0].lower()
 
 
+def _origin(url: bytes) -> bytes:
+    """``scheme://host[:port]`` of an Origin or Referer, lowercased."""
+    scheme, _, rest = url.partition(b"://")
+    return scheme.lower() + b"://" + rest.split(b"/", 1)[0].lower()
+
+
+def _own_origin(scheme: str, host: bytes) -> bytes:
+    """This request's origin as a browser writes it (behind a trusted proxy, the browser's
+    scheme and host: see web/proxy.py), the scheme's default port left out."""
+    host = host.lower()
+    default = b":443" if scheme == "https" else b":80"
+    if host.endswith(default):
+        host = host[:-len(default)]
+    return scheme.encode() + b"://" + host
+
+
 def _host_name(host: str) -> str:
     if host.startswith("["):
         return host[1:host.find("]")] if "]" in host else host
@@ -182,7 +198,8 @@ class SecurityMiddleware:
                 403, f"route {name!r} has no security policy, so it is closed to everyone; "
                 f"{WHERE_TO_ADD}")(scope, receive, send)
         unsafe = method not in SAFE_METHODS
-        if unsafe and allowed_origin is None and (why := self._foreign(headers, host)):
+        if unsafe and allowed_origin is None and (why := self._foreign(
+                headers, _own_origin(scope["scheme"], host))):
             return await ProblemResponse(403, why)(scope, receive, send)
 
         guard = self.guard
@@ -260,7 +277,7 @@ class SecurityMiddleware:
         self._hosts[raw] = ok
         return ok
 
-    def _foreign(self, headers: dict[bytes, bytes], host: bytes) -> str | None:
+    def _foreign(self, headers: dict[bytes, bytes], own: bytes) -> str | None:
         """Why a state-changing request looks cross-site (None: same origin, or no browser)."""
         site = headers.get(b"sec-fetch-site")
         if site is not None:
@@ -269,11 +286,11 @@ class SecurityMiddleware:
             return f"cross-site request refused (Sec-Fetch-Site: {site.decode('latin-1')})"
         origin = headers.get(b"origin")
         if origin is not None:
-            if origin == b"null" or _netloc(origin) != host.lower():
+            if origin == b"null" or _origin(origin) != own:
                 return f"request from origin {origin.decode('latin-1')!r} refused"
             return None
         referer = headers.get(b"referer")
-        if referer is not None and _netloc(referer) != host.lower():
+        if referer is not None and _origin(referer) != own:
             return "request from another site refused (Referer)"
         return None
 
