@@ -37,13 +37,10 @@ def test_nothing_outside_the_cli_imports_it() -> None:
 
 
 def test_command_modules_never_import_the_dispatcher() -> None:
+    """They may share ``pinpanel.cli.exits`` and ``.options``, never ``pinpanel.cli`` itself."""
     for path in (SRC / "cli").glob("*.py"):
-        if path.name == "__init__.py":
-            continue
-        names = _imports(path)
-        assert "pinpanel.cli" not in names and "pinpanel.cli.main" not in names, path
-        assert not any(n.startswith("pinpanel.cli.") and n.split(".")[2] == "COMMANDS"
-                       for n in names), path
+        if path.name != "__init__.py":
+            assert "pinpanel.cli" not in _imports(path), path
 
 
 def test_the_client_module_imports_nothing_of_pinpanel() -> None:
