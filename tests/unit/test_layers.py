@@ -33,6 +33,7 @@ LAYERS: dict[str, int] = {
     "pinpanel.service": 70,
     "pinpanel.client": 70,
     "pinpanel.local_broker": 70,
+    "pinpanel.boot_config": 70,
     "pinpanel.runtime": 60,
     # adapters: siblings, never importing each other
     "pinpanel.web": 50,

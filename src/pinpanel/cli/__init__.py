@@ -48,6 +48,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                   "pinpanel.cli.fleet"),
     "install-service": ("write a systemd unit that runs pinpanel at boot as a dedicated "
                         "non-root user", "pinpanel.cli.install_service"),
+    "boot-config": ("print the config.txt gpio= lines that hold each pin at its safe level "
+                    "from power-on (--check compares a config.txt)", "pinpanel.cli.boot_config"),
 }
 _TOP_LEVEL = {"-h", "--help", "--version", "--help-settings"}
 
