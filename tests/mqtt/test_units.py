@@ -245,3 +245,13 @@ def test_the_mqtt_package_holds_no_sql_and_no_side_doors() -> None:
             if isinstance(node, ast.Constant) and isinstance(node.value, str):
                 assert not node.value.lstrip().upper().startswith(
                     ("SELECT ", "INSERT ", "UPDATE ", "DELETE ")), f"SQL in {source.name}"
+
+
+async def test_the_write_interest_guard_is_what_paho_calls() -> None:
+    """The guard overrides an aiomqtt internal: an aiomqtt that renamed it would drop it."""
+    from pinpanel.mqtt.bridge import _Client
+
+    client = _Client("127.0.0.1", 1)
+    paho_callback = client._client.on_socket_register_write
+    assert getattr(paho_callback, "__func__", None) is _Client._on_socket_register_write
+    assert not client._disconnected.done()  # the future the guard reports a failure on
