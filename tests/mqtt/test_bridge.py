@@ -451,7 +451,7 @@ async def test_device_based_discovery_is_handed_over_to_per_entity(
     server = await started(make_server, mosquitto)
     assert server.stop() == 0
     seed_device_based_discovery(server, mosquitto, LEGACY_COMPONENTS)
-    async with probe(mosquitto, DEVICE_DISCOVERY, DISCOVERY) as watch:
+    async with probe(mosquitto, DEVICE_DISCOVERY, DISCOVERY, f"{BASE}/status") as watch:
         await watch.wait_for(DEVICE_DISCOVERY, retain=True)
         mark = watch.mark
         server.start()
@@ -462,6 +462,7 @@ async def test_device_based_discovery_is_handed_over_to_per_entity(
         for platform, pin in ENTITIES:
             config = await watch.wait_for(entity(platform, pin), since=mark, retain=False)
             assert order(migrate) < order(config) < order(emptied)
+        await watch.wait_for(f"{BASE}/status", "online", since=mark)  # logged before it
     assert "mqtt: migrated from Home Assistant's device-based discovery" in server.log()
     # Nothing device-based is retained any more; the entities are.
     assert await retained_entities(mosquitto, DEVICE_DISCOVERY) == {}
@@ -479,7 +480,7 @@ async def test_device_based_discovery_with_a_pin_gone_is_removed_first(
     server = await started(make_server, mosquitto)
     assert server.stop() == 0
     seed_device_based_discovery(server, mosquitto, {**LEGACY_COMPONENTS, "old": "switch"})
-    async with probe(mosquitto, DEVICE_DISCOVERY, DISCOVERY) as watch:
+    async with probe(mosquitto, DEVICE_DISCOVERY, DISCOVERY, f"{BASE}/status") as watch:
         await watch.wait_for(DEVICE_DISCOVERY, retain=True)
         mark = watch.mark
         server.start()
@@ -487,6 +488,7 @@ async def test_device_based_discovery_with_a_pin_gone_is_removed_first(
         assert removed.payload == b""
         config = await watch.wait_for(entity("switch", "lamp"), since=mark, retain=False)
         assert watch.received.index(removed) < watch.received.index(config)
+        await watch.wait_for(f"{BASE}/status", "online", since=mark)  # logged before it
     assert not [m for m in watch.received[mark:]
                 if m.topic == DEVICE_DISCOVERY and m.payload != b""]
     assert "mqtt: removed Home Assistant's device-based discovery" in server.log()
