@@ -208,7 +208,17 @@ def run(main: Coroutine[Any, Any, int]) -> int:
 
 async def get_once(config: Config, path: str, headers: dict[str, str] | None = None,
                    ) -> tuple[int, bytes]:
-    """Send one GET through the app with no socket (``pinpanel serve --get``)."""
+    """Send one GET through the app with no socket (``pinpanel serve --get``).
+
+    It claims the pins like a server, so it takes the data directory's lock like one: beside
+    a running server it stops with that server's pid instead of claiming its lines.
+    """
+    with lock.hold(config.server.data_path):
+        return await _get_once(config, path, headers)
+
+
+async def _get_once(config: Config, path: str, headers: dict[str, str] | None,
+                    ) -> tuple[int, bytes]:
     from pinpanel.web.app import create_app
 
     async with opened(config) as runtime:

@@ -43,6 +43,23 @@ def test_a_second_server_on_the_same_data_dir_stops_at_once_and_changes_nothing(
         assert http.get("/api/v1/pins/18").json()["state"] is False
 
 
+def test_serve_get_beside_a_running_server_stops_at_once_and_claims_no_pin(
+        make_server: ServerFactory) -> None:
+    """``--get`` opens the board like a server, so it takes the same lock."""
+    server = make_server()
+    assert server.proc is not None
+    before = history_rows(server.data_dir)
+    probe = run_cli("serve", "--data-dir", str(server.data_dir), "--get", "/api/v1/pins",
+                    timeout=30)
+    assert probe.returncode == 8, probe.stderr
+    assert probe.stderr.splitlines()[-1] == (
+        f"pinpanel: error: another pinpanel (pid {server.proc.pid}) is using {server.data_dir}")
+    assert probe.stdout == ""
+    assert history_rows(server.data_dir) == before
+    with server.client() as http:
+        assert http.post("/api/v1/pins/24/on").status_code == 200
+
+
 def test_token_commands_work_while_the_server_runs(make_server: ServerFactory) -> None:
     server = make_server()
     made = run_cli("token", "create", "phone", "--scope", "control",
