@@ -40,8 +40,14 @@ def lan_address() -> str:
 
 
 def base_url(config: Config) -> str:
-    """The address a phone on the LAN would use to reach this server."""
+    """The address a phone would use to reach this server.
+
+    ``server.public_url`` when set (behind a reverse proxy the server's own address is not
+    one a browser can use), else this machine's address and port.
+    """
     server = config.server
+    if server.public_url:
+        return server.public_url.rstrip("/")
     scheme = "https" if server.certfile else "http"
     named = [h for h in server.trusted_hosts if "*" not in h]
     if named:  # with an explicit list, a bare IP would be refused by the host check

@@ -86,6 +86,8 @@ def _server_config(config: Config, app: Any) -> uvicorn.Config:
     from pinpanel.web import limits
 
     server = config.server
+    # proxy_headers off: web/proxy.py is the one reader of forwarded headers (uvicorn's reads
+    # neither X-Forwarded-Host nor Forwarded), with its own trust list.
     return uvicorn.Config(
         app, host=server.host, port=server.port, lifespan="on", log_config=None,
         access_log=False, server_header=False, proxy_headers=False,
@@ -174,6 +176,9 @@ async def _serve(config: Config, sockets: list[socket.socket]) -> int:
         first_start.announce(config, runtime.store)  # auth off: warn; no token: a link
         log.info("pinpanel on %s://%s:%d/ (data in %s)", scheme, config.server.host,
                  config.server.port, runtime.store.path)
+        if config.server.public_url:
+            log.info("public address %s; forwarded headers believed from %s",
+                     config.server.public_url, ", ".join(config.server.forwarded_allow_ips))
         try:
             tasks = [asyncio.create_task(run(stop)) for run in runners]
             await server.serve(sockets=sockets)

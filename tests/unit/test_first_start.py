@@ -143,3 +143,14 @@ def test_once_the_link_was_used_a_start_names_the_command_for_a_new_one(
 def test_the_command_leaves_out_the_default_data_dir() -> None:
     assert first_start.new_link_command(load(None)) == \
         "pinpanel token create NAME --scope admin --link"
+
+
+def test_the_login_link_names_the_public_url_behind_a_proxy() -> None:
+    config = with_overrides(load(None), server__host="127.0.0.1", server__port=8080,
+                            server__public_url="https://pins.example.org/")
+    link = first_start.login_link(config, "pp_x")
+    assert link == "https://pins.example.org/login?token=pp_x"
+    assert "https://pins.example.org/login?token=pp_x" in first_start.login_message(
+        config, "pp_x", "admin")
+    plain = with_overrides(load(None), server__host="127.0.0.1", server__port=8080)
+    assert first_start.login_link(plain, "pp_x") == "http://127.0.0.1:8080/login?token=pp_x"

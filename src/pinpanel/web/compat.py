@@ -52,7 +52,7 @@ async def form_toggle(request: Request) -> Response:
         await board_of(request).command(int(ref), "toggle", actor_of(request, "form"))
     except PinError:
         return JSONResponse(INVALID_PIN, status_code=400)
-    return RedirectResponse(request.url_for("page"), status_code=303)
+    return RedirectResponse(request.url_for("page").path, status_code=303)
 
 
 # -- the routes and their document -------------------------------------------------------
