@@ -38,7 +38,8 @@ def api_state(server: ServerProcess, pin: int) -> bool:
 def test_manifest_and_service_worker_register(make_server: ServerFactory, page: Any) -> None:
     server = make_server(CONFIG)
     log_in(page, server)
-    href = page.locator('link[rel="manifest"]').get_attribute("href")
+    # The page links by path; the element's href property is the resolved URL.
+    href = page.evaluate('document.querySelector(\'link[rel="manifest"]\').href')
     manifest = page.request.get(href)
     assert manifest.ok
     assert manifest.headers["content-type"].startswith("application/manifest+json")
