@@ -50,7 +50,8 @@ async def measure(names: list[str], requests: int, reps: int, profile: str | Non
         config = with_overrides(load(str(config_file)), server__data_dir=str(data))
         async with runtime.opened(config) as opened:
             token = auth.create_token(opened.store, "bench", "control")
-            app = create_app(config, opened.board, opened.store, auth.Keyring(opened.store))
+            app = create_app(config, opened.board, opened.store, auth.Keyring(opened.store),
+                             opened.telemetry)
             statuses: list[int] = []
 
             async def receive() -> dict[str, Any]:

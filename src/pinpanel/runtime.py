@@ -15,7 +15,7 @@ import logging
 import signal
 import socket
 from collections.abc import AsyncIterator, Coroutine, Iterator, MutableMapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import uvicorn
@@ -27,6 +27,7 @@ from pinpanel.errors import PortInUseError, ServeError
 from pinpanel.events import EventHub
 from pinpanel.hardware import Hardware
 from pinpanel.store import Store
+from pinpanel.telemetry import Telemetry
 
 log = logging.getLogger("pinpanel")
 
@@ -48,12 +49,13 @@ class Runtime:
     hardware: Hardware
     board: Board
     hub: EventHub
-    extras: dict[str, Any] = field(default_factory=dict)
+    #: Counts for ``/metrics``, fed from the hub and the store; handed to the adapters.
+    telemetry: Telemetry
 
 
 @contextlib.asynccontextmanager
 async def opened(config: Config) -> AsyncIterator[Runtime]:
-    """Open store, hardware and board; release them in reverse whatever happens."""
+    """Open store, hardware and board, and wire the telemetry; release them in reverse."""
     store = Store.open(config.server.data_path, max_rows=config.history.max_rows,
                        max_age_days=config.history.max_age_days)
     try:
@@ -66,8 +68,13 @@ async def opened(config: Config) -> AsyncIterator[Runtime]:
         except BaseException:
             hardware.close("release")
             raise
+        # Fed from here on, as the board starts serving: what it did at start-up (restoring
+        # the pins) is in the log and the history, not in the counts.
+        telemetry = Telemetry()
+        hub.add_listener(telemetry.on_change)
+        store.add_commit_observer(telemetry.commit_seconds.observe)
         try:
-            yield Runtime(config, store, hardware, board, hub)
+            yield Runtime(config, store, hardware, board, hub, telemetry)
         finally:
             await board.close(config.gpio.on_exit)
     finally:
@@ -150,7 +157,8 @@ async def _serve(config: Config, sockets: list[socket.socket]) -> int:
 
     async with opened(config) as runtime:
         log.info(describe_backend(runtime.hardware))
-        app = create_app(config, runtime.board, runtime.store, auth.Keyring(runtime.store))
+        app = create_app(config, runtime.board, runtime.store, auth.Keyring(runtime.store),
+                         runtime.telemetry)
         server = _Server(_server_config(config, app))
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -170,7 +178,8 @@ async def _serve(config: Config, sockets: list[socket.socket]) -> int:
         # Adapters beside the web server, each handed what it needs (none reaches through
         # the board for the store or the hub).
         bridge = mqtt.adapter(config, runtime.board, listen=runtime.hub.add_listener,
-                              memory=runtime.store, hardware=runtime.hardware.info)
+                              memory=runtime.store, hardware=runtime.hardware.info,
+                              telemetry=runtime.telemetry)
         runners = [bridge] if bridge else []
         scheme = "https" if config.server.certfile else "http"
         first_start.announce(config, runtime.store)  # auth off: warn; no token: a link
@@ -227,7 +236,8 @@ async def _get_once(config: Config, path: str, headers: dict[str, str] | None,
     from pinpanel.web.app import create_app
 
     async with opened(config) as runtime:
-        app = create_app(config, runtime.board, runtime.store, auth.Keyring(runtime.store))
+        app = create_app(config, runtime.board, runtime.store, auth.Keyring(runtime.store),
+                         runtime.telemetry)
         raw_path, _, query = path.partition("?")
         sent: dict[str, Any] = {"status": 0, "body": b""}
         scope = {

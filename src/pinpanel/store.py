@@ -215,8 +215,7 @@ class Store:
         self._trim_every = max(1, min(TRIM_EVERY, max_rows // 10))
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._closed = False
-        #: Called on the writer thread with each transaction's seconds (metrics); must not block.
-        self.commit_observer: Callable[[float], None] | None = None
+        self._commit_observers: list[Callable[[float], None]] = []
         self.last_seq: int = _stored_last_seq(conn)
         self._trimmed_at = self.last_seq
         self._trim()
@@ -243,6 +242,13 @@ class Store:
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot use the state database {path}: {exc}") from exc
         return cls(path, conn, max_rows=max_rows, max_age_days=max_age_days)
+
+    def add_commit_observer(self, observer: Callable[[float], None]) -> None:
+        """Call ``observer`` with each transaction's seconds (metrics), on the writer thread.
+
+        It must not block: the next batch waits for it.
+        """
+        self._commit_observers.append(observer)
 
     # -- the writer thread ---------------------------------------------------------------------
 
@@ -301,11 +307,11 @@ class Store:
         self.last_seq = seq
         elapsed = time.perf_counter() - started
         _tell(batch, outcomes)
-        if self.commit_observer is not None:
+        for observer in self._commit_observers:
             try:  # after the waiters are told: a failing observer must not strand them
-                self.commit_observer(elapsed)
+                observer(elapsed)
             except Exception:
-                log.exception("the commit observer failed")
+                log.exception("a commit observer failed")
         if self.last_seq - self._trimmed_at >= self._trim_every:
             self._trim()
 

@@ -1,8 +1,10 @@
 """Numbers about a running board, kept for ``/metrics``: pin changes, commit latency, gauges.
 
 This sits beside the core rather than in ``web/`` so every adapter can report into it
-without importing another adapter: the MQTT bridge sets its ``mqtt_connected`` gauge with
-``telemetry.of(board).set_gauge("mqtt_connected", 1)`` and the web app renders it all.
+without importing another adapter. The runtime makes the one :class:`Telemetry` of a
+process, feeds it (a hub listener, the store's commit observer) and hands it to whoever
+reports into it or renders it: the MQTT bridge sets its ``mqtt_connected`` gauge and the
+web app's ``/metrics`` renders it all.
 
 It is cheap by design (a Pi Zero has 512 MB and one slow core): plain dicts and ints, no
 metrics library, and nothing is computed until someone scrapes. Counting happens in a hub
@@ -14,14 +16,9 @@ from __future__ import annotations
 
 import bisect
 import threading
-import weakref
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from pinpanel.changes import Change
-
-if TYPE_CHECKING:
-    from pinpanel.board import Board
 
 #: Commit latency buckets in seconds: an fsync is ~1 ms on an SSD, tens of ms on an SD card.
 COMMIT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -61,7 +58,11 @@ class Gauge:
 
 
 class Telemetry:
-    """Everything counted about one board since this process started."""
+    """Everything counted about one board since it started serving.
+
+    Fed by :meth:`on_change` (a hub listener) and ``commit_seconds.observe`` (the store's
+    commit observer), both registered by the runtime.
+    """
 
     def __init__(self) -> None:
         #: (BCM, id, cause) -> committed changes.
@@ -83,15 +84,3 @@ class Telemetry:
             gauge = self.gauges[name] = Gauge(help or name.replace("_", " "))
         gauge.value = float(value)
 
-
-_BY_BOARD: weakref.WeakKeyDictionary[Board, Telemetry] = weakref.WeakKeyDictionary()
-
-
-def of(board: Board) -> Telemetry:
-    """The telemetry of ``board``, attached to its hub and store on first use."""
-    telemetry = _BY_BOARD.get(board)
-    if telemetry is None:
-        telemetry = _BY_BOARD[board] = Telemetry()
-        board.hub.add_listener(telemetry.on_change)
-        board.store.commit_observer = telemetry.commit_seconds.observe
-    return telemetry

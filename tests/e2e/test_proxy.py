@@ -29,7 +29,8 @@ async def app(tmp_path: Path) -> AsyncIterator[Starlette]:
                             gpio__backend="simulated", auth__login_attempts_per_minute=3,
                             server__trusted_hosts=("pins.example.org", "127.0.0.1"))
     async with runtime.opened(config) as opened:
-        app = create_app(config, opened.board, opened.store, auth.Keyring(opened.store))
+        app = create_app(config, opened.board, opened.store, auth.Keyring(opened.store),
+                         opened.telemetry)
         app.state.token = auth.create_token(opened.store, "admin", "admin")
         yield app
 

@@ -33,7 +33,8 @@ async def app(tmp_path: Path) -> AsyncIterator[Starlette]:
     config = with_overrides(load(None), server__data_dir=str(tmp_path / "data"),
                             gpio__backend="simulated")
     async with runtime.opened(config) as opened:
-        yield create_app(config, opened.board, opened.store, auth.Keyring(opened.store))
+        yield create_app(config, opened.board, opened.store, auth.Keyring(opened.store),
+                         opened.telemetry)
 
 
 def http_to(app: Starlette) -> httpx.AsyncClient:

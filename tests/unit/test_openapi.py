@@ -9,6 +9,7 @@ from starlette.routing import Mount, Route
 
 from pinpanel import auth
 from pinpanel.board import ACTIONS
+from pinpanel.telemetry import Telemetry
 from pinpanel.web.app import app_routes, create_app, spec
 from pinpanel.web.routing import ApiRoute
 from tests.unit.conftest import running_board
@@ -40,7 +41,8 @@ def documented_operations(document: dict[str, Any]) -> set[tuple[str, str]]:
 async def test_every_route_is_documented_and_every_documented_path_routed(
         tmp_path: Path) -> None:
     async with running_board(tmp_path) as board:
-        app = create_app(board.config, board, board.store, auth.Keyring(board.store))
+        app = create_app(board.config, board, board.store, auth.Keyring(board.store),
+                         Telemetry())
         document = app.state.openapi
         routed, documented = routed_operations(app), documented_operations(document)
         assert routed - documented == set(), "give these routes an openapi operation"

@@ -21,25 +21,30 @@ from pinpanel.mqtt.discovery import Memory
 
 if TYPE_CHECKING:
     from pinpanel.mqtt.bridge import MqttBridge
+    from pinpanel.telemetry import Telemetry
 
 
 def make_bridge(config: Config, board: Board, *, listen: Callable[[Callable[[Change], None]], None],
-           memory: Memory, hardware: BackendInfo) -> MqttBridge:
+           memory: Memory, hardware: BackendInfo, telemetry: Telemetry | None = None,
+           ) -> MqttBridge:
     """One device's bridge over ``board``, with what the runtime owns passed in.
 
     ``listen`` registers a listener for committed changes (the hub's ``add_listener``),
     ``memory`` is where discovery keeps what it published (the store) and ``hardware``
-    names the board for Home Assistant's device.
+    names the board for Home Assistant's device; ``telemetry`` (the runtime's) shows
+    whether the bridge is connected.
     """
     from pinpanel.mqtt.bridge import MqttBridge, model_of
 
-    return MqttBridge(config, board, listen=listen, memory=memory, model=model_of(hardware))
+    return MqttBridge(config, board, listen=listen, memory=memory, model=model_of(hardware),
+                      telemetry=telemetry)
 
 
 def adapter(config: Config, board: Board, *, listen: Callable[[Callable[[Change], None]], None],
-            memory: Memory, hardware: BackendInfo,
+            memory: Memory, hardware: BackendInfo, telemetry: Telemetry | None = None,
             ) -> Callable[[asyncio.Event], Coroutine[Any, Any, None]] | None:
     """The bridge's runner when MQTT is enabled, else None (nothing to start)."""
     if not config.mqtt.enabled:
         return None
-    return make_bridge(config, board, listen=listen, memory=memory, hardware=hardware).run
+    return make_bridge(config, board, listen=listen, memory=memory, hardware=hardware,
+                       telemetry=telemetry).run

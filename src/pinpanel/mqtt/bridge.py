@@ -35,7 +35,6 @@ from typing import Any
 
 import aiomqtt
 
-from pinpanel import telemetry
 from pinpanel.board import Board
 from pinpanel.changes import Actor, Change, PinView
 from pinpanel.config import Config
@@ -50,6 +49,7 @@ from pinpanel.hardware import BackendInfo
 from pinpanel.mqtt import discovery
 from pinpanel.mqtt.payloads import Command, parse_command
 from pinpanel.mqtt.topics import OFF, OFFLINE, ON, ONLINE, Topics
+from pinpanel.telemetry import Telemetry
 
 log = logging.getLogger("pinpanel.mqtt")
 
@@ -147,10 +147,12 @@ class MqttBridge:
 
     def __init__(self, config: Config, board: Board, *,
                  listen: Callable[[Callable[[Change], None]], None], memory: discovery.Memory,
-                 model: str, topics: Topics | None = None) -> None:
+                 model: str, topics: Topics | None = None,
+                 telemetry: Telemetry | None = None) -> None:
         """``listen`` registers a listener for committed changes (the hub's
         ``add_listener``), ``memory`` keeps what discovery published (the store), ``model``
-        names the hardware; all handed in by the runtime, which owns them.
+        names the hardware and ``telemetry`` takes the ``mqtt_connected`` gauge; all handed
+        in by the runtime, which owns them.
         """
         self.config = config
         self.settings = config.mqtt
@@ -168,6 +170,7 @@ class MqttBridge:
         self._tasks: set[asyncio.Task[None]] = set()
         self._noise = NoiseLimiter(log)
         self._memory = memory
+        self._telemetry = telemetry or Telemetry()  # none given: counted for nobody
         self._model = model
         listen(self._on_change)
 
@@ -355,7 +358,7 @@ class MqttBridge:
                 log.exception("mqtt: bridge error; reconnecting")
             finally:
                 self.connected.clear()
-                telemetry.of(self.board).set_gauge("mqtt_connected", 0)
+                self._telemetry.set_gauge("mqtt_connected", 0)
             if stop.is_set():
                 break
             with contextlib.suppress(TimeoutError):
@@ -372,7 +375,7 @@ class MqttBridge:
         await self._announce(client)
         self.connections += 1
         self.connected.set()
-        telemetry.of(self.board).set_gauge("mqtt_connected", 1)
+        self._telemetry.set_gauge("mqtt_connected", 1)
         log.info("mqtt: connected to %s:%d as %s; topics under %s/", self.settings.host,
                  self.settings.port, self.client_id, self.topics.base)
         receiver = asyncio.create_task(self._receive(client))

@@ -20,6 +20,7 @@ from pinpanel.auth import Keyring
 from pinpanel.board import Board
 from pinpanel.config import Config, load
 from pinpanel.store import Store
+from pinpanel.telemetry import Telemetry
 from pinpanel.web import (
     api,
     assets,
@@ -74,13 +75,14 @@ class PinpanelApp(Starlette):
         self.router = TableRouter(table, lifespan=kwargs.get("lifespan"))
 
 
-def create_app(config: Config, board: Board, store: Store, keyring: Keyring, *,
-               own_board: bool = False) -> Starlette:
+def create_app(config: Config, board: Board, store: Store, keyring: Keyring,
+               telemetry: Telemetry, *, own_board: bool = False) -> Starlette:
     """Build the web app over ``board``.
 
-    ``store`` serves the history reads and ``keyring`` the tokens and sessions; the runtime
-    builds both. The runtime starts and closes the board itself (the MQTT bridge shares it);
-    with ``own_board`` the app's lifespan does it instead, for in-process tests.
+    ``store`` serves the history reads, ``keyring`` the tokens and sessions and
+    ``telemetry`` the metrics; the runtime builds and feeds them. The runtime starts and
+    closes the board itself (the MQTT bridge shares it); with ``own_board`` the app's
+    lifespan does it instead, for in-process tests.
     """
 
     @contextlib.asynccontextmanager
@@ -122,5 +124,5 @@ def create_app(config: Config, board: Board, store: Store, keyring: Keyring, *,
     app.state.page_cache = pages.PageCache()  # the page, rendered once per change or minute
     # Set when the server stops, so long-lived responses (the event stream) end promptly.
     app.state.shutdown = asyncio.Event()
-    metrics.install(app, request_counts)
+    metrics.install(app, request_counts, telemetry)
     return app

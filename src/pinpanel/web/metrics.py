@@ -22,7 +22,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from pinpanel import __version__, telemetry
+from pinpanel import __version__
+from pinpanel.telemetry import Telemetry
 from pinpanel.web.context import board_of
 from pinpanel.web.routing import ApiRoute, RouteTable
 
@@ -140,7 +141,7 @@ def render(request: Request) -> str:
     """The whole exposition for this app's board."""
     board = board_of(request)
     counts: RequestCounts = request.app.state.request_counts
-    stats = telemetry.of(board)
+    stats: Telemetry = request.app.state.telemetry
     out = Exposition()
     info = board.hardware.info
     out.family("pinpanel_info", "gauge", "pinpanel's version and GPIO backend (always 1).",
@@ -186,10 +187,10 @@ async def metrics(request: Request) -> Response:
                     headers={"Cache-Control": "no-store"})
 
 
-def install(app: Any, counts: RequestCounts) -> None:
-    """Hand the app its request counters and start counting changes and commit times."""
+def install(app: Any, counts: RequestCounts, telemetry: Telemetry) -> None:
+    """Hand the app its request counters and the runtime's telemetry, to render."""
     app.state.request_counts = counts
-    telemetry.of(app.state.board)
+    app.state.telemetry = telemetry
 
 
 def routes() -> list[ApiRoute]:
