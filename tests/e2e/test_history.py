@@ -149,14 +149,15 @@ def test_since_and_until_select_a_time_range(server: ServerProcess) -> None:
         assert [r["seq"] for r in window] == expected[::-1] and len(expected) >= 3
         assert page(http, since="2000-01-01T00:00:00Z", until="2000-01-02T00:00:00Z") == {
             "items": [], "next": None}
+        # An empty or reversed range selects nothing (the document cannot forbid it).
+        for first, last in ((end, end), (end, start)):
+            assert page(http, since=first, until=last) == {"items": [], "next": None}
         assert_gapless(rows)
 
 
 @pytest.mark.parametrize("query", [
     "limit=0", "limit=1001", "limit=ten", "limit=-1", "limit=1&limit=2",
     "since=yesterday", "since=2026-01-01T00:00:00", "until=2026-01-01",
-    "since=2026-01-02T00:00:00Z&until=2026-01-01T00:00:00Z",
-    "since=2026-01-01T00:00:00Z&until=2026-01-01T00:00:00Z",
     "cursor=abc", "cursor=0", "cursor=99999999999999999999999",
     "pin=", "pins=18", "order=asc",
 ])

@@ -115,3 +115,47 @@ async def test_websockets_get_the_same_rules(app: Starlette) -> None:
              "subprotocols": [], "asgi": {"version": "3.0"}, "app": app}
     await app(scope, receive, send)
     assert sent and sent[0] == {"type": "websocket.close", "code": 1008}
+
+
+async def test_a_405_allows_the_methods_of_every_route_on_the_path(app: Starlette) -> None:
+    """``/api/v1/pins/{pin}`` is two routes (GET and PUT), ``/api/v1/tokens`` too."""
+    admin = auth.create_token(app.state.board.store, "root", "admin")
+    async with http_to(app) as http:
+        for path, allow in (("/api/v1/pins/18", "GET, HEAD, PUT"),
+                            ("/api/v1/tokens", "GET, HEAD, POST"),
+                            ("/api/v1/history", "GET, HEAD"),
+                            ("/login", "GET, HEAD, POST")):
+            for method in ("OPTIONS", "PATCH", "DELETE"):
+                response = await http.request(method, path,
+                                              headers={"Authorization": f"Bearer {admin}"})
+                assert response.status_code == 405, (method, path, response.text)
+                assert response.headers["allow"] == allow, (method, path)
+                assert response.json()["status"] == 405
+
+
+async def test_each_request_is_matched_against_the_routes_once(
+        app: Starlette, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The security layer's match is the router's and the metrics' too."""
+    calls: list[str] = []
+    for route in app.routes:
+        original = route.matches
+
+        def counting(scope: object, original: object = original, name: str = route.name,
+                     ) -> object:
+            calls.append(name)
+            return original(scope)  # type: ignore[operator]
+
+        monkeypatch.setattr(route, "matches", counting)
+    token = auth.create_token(app.state.board.store, "phone", "control")
+    async with http_to(app) as http:
+        headers = {"Authorization": f"Bearer {token}"}
+        first = await http.post("/api/v1/pins/23/toggle", headers=headers)
+        assert first.status_code == 200
+        walked = len(calls)
+        assert 0 < walked <= len(app.routes)  # one walk, stopping at the match
+        again = await http.post("/api/v1/pins/23/toggle", headers=headers)
+        assert again.status_code == 200 and len(calls) == walked  # remembered
+        refused = await http.get("/api/v1/pins/23")  # no credentials: refused, still counted
+        assert refused.status_code == 401
+        metrics = await http.get("/metrics", headers=headers)
+    assert 'route="/api/v1/pins/{pin}",method="GET",status="401"' in metrics.text

@@ -98,7 +98,7 @@ async def healthz(request: Request) -> Response:
 
 PIN_PARAM = {"name": "pin", "in": "path", "required": True,
              "description": "BCM number (e.g. 18) or the pin's id (e.g. gpio18)",
-             "schema": {"type": "string"}}
+             "schema": {"type": "string"}, "example": "18"}
 WHY = {400: "Malformed request", 404: "Unknown pin", 409: "The pin's mode does not allow it",
        413: "Body too large", 415: "Body is not JSON",
        422: "Body has the wrong shape or values",

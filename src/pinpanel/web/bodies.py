@@ -47,7 +47,8 @@ async def read_body(request: Request, limit: int) -> bytes:
 async def read_json(request: Request, *, optional: bool = False) -> Any:
     """The JSON body (415 if not JSON, 413 if too large, 400 if malformed).
 
-    With ``optional``, an empty body of any type reads as ``None``.
+    With ``optional``, an empty body of any type reads as ``None``, and a JSON ``null`` is
+    refused (422) rather than read as no body: the document allows no body or an object.
     """
     limit: int = request.app.state.max_body_bytes
     body = await read_body(request, limit)
@@ -56,9 +57,12 @@ async def read_json(request: Request, *, optional: bool = False) -> Any:
     if not is_json(request):
         raise Problem(415, "send the body as JSON with Content-Type: application/json")
     try:
-        return json.loads(body)
+        value = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise Problem(400, f"body is not valid JSON: {exc}") from None
+    if optional and value is None:
+        raise Problem(422, "body must be a JSON object (or empty)")
+    return value
 
 
 def expect_object(value: Any, allowed: dict[str, type],
@@ -75,6 +79,8 @@ def expect_object(value: Any, allowed: dict[str, type],
     for key, kind in allowed.items():
         if key in value:
             item = value[key]
+            if kind is int and isinstance(item, float) and item.is_integer():
+                item = value[key] = int(item)  # 137.0 is an integer to JSON Schema too
             wrong = not isinstance(item, kind) or (kind is int and isinstance(item, bool))
             if wrong:
                 name = {bool: "true or false", int: "an integer", str: "a string"}[kind]

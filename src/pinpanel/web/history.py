@@ -101,8 +101,8 @@ def history_query(request: Request) -> dict[str, Any]:
     since_text, until_text = _single(request, "since"), _single(request, "until")
     since = None if since_text is None else parse_rfc3339("since", since_text)
     until = None if until_text is None else parse_rfc3339("until", until_text)
-    if since is not None and until is not None and since >= until:
-        raise Problem(422, f"since ({since_text}) must be before until ({until_text})")
+    # since >= until is an empty range, answered with an empty page like any other range
+    # with nothing in it (no constraint between two parameters the document cannot state).
     return {"pins": pins, "since": since, "until": until, "before_seq": cursor, "limit": limit}
 
 
@@ -334,10 +334,10 @@ PARAMETER_DOCS = [
      "description": "BCM number or pin id; repeat for several pins",
      "schema": {"type": "array", "items": {"type": "string", "pattern": r"\S"}}},
     {"name": "since", "in": "query", "required": False,
-     "description": "RFC 3339 date-time with offset (inclusive); before until",
+     "description": "RFC 3339 date-time with offset (inclusive)",
      "schema": {"type": "string", "format": "date-time"}},
     {"name": "until", "in": "query", "required": False,
-     "description": "RFC 3339 date-time with offset (exclusive); after since",
+     "description": "RFC 3339 date-time with offset (exclusive)",
      "schema": {"type": "string", "format": "date-time"}},
     {"name": "limit", "in": "query", "required": False,
      "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT,
@@ -354,8 +354,9 @@ def routes() -> list[ApiRoute]:
         schemas=SCHEMAS, openapi={
             "summary": "Audit history", "tags": ["history"],
             "description": "Committed changes, newest first, paged with a cursor. Filters "
-                           "combine; since is inclusive, until exclusive, and since must be "
-                           "before until. Unknown or repeated parameters are refused (422).",
+                           "combine; since is inclusive, until exclusive (since at or after "
+                           "until selects nothing). Unknown or repeated parameters are "
+                           "refused (422).",
             "parameters": PARAMETER_DOCS,
             "responses": {
                 "200": openapi.json_response(openapi.ref("HistoryPage"), "One page of history"),

@@ -254,6 +254,13 @@ async def events(request: Request) -> Response:
     return EventStream(request, parse_last_event_id(request))
 
 
+#: One event of the stream (OpenAPI 3.1: a text/event-stream schema describes each event).
+EVENT = {"type": "object", "properties": {
+    "event": {"type": "string", "enum": ["snapshot", "change"]},
+    "id": {"type": "string", "pattern": "^[0-9]+$", "description": "The seq"},
+    "data": {"type": "string", "contentMediaType": "application/json",
+             "description": "One line of JSON: the snapshot or the change"},
+    "retry": {"type": "integer", "description": "Reconnect delay in milliseconds"}}}
 OPENAPI = {
     "summary": "Live events (Server-Sent Events)", "tags": ["pins"],
     "description": (
@@ -273,7 +280,7 @@ OPENAPI = {
     ],
     "responses": {
         "200": {"description": "The event stream",
-                "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+                "content": {"text/event-stream": {"schema": EVENT}}},
         "400": problem("last_event_id is not a number"),
     }}
 
