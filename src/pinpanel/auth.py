@@ -115,7 +115,7 @@ def csrf_for(session_id: str) -> str:
 
 
 def check_name(name: str) -> str:
-    if not NAME_PATTERN.match(name):
+    if not NAME_PATTERN.fullmatch(name):
         raise AuthError(f"token name {name!r} must be 1-64 letters, digits, '.', '_', '@' "
                         "or '-', starting with a letter or digit")
     return name

@@ -117,7 +117,7 @@ async def test_sessions_expire_and_end(store: Store) -> None:
 
 
 def test_names_and_scopes_are_checked() -> None:
-    for bad in ("", " x", "a b", "../etc", "x" * 65, "é"):
+    for bad in ("", " x", "a b", "../etc", "x" * 65, "é", "phone\n"):
         with pytest.raises(AuthError):
             auth.check_name(bad)
     assert auth.check_name("kitchen-tablet.2@home") == "kitchen-tablet.2@home"
