@@ -3,8 +3,9 @@
 Schemathesis reads the live server's document and, for every operation, sends the examples,
 the coverage cases (boundaries, every undocumented method, missing headers) and generated
 requests, valid and invalid, with a control token and the failed-auth limit raised for the
-run (and the token API again with an admin token, so its operations get past their 403). Every check is on: no schema-valid request refused, no status or content type the
-document does not list, responses matching their schemas, a 405 with the right ``Allow``,
+run (and the token API again with an admin token, so its operations get past their 403).
+Every check is on: no schema-valid request refused, no status or content type the document
+does not list, responses matching their schemas, a 405 with the right ``Allow``,
 and no 5xx. Bounded in examples (and the event stream cut after its first event) so it
 runs in well under a minute; ``PINPANEL_FUZZ_EXAMPLES`` and ``PINPANEL_FUZZ_SEED`` widen
 or vary a run by hand.
