@@ -170,22 +170,24 @@ class Board:
         return pin
 
     def view(self, ref: PinRef) -> PinView:
-        pin = self._pin(ref)
-        return self._view(pin, self.hardware.read(pin.bcm), pin.last)
+        """One pin as committed: the state and ``seq`` of its last committed change.
+
+        Never the line as it is mid-change: between a command's hardware write and its
+        fsync the line is ahead of the store, and a reader shown that state with the
+        previous change's ``seq`` would hold a pair that never existed. A change being
+        committed shows once it is on disk and published, with its own ``seq``.
+        """
+        return self._committed_view(self._pin(ref))
 
     def views(self) -> list[PinView]:
-        return [self._view(p, self.hardware.read(p.bcm), p.last) for p in self._pins.values()]
+        """Every pin as committed, as of the last published change (``hub.last_seq``).
 
-    def committed_views(self) -> list[PinView]:
-        """Every pin as of the last published change (``hub.last_seq``).
-
-        A snapshot that a stream of changes will follow must not run ahead of them: the
-        hardware can already show a change whose commit (and event) is still on its way.
+        So a snapshot that a stream of changes follows never runs ahead of them either.
         """
         return [self._committed_view(p) for p in self._pins.values()]
 
     def _committed_view(self, pin: _Pin) -> PinView:
-        last = pin.last
+        last = pin.last  # None only before start(): the line is all there is to show
         return self._view(pin, last.new if last else self.hardware.read(pin.bcm), last)
 
     def _view(self, pin: _Pin, state: bool, last: Committed | None) -> PinView:

@@ -64,6 +64,21 @@ async def test_a_cancelled_caller_leaves_its_change_committed_and_published(
         assert again.seq == seen[0].seq  # the board knows the change it never answered
 
 
+async def test_a_pin_is_read_as_committed_while_its_change_is_on_its_way(
+        tmp_path: Path) -> None:
+    async with running_board(tmp_path) as board:
+        before, last_seq = board.view(18), board.hub.last_seq
+        gate = hold_commits(board.store)
+        switching = asyncio.create_task(board.command(18, "on", USER))
+        await settle()
+        assert board.hardware.read(18) is True  # the line is ahead of the store
+        assert (board.view(18).state, board.view(18).seq) == (False, before.seq)
+        assert before in board.views()
+        gate.set()
+        done = await switching
+        assert board.view(18) == done and (done.state, done.seq) == (True, last_seq + 1)
+
+
 async def test_on_off_are_idempotent_and_commit_only_changes(tmp_path: Path) -> None:
     async with running_board(tmp_path) as board:
         seen = collect(board)

@@ -2,6 +2,8 @@
 
 ``{pin}`` is the BCM number or the pin's id everywhere. Every switching route answers with
 the pin as committed by that change (its ``seq`` is the one the event stream and MQTT carry).
+Reads answer with the pins as committed too: a change still on its way to disk is not
+shown until it is there, so a pin's ``state`` and ``seq`` always belong to the same change.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ async def list_pins(request: Request) -> Response:
 
 
 async def get_pin(request: Request) -> Response:
+    """The pin as committed: the state and ``seq`` of its last committed change."""
     return JSONResponse(board_of(request).view(request.path_params["pin"]).as_json())
 
 
@@ -154,6 +157,13 @@ def _switch(summary: str, description: str, body: str | None = None,
     return op
 
 
+#: How pins are read, for the API document.
+READ_AS_COMMITTED = (
+    "As committed: each pin's state and seq are those of its last committed change. A "
+    "change still being written to disk shows only once it is durable, with its own seq, "
+    "so a state is never paired with another change's seq.")
+
+
 def routes() -> list[ApiRoute]:
     return [
         ApiRoute("/healthz", healthz, methods=["GET"], name="healthz", policy="open",
@@ -167,10 +177,12 @@ def routes() -> list[ApiRoute]:
         ApiRoute("/api/v1/pins", list_pins, methods=["GET"], name="pins", policy="read",
                  schemas={**PIN, "PinList": SCHEMAS["PinList"]},
                  openapi={"summary": "Every pin", "tags": ["pins"],
+                          "description": READ_AS_COMMITTED,
                           "responses": {"200": json_response(ref("PinList"), "All pins")}}),
         ApiRoute("/api/v1/pins/{pin}", get_pin, methods=["GET"], name="pin", policy="read",
                  schemas=PIN,
                  openapi={"summary": "One pin", "tags": ["pins"], "parameters": [PIN_PARAM],
+                          "description": READ_AS_COMMITTED,
                           "responses": {"200": json_response(ref("Pin"), "The pin"),
                                         **problems(WHY, 404)}}),
         ApiRoute("/api/v1/pins/{pin}", put_pin, methods=["PUT"], name="pin_put",

@@ -152,7 +152,7 @@ class EventStream(Response):
         now = datetime.fromtimestamp(board.clock.time(), UTC)
         snapshot = {"seq": hub.last_seq,
                     "at": format_time(now),
-                    "pins": [view.as_json() for view in board.committed_views()]}
+                    "pins": [view.as_json() for view in board.views()]}
         return retry + frame("snapshot", snapshot, hub.last_seq)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
