@@ -81,6 +81,10 @@ class StoreVersionError(StoreError):
     """The state database was written by a newer pinpanel than this one."""
 
 
+class BackupError(PinpanelError, ValueError):
+    """A backup archive is damaged, truncated, not pinpanel's, or cannot be restored."""
+
+
 # -- security --------------------------------------------------------------------------------
 
 

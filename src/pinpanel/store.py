@@ -134,7 +134,7 @@ def check_integrity(path: Path) -> None:
     """
     advice = (f"the state database {path} is damaged ({{why}}). pinpanel will not start "
               f"over it, because that would lose the pins' states and history. Move it aside "
-              f"(mv {path} {path}.damaged) or restore a backup made with sqlite3 .backup, "
+              f"(mv {path} {path}.damaged) or restore a backup with pinpanel restore FILE, "
               f"then start again; a new, empty database is created if none is there.")
     try:
         with path.open("rb") as handle:
@@ -170,6 +170,87 @@ def check_integrity(path: Path) -> None:
             f"pinpanel knows ({SCHEMA_VERSION}): it was written by a newer pinpanel. "
             "Upgrade pinpanel, or restore a backup made by this version."
         )
+
+
+def snapshot(path: Path) -> bytes:
+    """A consistent image of the database at ``path``, also while a server writes to it.
+
+    SQLite's online backup API copies the pages inside one read transaction, so the image is
+    one committed state, the changes still in ``-wal`` included, and the server's writer is
+    never blocked (WAL). Copying the file itself could miss what is in ``-wal`` or catch a
+    page mid-write. The copy goes to memory and leaves as one serialized image: no temporary
+    file is made beside the live one. The image is checked (:func:`verify_image`) so that a
+    damaged database is refused here instead of being saved as a backup that cannot restore.
+    """
+    # Not read-only: a WAL database with no server running has no -shm, which a read-only
+    # connection cannot create. The backup only reads; SQLite tidies its -wal up at close.
+    try:
+        source = _connect(path)
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot open the state database {path}: {exc}") from exc
+    copy = sqlite3.connect(":memory:")
+    try:
+        source.backup(copy)
+        image = bytearray(copy.serialize())
+    except sqlite3.DatabaseError as exc:
+        raise StoreCorruptError(f"cannot back up {path}: {exc}") from exc
+    finally:
+        copy.close()
+        source.close()
+    if image[:16] == SQLITE_MAGIC:
+        # Header bytes 18 and 19 still say WAL (2), which an image in memory cannot use;
+        # 1 is the rollback journal. The server sets WAL again when it opens the restore.
+        image[18:20] = b"\x01\x01"
+    verify_image(bytes(image), str(path))
+    return bytes(image)
+
+
+def verify_image(image: bytes, what: str) -> int:
+    """``PRAGMA integrity_check`` and the schema version of a serialized database image.
+
+    Returns the schema version; StoreCorruptError if any check fails, StoreVersionError if
+    a newer pinpanel wrote it.
+    """
+    conn = sqlite3.connect(":memory:")
+    try:
+        try:
+            conn.deserialize(image)
+        except sqlite3.DatabaseError as exc:
+            raise StoreCorruptError(f"{what} is not an SQLite database: {exc}") from exc
+        return _verify(conn, what)
+    finally:
+        conn.close()
+
+
+def verify_file(path: Path) -> int:
+    """:func:`verify_image` for a file nothing else has open (a restore being staged)."""
+    try:
+        conn = _connect(path, readonly=True, immutable=True)
+    except sqlite3.Error as exc:
+        raise StoreCorruptError(f"cannot open {path}: {exc}") from exc
+    try:
+        return _verify(conn, str(path))
+    finally:
+        conn.close()
+
+
+def _verify(conn: sqlite3.Connection, what: str) -> int:
+    try:
+        problems = [row[0] for row in conn.execute("PRAGMA integrity_check")]
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        tables = {row[0] for row in conn.execute(
+            "SELECT name FROM sqlite_schema WHERE type = 'table'")}
+    except sqlite3.DatabaseError as exc:
+        raise StoreCorruptError(f"{what} is damaged: {exc}") from exc
+    if problems != ["ok"]:
+        raise StoreCorruptError(f"{what} fails PRAGMA integrity_check: "
+                                + "; ".join(problems[:5]))
+    if version > SCHEMA_VERSION:
+        raise StoreVersionError(f"{what} has schema version {version}, newer than this "
+                                f"pinpanel knows ({SCHEMA_VERSION}): upgrade pinpanel first")
+    if version < 1 or not {"pin_state", "history", "tokens", "meta"} <= tables:
+        raise StoreCorruptError(f"{what} is not a pinpanel state database")
+    return version
 
 
 def prepare_data_dir(data_dir: Path) -> Path:

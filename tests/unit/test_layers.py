@@ -49,6 +49,8 @@ LAYERS: dict[str, int] = {
     "pinpanel.hardware": 20,
     "pinpanel.store": 20,
     "pinpanel.lock": 20,
+    # the backup archive: a store snapshot and the config, restored under the lock
+    "pinpanel.backup": 25,
     "pinpanel.config": 10,
     # how config declares a setting; imports nothing of pinpanel
     "pinpanel.settings": 5,

@@ -204,7 +204,7 @@ def test_garbage_file_is_refused_and_left_untouched(tmp_path: Path) -> None:
         Store.open(tmp_path)
     message = str(caught.value)
     assert str(path) in message and "not an SQLite database" in message
-    assert "Move it aside" in message and "sqlite3 .backup" in message
+    assert "Move it aside" in message and "pinpanel restore FILE" in message
     assert files_of(tmp_path) == before  # same bytes, and no -wal/-shm beside it
 
 

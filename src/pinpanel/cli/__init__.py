@@ -48,6 +48,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
                   "pinpanel.cli.fleet"),
     "install-service": ("write a systemd unit that runs pinpanel at boot as a dedicated "
                         "non-root user", "pinpanel.cli.install_service"),
+    "backup": ("write one archive of the state database and the config file (safe while "
+               "the server runs)", "pinpanel.cli.backup"),
+    "restore": ("put a backup back, the old data kept aside (with the server stopped)",
+                "pinpanel.cli.restore"),
     "boot-config": ("print the config.txt gpio= lines that hold each pin at its safe level "
                     "from power-on (--check compares a config.txt)", "pinpanel.cli.boot_config"),
 }

@@ -6,6 +6,7 @@ The flags are derived from :data:`pinpanel.config.SETTINGS`, so each setting is 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from pinpanel.config import SETTINGS, Config, load, with_overrides
 
@@ -51,3 +52,8 @@ def config_from(args: argparse.Namespace) -> Config:
     config = load(args.config)
     overrides = {key: value for key, value in vars(args).items() if "__" in key}
     return with_overrides(config, **overrides)
+
+
+def data_dir_of(config: Config, given: Path | None) -> Path:
+    """``--data-dir`` if given, else the config's data directory (or the default)."""
+    return given.expanduser() if given is not None else config.server.data_path

@@ -24,6 +24,7 @@ from pinpanel.telemetry import Telemetry
 from pinpanel.web import (
     api,
     assets,
+    backup,
     compat,
     docs,
     history,
@@ -49,6 +50,7 @@ def app_routes() -> list[BaseRoute]:
         *compat.routes(),
         *api.routes(),
         *tokens.routes(),
+        *backup.routes(),
         *history.routes(),
         *stream.routes(),
         *metrics.routes(),

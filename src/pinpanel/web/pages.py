@@ -26,9 +26,10 @@ from starlette.responses import Response
 from starlette.templating import Jinja2Templates
 
 from pinpanel import __version__
+from pinpanel.auth import Principal
 from pinpanel.changes import format_time
 from pinpanel.web import assets, header_diagram, history, security
-from pinpanel.web.context import board_of
+from pinpanel.web.context import PRINCIPAL_KEY, board_of
 from pinpanel.web.openapi import html_response
 from pinpanel.web.routing import ApiRoute
 
@@ -82,11 +83,13 @@ class PageCache:
         scope = request.scope
         csrf = security.csrf_token_of(scope)
         user = security.session_user_of(scope)
-        key = (board.hub.last_seq, tuple(views), int(time.time() // 60), user, bool(csrf),
-               scope["scheme"], request.headers.get("host"), scope.get("root_path", ""))
+        admin = _is_admin(scope)
+        key = (board.hub.last_seq, tuple(views), int(time.time() // 60), user, admin,
+               bool(csrf), scope["scheme"], request.headers.get("host"),
+               scope.get("root_path", ""))
         parts = self._pages.get(key)
         if parts is None:
-            parts = await self._draw(request, views, mark_csrf=bool(csrf))
+            parts = await self._draw(request, views, mark_csrf=bool(csrf), admin=admin)
             if len(self._pages) >= self.MAX_ENTRIES:
                 del self._pages[next(iter(self._pages))]
             self._pages[key] = parts
@@ -95,12 +98,14 @@ class PageCache:
         return b"".join(values.get(part, part) for part in parts)
 
     @staticmethod
-    async def _draw(request: Request, views: list[Any], *, mark_csrf: bool) -> list[bytes]:
+    async def _draw(request: Request, views: list[Any], *, mark_csrf: bool,
+                    admin: bool) -> list[bytes]:
         """Render index.html with markers; return it split so the markers are own items."""
         board = board_of(request)
         context = page_context(request, pins=views, seq=board.hub.last_seq,
                                header=header_diagram.slots(views), hd=header_diagram,
                                settings={p.pin: p for p in board.config.pins}, now=NOW_MARK,
+                               admin=admin,
                                **await history.page_history(request))
         context["request"] = request
         for processor in TEMPLATES.context_processors:
@@ -109,6 +114,12 @@ class PageCache:
             context["csrf_token"] = CSRF_MARK
         html = TEMPLATES.get_template("index.html").render(context).encode()
         return [part for part in _SPLIT.split(html) if part]
+
+
+def _is_admin(scope: Any) -> bool:
+    """Whether the caller may use admin routes (the page then offers the backup download)."""
+    principal = scope.get(PRINCIPAL_KEY)
+    return isinstance(principal, Principal) and principal.allows("admin")
 
 
 async def page(request: Request) -> Response:
