@@ -163,7 +163,7 @@ def test_check_names_every_difference_and_exits_non_zero(
     # 25: not mentioned at all.
     assert "BCM 25 (fan): no gpio= line; add gpio=25=op,dl" in out
     # 27 is not pinpanel's: whatever config.txt does with it is not a difference.
-    assert "27" not in out
+    assert "BCM 27" not in out and "gpio=27" not in out
 
 
 def test_check_passes_once_the_printed_lines_are_appended(
