@@ -16,7 +16,6 @@ import hashlib
 import os
 import pwd
 import re
-import shutil
 import ssl
 import subprocess
 import time
@@ -26,24 +25,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support import REPO, free_port
+from tests.support import REPO, free_port, make_certificate
 
 NGINX = Path("/usr/sbin/nginx")
 CADDY = Path("/usr/bin/caddy")
-
-
-def make_certificate(directory: Path) -> tuple[Path, Path]:
-    """A self-signed P-256 certificate for 127.0.0.1 and ::1, valid for a day."""
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        pytest.fail("openssl is needed (Debian: apt install openssl)")
-    cert, key = directory / "cert.pem", directory / "key.pem"
-    subprocess.run([openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                    "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
-                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1,IP:::1",
-                    "-keyout", str(key), "-out", str(cert)],
-                   check=True, capture_output=True, timeout=30)
-    return cert, key
 
 
 def spki_hash(cert: Path) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -134,6 +135,20 @@ class ServerProcess:
 
 
 ServerFactory = Callable[..., ServerProcess]
+
+
+def make_certificate(directory: Path) -> tuple[Path, Path]:
+    """A self-signed P-256 certificate for 127.0.0.1 and ::1, valid for a day."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        raise RuntimeError("openssl is needed (Debian: apt install openssl)")
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run([openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1,IP:::1",
+                    "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True, timeout=30)
+    return cert, key
 
 
 class FakeClock:

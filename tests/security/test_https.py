@@ -3,9 +3,7 @@ client that verifies it, and the session cookie marked Secure."""
 
 from __future__ import annotations
 
-import shutil
 import ssl
-import subprocess
 from pathlib import Path
 
 import httpx
@@ -13,21 +11,7 @@ import pytest
 
 from pinpanel.web.security import SESSION_COOKIE
 from tests.security.conftest import Spawn
-from tests.support import JSON
-
-
-def make_certificate(directory: Path) -> tuple[Path, Path]:
-    """A self-signed P-256 certificate for 127.0.0.1, valid for a day."""
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        pytest.fail("openssl is needed (Debian: apt install openssl)")
-    cert, key = directory / "cert.pem", directory / "key.pem"
-    subprocess.run([openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                    "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
-                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-                    "-keyout", str(key), "-out", str(cert)],
-                   check=True, capture_output=True, timeout=30)
-    return cert, key
+from tests.support import JSON, make_certificate
 
 
 def test_https_end_to_end(spawn: Spawn, tmp_path: Path) -> None:

@@ -53,6 +53,7 @@ Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 DEFAULT_ALLOW = ("127.0.0.1", "::1")
 
 _SCHEMES = frozenset({"http", "https"})
+_NAMES = frozenset({b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host", b"forwarded"})
 # A host name (RFC 1123 labels, loosely) or a bracketed IPv6 literal, then an optional port.
 _HOST = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})|\[[0-9A-Fa-f:.]{2,45}\])"
                    r"(?::[0-9]{1,5})?")
@@ -175,6 +176,9 @@ def _at(values: list[str] | None, offset: int) -> str | None:
 def read_hop(headers: Sequence[tuple[bytes, bytes]], trusted: Callable[[Address], bool],
              ) -> Hop:
     """The browser's side of the request from a trusted proxy's headers (see module doc)."""
+    headers = [(k, v) for k, v in headers if k in _NAMES]  # one pass; mostly none at all
+    if not headers:
+        return Hop()
     forwarded_for = _header_list(headers, b"x-forwarded-for")
     protos = _header_list(headers, b"x-forwarded-proto")
     hosts = _header_list(headers, b"x-forwarded-host")
