@@ -165,7 +165,8 @@ def read(path: Path) -> Contents:
                 if member.name == MANIFEST and member.size > _MANIFEST_MAX:
                     raise BackupError(f"{path}: the manifest is too large to be pinpanel's")
                 handle = tar.extractfile(member)
-                assert handle is not None  # a regular file always has one
+                if handle is None:  # never for a regular file; refused all the same
+                    raise BackupError(f"{path}: {member.name} cannot be read")
                 found[member.name] = handle.read()
     except (EOFError, OSError, tarfile.TarError, zlib.error) as exc:
         raise BackupError(f"{damaged} ({exc}); nothing was changed") from exc
@@ -266,14 +267,15 @@ def restore(path: Path, data_dir: Path, *, config_to: Path | None = None,
     owner = _owner_of(data_dir)
     try:
         _stage(contents, staging)
-        if owner is not None:
-            for item in (staging, staging / DATABASE):
-                os.chown(item, *owner)
         existed = data_dir.exists() and any(p.name != lock.LOCK_NAME for p in data_dir.iterdir())
         # Both locks: the old directory's (no server runs on it), and the new one's, so a
         # server starting the moment it is in place waits for this restore to finish.
-        with lock.hold(data_dir), lock.hold(staging):
-            config_aside = _replace_config(contents, config_to, stamp) if config_to else None
+        with lock.hold(data_dir), lock.hold(staging) as staged_lock:
+            if owner is not None:  # the service's user must open all three
+                for item in (staging, staging / DATABASE, staged_lock):
+                    os.chown(item, *owner)
+            config_aside = (_replace_config(contents.config, config_to, stamp)
+                            if config_to is not None and contents.config is not None else None)
             aside = _aside(data_dir, stamp) if existed else None
             if aside is not None:
                 data_dir.rename(aside)
@@ -287,9 +289,8 @@ def restore(path: Path, data_dir: Path, *, config_to: Path | None = None,
     return Restored(data_dir, aside, config_to, config_aside, contents.manifest)
 
 
-def _replace_config(contents: Contents, config_to: Path, stamp: str) -> Path | None:
+def _replace_config(text: bytes, config_to: Path, stamp: str) -> Path | None:
     """Write the archive's config file to ``config_to``, the old one kept aside."""
-    assert contents.config is not None  # checked before anything was staged
     aside = _aside(config_to, stamp) if config_to.exists() else None
     try:
         if aside is not None:
@@ -297,5 +298,5 @@ def _replace_config(contents: Contents, config_to: Path, stamp: str) -> Path | N
         config_to.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise BackupError(f"cannot replace {config_to}: {exc.strerror}") from exc
-    write_private(contents.config, config_to, like=aside)
+    write_private(text, config_to, like=aside)
     return aside

@@ -283,3 +283,18 @@ def test_the_readme_backup_command_line_is_what_the_shell_runs() -> None:
     assert argv[-1] == "/var/lib/pinpanel-backups/pinpanel-2026-12-02.tar.gz"
     parsed = build_parser("backup").parse_args(argv[1:])
     assert parsed.data_dir == Path("/var/lib/pinpanel")
+
+
+def test_restored_as_root_the_files_belong_to_the_old_dirs_owner(
+        world: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """sudo pinpanel restore on the service's dir: the service's user must open all of it."""
+    old = world["target"].stat()
+    chowned: dict[str, tuple[int, int]] = {}
+    monkeypatch.setattr(backup.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(backup.os, "chown", lambda path, uid, gid: chowned.__setitem__(
+        Path(path).name, (uid, gid)))
+    done = backup.restore(world["archive"], world["target"])
+    assert done.aside is not None
+    staged = next(name for name in chowned if name.startswith(".data.restoring-"))
+    assert chowned == {staged: (old.st_uid, old.st_gid), DB_NAME: (old.st_uid, old.st_gid),
+                       lock.LOCK_NAME: (old.st_uid, old.st_gid)}
