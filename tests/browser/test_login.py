@@ -27,6 +27,22 @@ def test_login_by_pasting_a_token_then_sign_out(make_server: ServerFactory, page
     page.wait_for_url(server.url + "/login?next=/")
 
 
+def test_a_login_link_leaks_its_token_to_no_request_the_page_makes(
+        make_server: ServerFactory, page: Any) -> None:
+    """The link's token stays out of every Referer (a proxy's access log would keep it)."""
+    server = make_server()
+    assert server.token is not None
+    referers: list[str] = []
+    page.on("request", lambda request: referers.append(request.headers.get("referer", "")))
+    page.goto(f"{server.url}/login?token={server.token}")
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(server.url + "/")
+    page.get_by_role("button", name="Toggle").first.wait_for()
+    assert len(referers) > 3  # the login page's and the pin page's assets, the post
+    assert not [r for r in referers if server.token in r]
+    assert any(c["name"] == "pinpanel_session" for c in page.context.cookies(server.url))
+
+
 def test_the_pages_fetch_sends_the_csrf_header(make_server: ServerFactory, page: Any) -> None:
     server = make_server()
     log_in(page, server)
