@@ -30,6 +30,7 @@ from typing import Any, Literal, get_type_hints
 from urllib.parse import urlsplit
 
 from pinpanel.errors import ConfigError
+from pinpanel.sensor_config import SENSOR_SETTINGS, SensorConfig, load_sensors
 from pinpanel.settings import Setting, about, about_of, settings_of
 
 Backend = Literal["auto", "lgpio", "rpigpio", "native", "pigpio", "simulated"]
@@ -206,6 +207,7 @@ class Config:
     history: HistoryConfig = field(default_factory=HistoryConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     pins: tuple[PinConfig, ...] = ()
+    sensors: tuple[SensorConfig, ...] = ()
     interlocks: tuple[tuple[int, ...], ...] = field(default=(), metadata=about(
         "Outputs (BCM numbers or ids) never on together: turning one on turns the others "
         "off first."))
@@ -391,7 +393,7 @@ def _check_server(server: ServerConfig, problems: list[str]) -> None:
 def parse(data: Mapping[str, Any], source: str = "config") -> Config:
     """Validate a parsed TOML document; raise :class:`ConfigError` listing every problem."""
     problems: list[str] = []
-    allowed = {*_SECTIONS, "pins", "interlocks"}
+    allowed = {*_SECTIONS, "pins", "interlocks", "sensors"}
     for key in data:
         if key not in allowed:
             expected = ", ".join(sorted(allowed))
@@ -421,10 +423,14 @@ def parse(data: Mapping[str, Any], source: str = "config") -> Config:
     _check_server(sections["server"], problems)
     interlocks = (_load_interlocks(data["interlocks"], drafts, problems)
                   if "interlocks" in data else ())
+    sensors = (load_sensors(data["sensors"],
+                            {d.bcm: d.path for d in drafts if d.bcm is not None},
+                            {d.id for d in drafts if d.id is not None}, problems)
+               if "sensors" in data else ())
     if problems:
         raise ConfigError(problems, source)
     pins = tuple(d.config for d in drafts if d.config is not None)
-    return Config(pins=pins, interlocks=interlocks, source=source, **sections)
+    return Config(pins=pins, interlocks=interlocks, sensors=sensors, source=source, **sections)
 
 
 def load(path: str | os.PathLike[str] | None) -> Config:
@@ -459,8 +465,9 @@ def with_overrides(config: Config, **overrides: Any) -> Config:
 def settings_reference() -> str:
     """A Markdown table of every setting, for ``--help-settings`` and the README."""
     lines = ["| setting | default | meaning |", "| --- | --- | --- |"]
-    for setting in (*SETTINGS, *PIN_SETTINGS):
-        lines.append(setting.reference_row(setting.key.replace("pins.", "[[pins]] ")))
+    for setting in (*SETTINGS, *PIN_SETTINGS, *SENSOR_SETTINGS):
+        lines.append(setting.reference_row(setting.key.replace("pins.", "[[pins]] ")
+                                           .replace("sensors.", "[[sensors]] ")))
     interlocks = next(f for f in fields(Config) if f.name == "interlocks")
     lines.append(f"| `[[interlocks]] pins` | | {about_of(interlocks).help} |")
     return "\n".join(lines)

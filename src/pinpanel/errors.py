@@ -132,3 +132,34 @@ class PortInUseError(ServeError, OSError):
 
 class DataDirInUseError(ServeError, OSError):
     """Another pinpanel serves the same data directory; two would corrupt each other."""
+
+
+class SensorError(PinpanelError):
+    """Base of reading-related errors (sensors are observed, never commanded)."""
+
+
+class UnknownSensorError(SensorError, KeyError):
+    """No configured sensor has that id."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "unknown sensor"
+
+
+class SensorReadError(SensorError, OSError):
+    """One read failed; ``code`` is the short reason readings carry (crc, missing...)."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+
+    def __str__(self) -> str:
+        return self.detail
+
+
+class SensorUnavailableError(SensorError, ImportError):
+    """A sensor kind needs a library that is not installed (``pip install pinpanel[sensors]``)."""
+
+
+class SensorValueError(SensorError, ValueError):
+    """A simulated value or reading name that the sensor does not have."""

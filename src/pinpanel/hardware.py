@@ -188,6 +188,7 @@ class Hardware:
         self._factory = factory
         self._devices: dict[int, Any] = {}
         self._active_low: dict[int, bool] = {}
+        self._sensor_devices: list[Any] = []
         self.info = BackendInfo(name=name, simulated=isinstance(factory, MockFactory),
                                 board=self._board_model(factory))
 
@@ -280,6 +281,31 @@ class Hardware:
         """The raw line level (high = True), whatever active_low says."""
         return bool(self._devices[bcm].pin.state)
 
+    # -- sensors: gpiozero's SPI ADC and CPU thermometer (pinpanel.sensors reads them) --------
+
+    def open_adc(self, channel: int, device: int) -> Callable[[], float]:
+        """An MCP3008 channel (hardware SPI, ``dtparam=spi=on``); the reader gives 0.0-1.0."""
+        from gpiozero import MCP3008
+
+        try:
+            adc = MCP3008(channel=channel, device=device, pin_factory=self._factory)
+        except (GPIOZeroError, OSError) as exc:
+            raise HardwareError(f"cannot open MCP3008 channel {channel} on SPI CE{device}: "
+                                f"{exc} (is dtparam=spi=on in config.txt?)") from exc
+        self._sensor_devices.append(adc)
+        return lambda: float(adc.value)
+
+    def open_cpu_temperature(self) -> Callable[[], float]:
+        """The SoC's thermometer (``/sys/class/thermal/thermal_zone0``), in °C."""
+        from gpiozero import CPUTemperature
+
+        try:
+            cpu = CPUTemperature(pin_factory=self._factory)
+        except (GPIOZeroError, OSError) as exc:
+            raise HardwareError(f"cannot read the CPU temperature: {exc}") from exc
+        self._sensor_devices.append(cpu)
+        return lambda: float(cpu.temperature)
+
     # -- release -------------------------------------------------------------------------------
 
     def close(self, on_exit: OnExit) -> None:
@@ -301,6 +327,12 @@ class Hardware:
             except Exception:
                 log.exception("releasing GPIO%d failed", bcm)
         self._devices.clear()
+        for sensor in self._sensor_devices:
+            try:
+                sensor.close()
+            except Exception:
+                log.exception("closing a sensor device failed")
+        self._sensor_devices.clear()
         try:
             if on_exit == "release":
                 self._factory.close()

@@ -26,6 +26,9 @@ from pinpanel.config import Config
 from pinpanel.errors import PortInUseError, ServeError
 from pinpanel.events import EventHub
 from pinpanel.hardware import Hardware
+from pinpanel.readingstore import ReadingStore
+from pinpanel.sensors.drivers import open_drivers
+from pinpanel.sensors.sampler import Sampler
 from pinpanel.store import Store
 from pinpanel.telemetry import Telemetry
 
@@ -51,6 +54,8 @@ class Runtime:
     hub: EventHub
     #: Counts for ``/metrics``, fed from the hub and the store; handed to the adapters.
     telemetry: Telemetry
+    #: The readings path (None without ``[[sensors]]``).
+    sampler: Sampler | None = None
 
 
 @contextlib.asynccontextmanager
@@ -74,11 +79,33 @@ async def opened(config: Config) -> AsyncIterator[Runtime]:
         hub.add_listener(telemetry.on_change)
         store.add_commit_observer(telemetry.commit_seconds.observe)
         try:
-            yield Runtime(config, store, hardware, board, hub, telemetry)
+            async with sampling(config, hardware) as sampler:
+                yield Runtime(config, store, hardware, board, hub, telemetry, sampler=sampler)
         finally:
             await board.close(config.gpio.on_exit)
     finally:
         store.close()
+
+
+@contextlib.asynccontextmanager
+async def sampling(config: Config, hardware: Hardware) -> AsyncIterator[Sampler | None]:
+    """The readings store and sampler for ``[[sensors]]``; closed (last batch written) after."""
+    if not config.sensors:
+        yield None
+        return
+    readings = ReadingStore.open(config.server.data_path)
+    try:
+        totals = {s.id: total for s in config.sensors if s.kind == "counter"
+                  and (total := readings.last_value(s.id, "total")) is not None}
+        sampler = Sampler(config.sensors, open_drivers(config.sensors, hardware, totals),
+                          readings, simulated=hardware.info.simulated)
+        sampler.start()
+        try:
+            yield sampler
+        finally:
+            await sampler.close()
+    finally:
+        await asyncio.to_thread(readings.close)
 
 
 def describe_backend(hardware: Hardware) -> str:
@@ -158,7 +185,7 @@ async def _serve(config: Config, sockets: list[socket.socket]) -> int:
     async with opened(config) as runtime:
         log.info(describe_backend(runtime.hardware))
         app = create_app(config, runtime.board, runtime.store, auth.Keyring(runtime.store),
-                         runtime.telemetry)
+                         runtime.telemetry, sensors=runtime.sampler)
         server = _Server(_server_config(config, app))
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -179,7 +206,7 @@ async def _serve(config: Config, sockets: list[socket.socket]) -> int:
         # the board for the store or the hub).
         bridge = mqtt.adapter(config, runtime.board, listen=runtime.hub.add_listener,
                               memory=runtime.store, hardware=runtime.hardware.info,
-                              telemetry=runtime.telemetry)
+                              telemetry=runtime.telemetry, sensors=runtime.sampler)
         runners = [bridge] if bridge else []
         scheme = "https" if config.server.certfile else "http"
         first_start.announce(config, runtime.store)  # auth off: warn; no token: a link
@@ -237,7 +264,7 @@ async def _get_once(config: Config, path: str, headers: dict[str, str] | None,
 
     async with opened(config) as runtime:
         app = create_app(config, runtime.board, runtime.store, auth.Keyring(runtime.store),
-                         runtime.telemetry)
+                         runtime.telemetry, sensors=runtime.sampler)
         raw_path, _, query = path.partition("?")
         sent: dict[str, Any] = {"status": 0, "body": b""}
         scope = {

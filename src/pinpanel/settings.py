@@ -74,7 +74,9 @@ class Setting:
     def check(self, value: object, path: str, problems: list[str]) -> object:
         """The schema pass for one value: it normalised, or None after recording a problem."""
         kind = self.kind
-        ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)  # TOML writes 2 for 2.0; a number is a number
+        ok = isinstance(value, kind) and not (kind in (int, float) and isinstance(value, bool))
         if not ok:
             problems.append(f"{path}: expected {_type_name(kind)}, got {type(value).__name__}")
             return None
@@ -87,7 +89,7 @@ class Setting:
         if self.choices is not None and value not in self.choices:
             problems.append(f"{path}: must be one of {', '.join(self.choices)}, got {value!r}")
             return None
-        if isinstance(value, int) and not isinstance(value, bool):
+        if isinstance(value, int | float) and not isinstance(value, bool):
             low, high = self.minimum, self.maximum
             if (low is not None and value < low) or (high is not None and value > high):
                 problems.append(f"{path}: must be between {low} and {high}, got {value}")
@@ -101,7 +103,8 @@ class Setting:
 
 
 def _type_name(kind: type) -> str:
-    return {int: "an integer", str: "a string", bool: "true or false", list: "a list"}[kind]
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false",
+            list: "a list"}[kind]
 
 
 def _show_default(default: object) -> str:

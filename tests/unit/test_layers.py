@@ -45,13 +45,17 @@ LAYERS: dict[str, int] = {
     "pinpanel.changelog": 40,
     "pinpanel.logs": 40,
     "pinpanel.board": 30,
+    # the readings path, beside the board (never through it): sampler and one module a kind
+    "pinpanel.sensors": 30,
     "pinpanel.events": 25,
     "pinpanel.hardware": 20,
     "pinpanel.store": 20,
+    "pinpanel.readingstore": 20,
     "pinpanel.lock": 20,
     # the backup archive: a store snapshot and the config, restored under the lock
     "pinpanel.backup": 25,
     "pinpanel.config": 10,
+    "pinpanel.sensor_config": 8,
     # how config declares a setting; imports nothing of pinpanel
     "pinpanel.settings": 5,
 }

@@ -18,6 +18,7 @@ from pinpanel.changes import Change
 from pinpanel.config import Config
 from pinpanel.hardware import BackendInfo
 from pinpanel.mqtt.discovery import Memory
+from pinpanel.sensors.sampler import Sampler
 
 if TYPE_CHECKING:
     from pinpanel.mqtt.bridge import MqttBridge
@@ -26,25 +27,26 @@ if TYPE_CHECKING:
 
 def make_bridge(config: Config, board: Board, *, listen: Callable[[Callable[[Change], None]], None],
            memory: Memory, hardware: BackendInfo, telemetry: Telemetry | None = None,
-           ) -> MqttBridge:
+           sensors: Sampler | None = None) -> MqttBridge:
     """One device's bridge over ``board``, with what the runtime owns passed in.
 
     ``listen`` registers a listener for committed changes (the hub's ``add_listener``),
     ``memory`` is where discovery keeps what it published (the store) and ``hardware``
     names the board for Home Assistant's device; ``telemetry`` (the runtime's) shows
-    whether the bridge is connected.
+    whether the bridge is connected; ``sensors`` is the readings' sampler.
     """
     from pinpanel.mqtt.bridge import MqttBridge, model_of
 
     return MqttBridge(config, board, listen=listen, memory=memory, model=model_of(hardware),
-                      telemetry=telemetry)
+                      telemetry=telemetry, sensors=sensors)
 
 
 def adapter(config: Config, board: Board, *, listen: Callable[[Callable[[Change], None]], None],
             memory: Memory, hardware: BackendInfo, telemetry: Telemetry | None = None,
+            sensors: Sampler | None = None,
             ) -> Callable[[asyncio.Event], Coroutine[Any, Any, None]] | None:
     """The bridge's runner when MQTT is enabled, else None (nothing to start)."""
     if not config.mqtt.enabled:
         return None
     return make_bridge(config, board, listen=listen, memory=memory, hardware=hardware,
-                       telemetry=telemetry).run
+                       telemetry=telemetry, sensors=sensors).run

@@ -47,8 +47,11 @@ from pinpanel.errors import (
 )
 from pinpanel.hardware import BackendInfo
 from pinpanel.mqtt import discovery
+from pinpanel.mqtt import sensors as mqtt_sensors
 from pinpanel.mqtt.payloads import Command, parse_command
 from pinpanel.mqtt.topics import OFF, OFFLINE, ON, ONLINE, Topics
+from pinpanel.sensors.model import Sample, quantities
+from pinpanel.sensors.sampler import Sampler
 from pinpanel.telemetry import Telemetry
 
 log = logging.getLogger("pinpanel.mqtt")
@@ -148,7 +151,8 @@ class MqttBridge:
     def __init__(self, config: Config, board: Board, *,
                  listen: Callable[[Callable[[Change], None]], None], memory: discovery.Memory,
                  model: str, topics: Topics | None = None,
-                 telemetry: Telemetry | None = None) -> None:
+                 telemetry: Telemetry | None = None,
+                 sensors: Sampler | None = None) -> None:
         """``listen`` registers a listener for committed changes (the hub's
         ``add_listener``), ``memory`` keeps what discovery published (the store), ``model``
         names the hardware and ``telemetry`` takes the ``mqtt_connected`` gauge; all handed
@@ -173,6 +177,34 @@ class MqttBridge:
         self._telemetry = telemetry or Telemetry()  # none given: counted for nobody
         self._model = model
         listen(self._on_change)
+        # Sensors: the newest published sample of each, sent as <base>/<sensor>/state.
+        self._sensors = sensors
+        self._names = {s.id: [q.name for q in quantities(s)] for s in config.sensors}
+        self._samples: dict[str, Sample] = {}
+        self._samples_dirty: dict[str, None] = {}
+        if sensors is not None:
+            self._samples = {i: st.latest for i, st in sensors.states.items()
+                             if st.latest is not None}
+            sensors.add_listener(self._on_reading)
+
+    def _on_reading(self, sample: Sample) -> None:
+        """Sampler listener: remember the newest sample; never blocks, never fails."""
+        self._samples[sample.sensor] = sample
+        self._samples_dirty[sample.sensor] = None
+        self._wake.set()
+
+    async def _publish_samples(self, client: aiomqtt.Client) -> None:
+        batch = list(self._samples_dirty)
+        self._samples_dirty.clear()
+        try:
+            await asyncio.gather(*(
+                client.publish(mqtt_sensors.state_topic(self.topics, sid),
+                               mqtt_sensors.state_payload(self._samples[sid], self._names[sid]),
+                               qos=self.settings.qos, retain=True) for sid in batch))
+        except BaseException:
+            for sid in batch:
+                self._samples_dirty.setdefault(sid)
+            raise
 
     # -- out: committed changes --------------------------------------------------------------
 
@@ -216,6 +248,8 @@ class MqttBridge:
                 await self._publish_online(client)
             if self._dirty:
                 await self._publish_dirty(client)
+            if self._samples_dirty:
+                await self._publish_samples(client)
 
     async def _publish_discovery(self, client: aiomqtt.Client) -> None:
         if self.settings.discovery:
@@ -260,6 +294,9 @@ class MqttBridge:
         for bcm in self._latest:
             self._dirty.setdefault(bcm)
         await self._publish_dirty(client)
+        for sensor_id in self._samples:
+            self._samples_dirty.setdefault(sensor_id)
+        await self._publish_samples(client)
         if after != before:
             await self._memory.write_meta(discovery.RECORD_KEY, after.as_text())
         await self._publish_online(client)

@@ -40,6 +40,7 @@ from typing import Any, Protocol
 
 from pinpanel import __version__
 from pinpanel.config import Config, PinConfig
+from pinpanel.mqtt import sensors
 from pinpanel.mqtt.topics import OFF, OFFLINE, ON, ONLINE, Topics
 
 RECORD_KEY = "mqtt.published"
@@ -118,6 +119,7 @@ def entities(config: Config, topics: Topics, model: str) -> list[Entity]:
                 **shared,
             }
             found.append(Entity(topics.discovery(BUTTON, pin.id), button))
+    found += [Entity(topic, data) for topic, data in sensors.entities(config, topics, shared)]
     return found
 
 

@@ -19,12 +19,14 @@ from starlette.routing import BaseRoute
 from pinpanel.auth import Keyring
 from pinpanel.board import Board
 from pinpanel.config import Config, load
+from pinpanel.sensors.sampler import Sampler
 from pinpanel.store import Store
 from pinpanel.telemetry import Telemetry
 from pinpanel.web import (
     api,
     assets,
     backup,
+    charts,
     compat,
     docs,
     history,
@@ -35,6 +37,7 @@ from pinpanel.web import (
     proxy,
     pwa,
     security,
+    sensors,
     stream,
     tokens,
 )
@@ -52,6 +55,8 @@ def app_routes() -> list[BaseRoute]:
         *tokens.routes(),
         *backup.routes(),
         *history.routes(),
+        *sensors.routes(),
+        *charts.routes(),
         *stream.routes(),
         *metrics.routes(),
         *pwa.routes(),
@@ -78,7 +83,8 @@ class PinpanelApp(Starlette):
 
 
 def create_app(config: Config, board: Board, store: Store, keyring: Keyring,
-               telemetry: Telemetry, *, own_board: bool = False) -> Starlette:
+               telemetry: Telemetry, *, own_board: bool = False,
+               sensors: Sampler | None = None) -> Starlette:
     """Build the web app over ``board``.
 
     ``store`` serves the history reads, ``keyring`` the tokens and sessions and
@@ -116,6 +122,7 @@ def create_app(config: Config, board: Board, store: Store, keyring: Keyring,
                       lifespan=lifespan)
     app.state.board = board
     app.state.store = store
+    app.state.sensors = sensors  # the readings path (None without [[sensors]])
     app.state.config = config
     app.state.max_body_bytes = config.server.max_body_bytes
     app.state.auth_enabled = config.auth.enabled

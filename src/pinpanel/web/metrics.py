@@ -23,6 +23,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pinpanel import __version__
+from pinpanel.sensors.sampler import Sampler
 from pinpanel.telemetry import Telemetry
 from pinpanel.web.context import board_of
 from pinpanel.web.routing import ApiRoute, RouteTable
@@ -172,6 +173,7 @@ def render(request: Request) -> str:
                suffix="_bucket")
     out.lines.append(f"{name}_sum {_number(total)}")
     out.lines.append(f"{name}_count {count}")
+    _sensor_families(out, getattr(request.app.state, "sensors", None))
     cpu = os.times()
     out.family("process_resident_memory_bytes", "gauge", "Resident memory of this process.",
                [({}, _resident_bytes())])
@@ -180,6 +182,27 @@ def render(request: Request) -> str:
     out.family("process_start_time_seconds", "gauge", "Start time since the Unix epoch.",
                [({}, round(_STARTED, 3))])
     return out.text()
+
+
+def _sensor_families(out: Exposition, sampler: Sampler | None) -> None:
+    """Each sensor's latest values (none while its last read failed) and its read errors."""
+    if sampler is None:
+        return
+    states = list(sampler.states.values())
+    out.family("pinpanel_sensor_value", "gauge",
+               "The latest published value of each sensor reading (absent while it fails).",
+               [({"sensor": s.config.id, "reading": name}, value) for s in states
+                if s.latest is not None and s.latest.error is None
+                for name, value in s.latest.values.items()])
+    out.family("pinpanel_sensor_ok", "gauge", "1 while a sensor's last read succeeded.",
+               [({"sensor": s.config.id}, int(s.latest is not None and s.latest.error is None))
+                for s in states])
+    out.family("pinpanel_sensor_reads_total", "counter", "Sensor reads attempted.",
+               [({"sensor": s.config.id}, s.reads) for s in states])
+    out.family("pinpanel_sensor_read_errors_total", "counter",
+               "Failed sensor reads by error code (crc, power_on, missing, io, unavailable...).",
+               [({"sensor": s.config.id, "error": code}, n) for s in states
+                for code, n in sorted(s.errors.items())])
 
 
 async def metrics(request: Request) -> Response:
@@ -200,7 +223,8 @@ def routes() -> list[ApiRoute]:
                          "description": (
                              "Prometheus text format 0.0.4: requests by route and status, pin "
                              "changes by pin and cause, pin states, event stream clients, MQTT "
-                             "connection, commit latency histogram, process memory. Needs the "
+                             "connection, commit latency histogram, sensor values and read "
+                             "errors, process memory. Needs the "
                              "read scope."),
                          "responses": {"200": {"description": "The metrics",
                                                "content": {"text/plain": {}}}}})]

@@ -28,7 +28,7 @@ from starlette.templating import Jinja2Templates
 from pinpanel import __version__
 from pinpanel.auth import Principal
 from pinpanel.changes import format_time
-from pinpanel.web import assets, header_diagram, history, security
+from pinpanel.web import assets, charts, header_diagram, history, security
 from pinpanel.web.context import PRINCIPAL_KEY, board_of
 from pinpanel.web.openapi import html_response
 from pinpanel.web.routing import ApiRoute
@@ -84,9 +84,10 @@ class PageCache:
         csrf = security.csrf_token_of(scope)
         user = security.session_user_of(scope)
         admin = _is_admin(scope)
+        sampler = getattr(request.app.state, "sensors", None)
         key = (board.hub.last_seq, tuple(views), int(time.time() // 60), user, admin,
                bool(csrf), scope["scheme"], request.headers.get("host"),
-               scope.get("root_path", ""))
+               scope.get("root_path", ""), sampler.published if sampler is not None else 0)
         parts = self._pages.get(key)
         if parts is None:
             parts = await self._draw(request, views, mark_csrf=bool(csrf), admin=admin)
@@ -106,6 +107,7 @@ class PageCache:
                                header=header_diagram.slots(views), hd=header_diagram,
                                settings={p.pin: p for p in board.config.pins}, now=NOW_MARK,
                                admin=admin,
+                               sensors=await charts.page_sensors(request),
                                **await history.page_history(request))
         context["request"] = request
         for processor in TEMPLATES.context_processors:

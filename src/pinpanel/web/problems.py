@@ -20,9 +20,11 @@ from pinpanel.errors import (
     PinModeError,
     PinpanelError,
     PinValueError,
+    SensorValueError,
     SimulationOnlyError,
     StoreError,
     UnknownPinError,
+    UnknownSensorError,
 )
 
 log = logging.getLogger(__name__)
@@ -38,6 +40,8 @@ TITLES = {
 STATUS_OF: tuple[tuple[type[PinpanelError], int], ...] = (
     (SimulationOnlyError, 404),
     (UnknownPinError, 404),
+    (UnknownSensorError, 404),
+    (SensorValueError, 422),
     (PinModeError, 409),
     (PinValueError, 422),
     (StoreError, 503),

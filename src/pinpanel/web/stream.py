@@ -37,6 +37,8 @@ from starlette.types import Receive, Scope, Send
 
 from pinpanel.changes import Change, format_time
 from pinpanel.events import EventHub, SubscriberDropped, Subscription
+from pinpanel.sensors.model import Sample
+from pinpanel.sensors.sampler import ReadingSubscription
 from pinpanel.web.context import board_of
 from pinpanel.web.openapi import problem
 from pinpanel.web.problems import Problem
@@ -92,6 +94,11 @@ class FrameCache:
         if len(self._frames) > self._size:
             del self._frames[next(iter(self._frames))]  # the oldest entry
         return data
+
+
+def reading_frame(sample: Sample) -> bytes:
+    """One ``reading`` event (no ``id``: readings are not in the changes' sequence)."""
+    return frame("reading", sample.as_json())
 
 
 def change_frames(changes: Iterable[Change]) -> bytes:
@@ -155,6 +162,14 @@ class EventStream(Response):
                     "pins": [view.as_json() for view in board.views()]}
         return retry + frame("snapshot", snapshot, hub.last_seq)
 
+    def latest_readings(self) -> bytes:
+        """A ``reading`` event per sensor with its latest sample (the readings' snapshot)."""
+        sampler = getattr(self._request.app.state, "sensors", None)
+        if sampler is None:
+            return b""
+        return b"".join(reading_frame(s.latest) for s in sampler.states.values()
+                        if s.latest is not None)
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         hub = board_of(self._request).hub
         start = {"type": "http.response.start", "status": self.status_code,
@@ -166,12 +181,14 @@ class EventStream(Response):
         # Subscribe and build the opening in one synchronous step: the hub publishes on
         # this loop, so no change can fall between the snapshot and the subscription.
         sub = hub.subscribe()
-        opening = self.opening(hub)
+        sampler = getattr(self._request.app.state, "sensors", None)
+        readings = sampler.subscribe() if sampler is not None else None
+        opening = self.opening(hub) + self.latest_readings()
         writer: asyncio.Task[str] | None = None
         watcher: asyncio.Task[str] | None = None
         try:
             await send(start)
-            writer = asyncio.create_task(self._write(send, sub, opening))
+            writer = asyncio.create_task(self._write(send, sub, opening, readings))
             watcher = asyncio.create_task(self._watch(receive, sub))
             await asyncio.wait({writer, watcher}, return_when=asyncio.FIRST_COMPLETED)
             reason = self._reason(writer, watcher)
@@ -191,6 +208,8 @@ class EventStream(Response):
                                     "more_body": False})
         finally:
             sub.close()
+            if readings is not None:
+                readings.close()
             for leftover in (writer, watcher):
                 if leftover is not None and not leftover.done():
                     leftover.cancel()
@@ -204,9 +223,47 @@ class EventStream(Response):
             return "disconnect"  # servers on ASGI spec 2.4 raise OSError from send()
         return writer.result()
 
-    async def _write(self, send: Send, sub: Subscription, opening: bytes) -> str:
-        """Send the opening, then batches of changes and keep-alives, until told to stop."""
+    async def _write(self, send: Send, sub: Subscription, opening: bytes,
+                     readings: ReadingSubscription | None = None) -> str:
+        """Send the opening, then batches of changes (and readings) and keep-alives."""
         await send({"type": "http.response.body", "body": opening, "more_body": True})
+        if readings is None:
+            return await self._write_changes(send, sub)
+        changes: asyncio.Task[list[Change]] | None = None
+        samples: asyncio.Task[list[Sample]] | None = None
+        try:
+            while True:
+                changes = changes or asyncio.create_task(sub.next_batch())
+                samples = samples or asyncio.create_task(readings.next_batch())
+                done, _ = await asyncio.wait({changes, samples}, timeout=self._keepalive,
+                                             return_when=asyncio.FIRST_COMPLETED)
+                if not done:
+                    await send({"type": "http.response.body", "body": KEEPALIVE_FRAME,
+                                "more_body": True})
+                    continue
+                body = b""
+                if changes in done:
+                    try:
+                        batch = changes.result()
+                    except SubscriberDropped:
+                        return "dropped"
+                    if not batch:
+                        return "closed"
+                    body += self._frames(batch)
+                    changes = None
+                if samples in done:
+                    got = samples.result()
+                    if not got:
+                        return "dropped" if readings.dropped else "closed"
+                    body += b"".join(reading_frame(s) for s in got)
+                    samples = None
+                await send({"type": "http.response.body", "body": body, "more_body": True})
+        finally:
+            for task in (changes, samples):
+                if task is not None:
+                    task.cancel()
+
+    async def _write_changes(self, send: Send, sub: Subscription) -> str:
         while True:
             try:
                 async with asyncio.timeout(self._keepalive):
@@ -266,7 +323,9 @@ OPENAPI = {
     "description": (
         "One `snapshot` event ({seq, at, pins: [Pin]}), then one `change` event per "
         "committed change ({seq, pin: Pin, old, actor, cause, at}) with `id: seq`, in "
-        "sequence order. A keep-alive comment at least every 15 s. Reconnect with the "
+        "sequence order. Sensors: one `reading` event per sensor with its latest sample "
+        "after the snapshot, then one per stored reading ({sensor, at, values, error, "
+        "detail}; no id). A keep-alive comment at least every 15 s. Reconnect with the "
         "Last-Event-ID header (or ?last_event_id=) to get the changes missed, or a fresh "
         "snapshot when they are no longer held. A client that falls too far behind is "
         "disconnected and must reconnect."),

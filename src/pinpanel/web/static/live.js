@@ -181,6 +181,10 @@ function start(table) {
     });
     source.addEventListener("snapshot", onSnapshot);
     source.addEventListener("change", onChange);
+    // Sensor readings are for sensors.js, which shares this one connection.
+    source.addEventListener("reading", (event) => {
+      document.dispatchEvent(new CustomEvent("pinpanel:reading", { detail: JSON.parse(event.data) }));
+    });
     source.addEventListener("error", () => {
       if (source.readyState === EventSource.CLOSED) {
         // The browser gave up (an HTTP error such as 401 or 503): try again ourselves.
