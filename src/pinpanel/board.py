@@ -19,9 +19,10 @@ The board knows nothing of HTTP, MQTT or SQLite's details, and imports no adapte
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal, Protocol
@@ -107,6 +108,18 @@ class _Pin:
     @property
     def bcm(self) -> int:
         return self.config.pin
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """What :meth:`Board.apply` did: each asked-for pin as published, and every change.
+
+    ``changes`` are the changes of its one commit (interlock partners switched off
+    included), in seq order and contiguous; empty when every pin already was as asked.
+    """
+
+    pins: list[PinView]
+    changes: list[Change]
 
 
 class Board:
@@ -329,6 +342,88 @@ class Board:
             pending = self._commit(records) if records else pin.pending
         return await self._published(pin, pending)
 
+    async def apply(self, targets: Mapping[PinRef, bool], actor: Actor) -> Applied:
+        """Set several outputs at once, in ONE durable commit (a scene, a group).
+
+        The same path as :meth:`command`, for many pins: every pin is checked first (an
+        unknown pin or an input changes nothing; so does asking for two interlocked pins on),
+        then, under all their locks (taken in one order, so two scenes never deadlock),
+        pins going off are written first, interlock partners of pins going on are switched
+        off, pins going on are written last; all of it is queued as one commit, so the
+        changes carry one contiguous seq range and are published together.
+        """
+        wanted: dict[int, tuple[_Pin, bool]] = {}
+        for ref, state in targets.items():
+            pin = self._pin(ref)
+            self._check(pin.config, "on", None)
+            wanted[pin.bcm] = (pin, bool(state))
+        for pin, state in wanted.values():
+            clash = [o.bcm for o in pin.partners if state and wanted.get(o.bcm, (o, False))[1]]
+            if clash:
+                raise PinValueError(f"GPIO{pin.bcm} and GPIO{clash[0]} are interlocked; only "
+                                    "one of them can be turned on")
+        locks: dict[int, asyncio.Lock] = {}
+        for pin, _ in wanted.values():
+            for member in (pin, *pin.partners):
+                locks.setdefault(id(member.lock), member.lock)
+        order = sorted(locks.values(), key=lambda lock: min(
+            p.bcm for p in self._pins.values() if p.lock is lock))
+        async with contextlib.AsyncExitStack() as stack:
+            for lock in order:
+                await stack.enter_async_context(lock)
+            waits = self._apply_locked(wanted, actor)
+        changes: list[Change] = []
+        for future in waits:
+            for change in await future:
+                if change not in changes:
+                    changes.append(change)
+        changes.sort(key=lambda c: c.seq)
+        views: list[PinView] = []
+        for pin, _ in wanted.values():
+            mine = next((c.pin for c in reversed(changes) if c.committed.pin == pin.bcm), None)
+            views.append(mine if mine is not None else self._committed_view(pin))
+        return Applied(views, changes)
+
+    def _apply_locked(self, wanted: dict[int, tuple[_Pin, bool]],
+                      actor: Actor) -> list[asyncio.Future[list[Change]]]:
+        """:meth:`apply`'s hardware writes and its one commit; the caller holds the locks.
+
+        A hardware write that fails puts back the pins already written, so nothing that
+        is not committed stays changed.
+        """
+        interlock = Actor(actor.name, "interlock", actor.client)
+        steps: list[tuple[_Pin, bool, Actor]] = []
+        for pin, state in wanted.values():
+            self._cancel_timer(pin)
+            if not state and self.hardware.read(pin.bcm):
+                steps.append((pin, False, actor))
+        for pin, state in wanted.values():
+            for other in pin.partners if state else ():
+                if other.bcm not in wanted and self.hardware.read(other.bcm) and \
+                        all(o is not other for o, _, _ in steps):
+                    self._cancel_timer(other)
+                    steps.append((other, False, interlock))
+        steps += [(pin, True, actor) for pin, state in wanted.values()
+                  if state and not self.hardware.read(pin.bcm)]
+        records: list[ChangeRecord] = []
+        try:
+            for pin, state, who in steps:
+                self.hardware.write(pin.bcm, state)
+                records.append(self._record(pin, not state, state, who))
+        except HardwareError:
+            for record in reversed(records):
+                with contextlib.suppress(HardwareError):
+                    self.hardware.write(record.pin, bool(record.old))
+            raise
+        for pin, state in wanted.values():
+            if state and pin.config.auto_off_ms:
+                self._arm_timer(pin, pin.config.auto_off_ms)
+        waits = [self._commit(records)] if records else []
+        for pin, _ in wanted.values():
+            if pin.pending is not None and all(pin.pending is not w for w in waits):
+                waits.append(pin.pending)  # another caller's commit, still in flight
+        return waits
+
     async def _published(self, pin: _Pin, pending: asyncio.Future[list[Change]] | None,
                          ) -> PinView:
         """``pin``'s view as published by ``pending``, once it is; as committed if not in it.
@@ -487,4 +582,5 @@ class Board:
                 log.exception("reverting GPIO%d failed", pin.bcm)
 
 
-__all__ = ["ACTIONS", "SYSTEM", "Action", "Board", "Clock", "LoopClock", "PinRef", "StoreError"]
+__all__ = ["ACTIONS", "SYSTEM", "Action", "Applied", "Board", "Clock", "LoopClock", "PinRef",
+           "StoreError"]

@@ -195,6 +195,31 @@ class MqttConfig:
 
 
 @dataclass(frozen=True)
+class GroupConfig:
+    """``[[groups]]``: outputs switched together (``all`` is built in: every output)."""
+
+    id: str
+    name: str
+    pins: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class SceneConfig:
+    """``[[scenes]]``: a state for several outputs at once, applied in one commit.
+
+    ``set`` holds (BCM, state) pairs in the order the file wrote them.
+    """
+
+    id: str
+    name: str
+    set: tuple[tuple[int, bool], ...]
+
+
+#: The group every configuration has: every output.
+ALL_GROUP = "all"
+
+
+@dataclass(frozen=True)
 class Config:
     """Everything pinpanel was told, validated. Built once, passed down, never mutated.
 
@@ -211,7 +236,25 @@ class Config:
     interlocks: tuple[tuple[int, ...], ...] = field(default=(), metadata=about(
         "Outputs (BCM numbers or ids) never on together: turning one on turns the others "
         "off first."))
+    groups: tuple[GroupConfig, ...] = ()
+    scenes: tuple[SceneConfig, ...] = ()
     source: str = "defaults"
+
+    def group(self, group_id: str) -> GroupConfig | None:
+        """A configured group by id, or the built-in ``all`` (every output)."""
+        if group_id == ALL_GROUP and not any(g.id == ALL_GROUP for g in self.groups):
+            return GroupConfig(ALL_GROUP, "All", tuple(p.pin for p in self.pins
+                                                       if p.is_output))
+        return next((g for g in self.groups if g.id == group_id), None)
+
+    def all_groups(self) -> tuple[GroupConfig, ...]:
+        """The configured groups, with the built-in ``all`` first unless one replaces it."""
+        builtin = () if any(g.id == ALL_GROUP for g in self.groups) else (
+            self.group(ALL_GROUP),)
+        return tuple(g for g in (*builtin, *self.groups) if g is not None)
+
+    def scene(self, scene_id: str) -> SceneConfig | None:
+        return next((s for s in self.scenes if s.id == scene_id), None)
 
 
 # -- the settings, read off the fields ----------------------------------------------------
@@ -373,6 +416,122 @@ def _load_interlocks(
     return tuple(groups)
 
 
+def _pin_index(drafts: list[_PinDraft]) -> dict[object, _PinDraft]:
+    """Pins by the BCM numbers and ids the file wrote (the first one wins)."""
+    by_ref: dict[object, _PinDraft] = {}
+    for draft in drafts:
+        if draft.bcm is not None:
+            by_ref.setdefault(draft.bcm, draft)
+        if draft.id is not None:
+            by_ref.setdefault(draft.id, draft)
+    return by_ref
+
+
+def _output_ref(ref: object, by_ref: dict[object, _PinDraft], path: str,
+                problems: list[str]) -> int | None:
+    """The BCM number of an output named by ``ref``; a problem recorded otherwise."""
+    valid = isinstance(ref, int | str) and not isinstance(ref, bool)
+    target = by_ref.get(ref) if valid else None
+    if target is None:
+        problems.append(f"{path}: {ref!r} is not a configured pin")
+        return None
+    if target.mode == "input":
+        problems.append(f"{path}: pin {target.bcm} is an input; only outputs can be switched")
+        return None
+    return target.config.pin if target.config is not None else None
+
+
+def _named_table(entry: object, path: str, keys: set[str], required: set[str],
+                 seen: set[str], problems: list[str]) -> dict[str, Any] | None:
+    """A ``[[groups]]`` / ``[[scenes]]`` table with a valid, unique ``id``."""
+    if not isinstance(entry, dict):
+        problems.append(f"{path}: expected a table")
+        return None
+    for key in entry:
+        if key not in keys:
+            problems.append(f"{path}.{key}: unknown key (expected one of "
+                            f"{', '.join(sorted(keys))})")
+    for key in sorted(required - set(entry)):
+        problems.append(f"{path}.{key}: required")
+    ident = entry.get("id")
+    if "id" in entry and (not isinstance(ident, str) or not ID_PATTERN.match(ident)):
+        problems.append(f"{path}.id: {ident!r} must be lowercase letters, digits, - or _, "
+                        "starting with a letter (at most 32)")
+        return None
+    if isinstance(ident, str):
+        if ident in seen:
+            problems.append(f"{path}.id: {ident!r} is already used")
+            return None
+        seen.add(ident)
+    name = entry.get("name", ident)
+    if not isinstance(name, str):
+        problems.append(f"{path}.name: expected a string")
+        return None
+    return entry if required <= set(entry) else None
+
+
+def _load_groups(raw: object, drafts: list[_PinDraft],
+                 problems: list[str]) -> tuple[GroupConfig, ...]:
+    if not isinstance(raw, list):
+        problems.append("groups: expected an array of tables ([[groups]])")
+        return ()
+    by_ref, seen, groups = _pin_index(drafts), set[str](), []
+    for i, entry in enumerate(raw):
+        path = f"groups[{i}]"
+        table = _named_table(entry, path, {"id", "name", "pins"}, {"id", "pins"}, seen,
+                             problems)
+        if table is None:
+            continue
+        refs = table["pins"]
+        if not isinstance(refs, list) or not refs:
+            problems.append(f"{path}.pins: expected a list of at least one pin")
+            continue
+        pins = [_output_ref(ref, by_ref, f"{path}.pins[{j}]", problems)
+                for j, ref in enumerate(refs)]
+        found = tuple(dict.fromkeys(p for p in pins if p is not None))
+        groups.append(GroupConfig(table["id"], table.get("name") or table["id"], found))
+    return tuple(groups)
+
+
+def _load_scenes(raw: object, drafts: list[_PinDraft], interlocks: tuple[tuple[int, ...], ...],
+                 problems: list[str]) -> tuple[SceneConfig, ...]:
+    if not isinstance(raw, list):
+        problems.append("scenes: expected an array of tables ([[scenes]])")
+        return ()
+    by_ref, seen, scenes = _pin_index(drafts), set[str](), []
+    for i, entry in enumerate(raw):
+        path = f"scenes[{i}]"
+        table = _named_table(entry, path, {"id", "name", "set"}, {"id", "set"}, seen, problems)
+        if table is None:
+            continue
+        wanted = table["set"]
+        if not isinstance(wanted, dict) or not wanted:
+            problems.append(f"{path}.set: expected a table of pin = state, e.g. "
+                            "{ porch = \"on\", hall = false }")
+            continue
+        pairs: dict[int, bool] = {}
+        for ref, value in wanted.items():
+            key = int(ref) if ref.isdecimal() else ref
+            bcm = _output_ref(key, by_ref, f"{path}.set.{ref}", problems)
+            state = (value if isinstance(value, bool) else
+                     {"on": True, "off": False}.get(value) if isinstance(value, str) else None)
+            if state is None:
+                problems.append(f"{path}.set.{ref}: expected \"on\", \"off\", true or false, "
+                                f"got {value!r}")
+            elif bcm is not None:
+                if bcm in pairs:
+                    problems.append(f"{path}.set.{ref}: pin {bcm} is set twice")
+                pairs[bcm] = state
+        for group in interlocks:
+            on = [bcm for bcm in group if pairs.get(bcm)]
+            if len(on) > 1:
+                problems.append(f"{path}.set: pins {', '.join(map(str, on))} are interlocked; "
+                                "a scene can turn on only one of them")
+        scenes.append(SceneConfig(table["id"], table.get("name") or table["id"],
+                                  tuple(pairs.items())))
+    return tuple(scenes)
+
+
 def _check_server(server: ServerConfig, problems: list[str]) -> None:
     """Values whose form a type cannot say: proxy addresses and the public URL."""
     for i, entry in enumerate(server.forwarded_allow_ips):
@@ -393,7 +552,7 @@ def _check_server(server: ServerConfig, problems: list[str]) -> None:
 def parse(data: Mapping[str, Any], source: str = "config") -> Config:
     """Validate a parsed TOML document; raise :class:`ConfigError` listing every problem."""
     problems: list[str] = []
-    allowed = {*_SECTIONS, "pins", "interlocks", "sensors"}
+    allowed = {*_SECTIONS, "pins", "interlocks", "sensors", "groups", "scenes"}
     for key in data:
         if key not in allowed:
             expected = ", ".join(sorted(allowed))
@@ -427,10 +586,14 @@ def parse(data: Mapping[str, Any], source: str = "config") -> Config:
                             {d.bcm: d.path for d in drafts if d.bcm is not None},
                             {d.id for d in drafts if d.id is not None}, problems)
                if "sensors" in data else ())
+    groups = _load_groups(data["groups"], drafts, problems) if "groups" in data else ()
+    scenes = (_load_scenes(data["scenes"], drafts, interlocks, problems)
+              if "scenes" in data else ())
     if problems:
         raise ConfigError(problems, source)
     pins = tuple(d.config for d in drafts if d.config is not None)
-    return Config(pins=pins, interlocks=interlocks, sensors=sensors, source=source, **sections)
+    return Config(pins=pins, interlocks=interlocks, sensors=sensors, groups=groups,
+                  scenes=scenes, source=source, **sections)
 
 
 def load(path: str | os.PathLike[str] | None) -> Config:

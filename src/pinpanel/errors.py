@@ -51,6 +51,17 @@ class PinValueError(PinError, ValueError):
     """A command's argument is out of range (a pulse of 0 ms, an unknown action)."""
 
 
+class UnknownNameError(PinpanelError, KeyError):
+    """No configured group, scene, schedule or rule has that id (``kind`` says which)."""
+
+    def __init__(self, kind: str, ref: object) -> None:
+        self.kind, self.ref = kind, ref
+        super().__init__(f"no {kind} {ref!r}")
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
 class SimulationOnlyError(PinError, LookupError):
     """Driving an input by hand exists only on the simulated board."""
 

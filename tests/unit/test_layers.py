@@ -40,6 +40,8 @@ LAYERS: dict[str, int] = {
     "pinpanel.mqtt": 50,
     # what the runtime and adapters share below the board's users
     "pinpanel.first_start": 45,
+    # a client of the board, like an adapter; the board never imports it
+    "pinpanel.automation": 45,
     "pinpanel.auth": 40,
     "pinpanel.telemetry": 40,
     "pinpanel.changelog": 40,

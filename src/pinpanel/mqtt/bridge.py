@@ -35,6 +35,7 @@ from typing import Any
 
 import aiomqtt
 
+from pinpanel.automation import groups
 from pinpanel.board import Board
 from pinpanel.changes import Actor, Change, PinView
 from pinpanel.config import Config
@@ -43,6 +44,7 @@ from pinpanel.errors import (
     PinModeError,
     PinValueError,
     StoreError,
+    UnknownNameError,
     UnknownPinError,
 )
 from pinpanel.hardware import BackendInfo
@@ -314,7 +316,8 @@ class MqttBridge:
                     self._spawn(self._home_assistant_online())
                 continue
             pin_id = self.topics.pin_of_command(topic)
-            if pin_id is None:
+            target = self.topics.target_of_command(topic) if pin_id is None else None
+            if pin_id is None and target is None:
                 continue
             if message.retain:
                 # A retained command would switch the pin again on every reconnect.
@@ -322,7 +325,11 @@ class MqttBridge:
                             "retain flag)", topic)
                 continue
             try:
-                command = parse_command(data)
+                command = parse_command(data if data.strip() or target is None else b"ON")
+                if target is not None and (command.pulse or (
+                        target[0] == "scene" and command.action != "on")):
+                    raise MqttPayloadError("expected ON, OFF or TOGGLE for a group, ON for a "
+                                           "scene")
             except MqttPayloadError as exc:
                 self._noise("ignored a command on %s: %s", topic, exc)
                 continue
@@ -330,7 +337,10 @@ class MqttBridge:
                 self._noise("ignored a command on %s: %d commands already in progress",
                             topic, MAX_IN_FLIGHT)
                 continue
-            self._spawn(self._execute(pin_id, command, topic))
+            if target is not None:
+                self._spawn(self._execute_many(*target, command, topic))
+            elif pin_id is not None:
+                self._spawn(self._execute(pin_id, command, topic))
 
     def _spawn(self, work: Awaitable[None]) -> None:
         task: asyncio.Task[None] = asyncio.ensure_future(work)
@@ -351,6 +361,23 @@ class MqttBridge:
                 await self.board.command(pin_id, command.action, ACTOR)
         except UnknownPinError:
             self._noise("ignored a command on %s: no configured pin %r", topic, pin_id)
+        except (PinModeError, PinValueError) as exc:
+            self._noise("ignored a command on %s: %s", topic, exc)
+        except StoreError as exc:
+            log.warning("mqtt: command on %s not applied: %s", topic, exc)
+        except Exception:
+            log.exception("mqtt: command on %s failed", topic)
+
+    async def _execute_many(self, kind: str, name: str, command: Command, topic: str) -> None:
+        """A group or scene command: one commit through the board, like the HTTP route."""
+        try:
+            if kind == "scene":
+                await groups.apply_scene(self.board, name, Actor("mqtt", "scene"))
+            else:
+                await groups.switch_group(self.board, name, command.action,
+                                          Actor("mqtt", "group"))
+        except UnknownNameError as exc:
+            self._noise("ignored a command on %s: %s", topic, exc)
         except (PinModeError, PinValueError) as exc:
             self._noise("ignored a command on %s: %s", topic, exc)
         except StoreError as exc:
@@ -407,6 +434,8 @@ class MqttBridge:
     async def _session(self, client: aiomqtt.Client, stop: asyncio.Event) -> None:
         qos = self.settings.qos
         await client.subscribe(self.topics.command_filter, qos=qos)
+        for scoped in self.topics.group_filters:
+            await client.subscribe(scoped, qos=qos)
         if self.settings.discovery:
             await client.subscribe(self.topics.ha_status, qos=qos)
         await self._announce(client)

@@ -1,7 +1,9 @@
 """Home Assistant discovery: one retained message per entity, grouped by one device per Pi.
 
 Each pin is an entity: a ``switch`` per output, a ``binary_sensor`` per input, and a
-``button`` per output with a ``pulse_ms`` (pressing it sends ``PULSE``). Each entity's
+``button`` per output with a ``pulse_ms`` (pressing it sends ``PULSE``); each
+``[[scenes]]`` is a ``scene`` entity (activating it sends ``ON`` to
+``<base>/scene/<id>/set``). Each entity's
 message goes to ``<prefix>/<platform>/pinpanel_<device_id>/<pin id>/config`` and carries
 the device (identified by ``pinpanel_<device_id>``), the origin, the availability topic and
 its own ``qos``; the unique id is ``pinpanel_<device_id>_<pin id>`` (``..._pulse`` for a
@@ -47,6 +49,7 @@ RECORD_KEY = "mqtt.published"
 SWITCH = "switch"
 BINARY_SENSOR = "binary_sensor"
 BUTTON = "button"
+SCENE = "scene"
 PULSE = "PULSE"
 #: The state from the pin's JSON (``"state": true``) in the words the entity compares.
 VALUE_TEMPLATE = "{{ 'ON' if value_json.state else 'OFF' }}"
@@ -119,6 +122,15 @@ def entities(config: Config, topics: Topics, model: str) -> list[Entity]:
                 **shared,
             }
             found.append(Entity(topics.discovery(BUTTON, pin.id), button))
+    for scene in config.scenes:
+        data = {
+            "name": scene.name,
+            "unique_id": f"{topics.object_id}_scene_{scene.id}",
+            "command_topic": topics.scene_command(scene.id),
+            "payload_on": ON,
+            **shared,
+        }
+        found.append(Entity(topics.discovery(SCENE, scene.id), data))
     found += [Entity(topic, data) for topic, data in sensors.entities(config, topics, shared)]
     return found
 

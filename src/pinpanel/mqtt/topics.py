@@ -12,6 +12,9 @@ topic                           retained   payload
                                            reads only this topic
 ``<base>/<pin id>/state``       yes        ``ON`` / ``OFF`` for scripts, sent right after
 ``<base>/<pin id>/set``         no         ``ON``, ``OFF``, ``TOGGLE``, ``PULSE`` or JSON
+``<base>/group/<id>/set``       no         ``ON``, ``OFF`` or ``TOGGLE``: the whole group in
+                                           one commit (``all`` is every output)
+``<base>/scene/<id>/set``       no         ``ON`` (or empty): apply the scene, one commit
 ==============================  =========  ==================================================
 
 Home Assistant: ``<discovery_prefix>/<platform>/<object id>/<pin id>/config`` (retained,
@@ -31,6 +34,8 @@ STATUS = "status"
 STATE = "state"
 ATTRIBUTES = "attributes"
 SET = "set"
+GROUP = "group"
+SCENE = "scene"
 ONLINE = "online"
 OFFLINE = "offline"
 ON = "ON"
@@ -103,6 +108,28 @@ class Topics:
             return None
         pin = topic[len(head):-len(tail)]
         return pin if pin and "/" not in pin else None
+
+    def group_command(self, group_id: str) -> str:
+        return f"{self.base}/{GROUP}/{group_id}/{SET}"
+
+    def scene_command(self, scene_id: str) -> str:
+        return f"{self.base}/{SCENE}/{scene_id}/{SET}"
+
+    @property
+    def group_filters(self) -> tuple[str, str]:
+        """The group and scene command topics, as subscription filters."""
+        return f"{self.base}/{GROUP}/+/{SET}", f"{self.base}/{SCENE}/+/{SET}"
+
+    def target_of_command(self, topic: str) -> tuple[str, str] | None:
+        """(``group`` or ``scene``, id) of ``<base>/group|scene/<id>/set``; else None."""
+        head = f"{self.base}/"
+        tail = f"/{SET}"
+        if not (topic.startswith(head) and topic.endswith(tail)):
+            return None
+        kind, _, name = topic[len(head):-len(tail)].partition("/")
+        if kind not in (GROUP, SCENE) or not name or "/" in name:
+            return None
+        return kind, name
 
     @property
     def object_id(self) -> str:

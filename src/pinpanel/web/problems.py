@@ -23,6 +23,7 @@ from pinpanel.errors import (
     SensorValueError,
     SimulationOnlyError,
     StoreError,
+    UnknownNameError,
     UnknownPinError,
     UnknownSensorError,
 )
@@ -42,6 +43,7 @@ STATUS_OF: tuple[tuple[type[PinpanelError], int], ...] = (
     (UnknownPinError, 404),
     (UnknownSensorError, 404),
     (SensorValueError, 422),
+    (UnknownNameError, 404),
     (PinModeError, 409),
     (PinValueError, 422),
     (StoreError, 503),
