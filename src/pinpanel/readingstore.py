@@ -154,6 +154,10 @@ class ReadingStore:
                                    else int(clock() // HOUR) * HOUR)
         self._cond = threading.Condition()
         self._pending: list[_Raw] = []
+        self._inflight: list[_Raw] = []
+        self._inflight_agg: dict[_AggKey, _Agg] = {}
+        #: The write connection is the writer thread's; prune() from a test takes it too.
+        self._write_lock = threading.Lock()
         self._agg: dict[_AggKey, _Agg] = {}
         self._due: float | None = None  # monotonic time the pending batch must be written by
         self._requested = 0
@@ -245,6 +249,8 @@ class ReadingStore:
                 agg = {k: a for k, a in self._agg.items() if closing or k[2] < open_minute}
                 for key in agg:
                     del self._agg[key]
+                # Still answered by queries while they are on their way to the disk.
+                self._inflight, self._inflight_agg = batch, agg
             try:
                 if batch or agg or closing:
                     self._write(batch, agg, closing)
@@ -254,6 +260,7 @@ class ReadingStore:
             except sqlite3.Error:
                 log.exception("writing %d readings failed; they are lost", len(batch))
             with self._cond:
+                self._inflight, self._inflight_agg = [], {}
                 self._written = requested
                 self._cond.notify_all()
             if closing:
@@ -272,6 +279,11 @@ class ReadingStore:
 
     def _write(self, batch: list[_Raw], agg: dict[_AggKey, _Agg], closing: bool = False,
                ) -> None:
+        with self._write_lock:
+            self._write_locked(batch, agg, closing)
+
+    def _write_locked(self, batch: list[_Raw], agg: dict[_AggKey, _Agg], closing: bool,
+                      ) -> None:
         """One transaction: the raw rows, the finished minutes, the hours they finish."""
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
@@ -328,7 +340,10 @@ class ReadingStore:
 
     def prune(self, now: float | None = None) -> None:
         """Drop raw readings past 48 h and rollups past their keep (writer thread, tests)."""
-        now = self._clock() if now is None else now
+        with self._write_lock:
+            self._prune_locked(self._clock() if now is None else now)
+
+    def _prune_locked(self, now: float) -> None:
         self._last_prune = now
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
@@ -386,7 +401,8 @@ class ReadingStore:
                     "ORDER BY t LIMIT ?", (lo, hi, series, limit)):
                 points[t] = RawPoint(t / 1000, v, e)
         with self._cond:
-            pending = [p for p in self._pending if p[0] == sensor and p[1] == reading]
+            pending = [p for p in (*self._inflight, *self._pending)
+                       if p[0] == sensor and p[1] == reading]
         for _, _, t, v, e in pending:
             if lo <= t < hi:
                 points[t] = RawPoint(t / 1000, v, e)
@@ -429,7 +445,8 @@ class ReadingStore:
                         (table_step, lo_bucket, hi_bucket, series)):
                     fold(bucket, _Agg(n, lo, hi, total))
             with self._cond:
-                pending = [(k[2], _Agg(a.n, a.min, a.max, a.sum)) for k, a in self._agg.items()
+                pending = [(k[2], _Agg(a.n, a.min, a.max, a.sum))
+                           for k, a in (*self._inflight_agg.items(), *self._agg.items())
                            if k[0] == sensor and k[1] == reading]
             for minute, agg in pending:
                 if start <= minute < until:

@@ -121,3 +121,26 @@ async def test_sensor_entities_validate_and_states_carry_values_then_errors(
     async with probe(mosquitto, state_topic) as late:
         retained = await late.wait_for(state_topic, retain=True)
         assert retained.json()["error"] == "power_on"
+
+
+async def test_a_sensor_removed_from_the_config_leaves_nothing_retained(
+        make_server: Any, mosquitto: LocalBroker) -> None:
+    server: ServerProcess = make_server(mqtt_config(mosquitto, SENSORS))
+    await wait_online(mosquitto)
+    before = await retained_entities(mosquitto, "homeassistant/sensor/pinpanel_t1/+/config")
+    assert "homeassistant/sensor/pinpanel_t1/greenhouse_humidity/config" in before
+    assert server.stop() == 0
+    without = SENSORS.split("[[sensors]]\nid = \"greenhouse\"")[0] + SENSORS.split(
+        'interval_s = 3600\n', 2)[2]
+    assert "greenhouse" not in without and "water" in without
+    server.config_text = mqtt_config(mosquitto, without)
+    server.start()
+    await wait_online(mosquitto)
+    after = await retained_entities(mosquitto, "homeassistant/sensor/pinpanel_t1/+/config")
+    assert {t.split("/")[3] for t in after} == {
+        "tank_temperature", "water_total", "water_rate"}
+    async with probe(mosquitto, f"{BASE}/+/state", "pinpanel/test/end") as watch:
+        await watch.publish("pinpanel/test/end", b"end")
+        await watch.wait_for("pinpanel/test/end", b"end")
+        assert watch.latest(f"{BASE}/greenhouse/state") is None
+        assert watch.latest(f"{BASE}/tank/state") is not None

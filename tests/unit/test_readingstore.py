@@ -161,3 +161,28 @@ def test_readings_are_written_in_batches_not_one_by_one(
     # 100 + 100 by count, the rest on flush: never 250 transactions
     assert store.batches <= 3
     assert store.counts()["raw"] == 250
+
+
+def test_an_hour_left_unrolled_by_a_crash_is_rolled_up_after_the_restart(
+        tmp_path: Path) -> None:
+    import sqlite3
+
+    first_clock = FakeClock(START + 30 * 60)
+    first = ReadingStore.open(tmp_path, clock=first_clock)
+    for minute in range(1, 6):
+        first.observe("tank", "temperature", START + minute * 60, float(minute))
+    first.flush()  # the minutes are on disk, their hour is still open: not rolled up
+    conn = sqlite3.connect(tmp_path / readingstore.DB_NAME)
+    hours = "SELECT bucket, n, min, max, sum FROM rollup WHERE step = 3600"
+    assert conn.execute(hours).fetchall() == []
+    # the process dies here (no close); a new one starts two hours later
+    again = ReadingStore.open(tmp_path, clock=FakeClock(START + 2 * 3600))
+    try:
+        again.prune()
+        assert conn.execute(hours).fetchall() == [(int(START), 5, 1.0, 5.0, 15.0)]
+        source, got = again.buckets("tank", "temperature", START, START + 3600, 3600)
+        assert (source, as_tuples(got)) == ("1h", [(START, 5, 1.0, 3.0, 5.0)])
+    finally:
+        conn.close()
+        again.close()
+        first.close()

@@ -183,7 +183,8 @@ class Published:
 def now_published(config: Config, topics: Topics, model: str) -> Published:
     found = entities(config, topics, model) if config.mqtt.discovery else []
     return Published(topics=tuple(e.topic for e in found),
-                     pins=tuple(p.id for p in config.pins))
+                     # sensors too: a removed sensor's retained state is cleared like a pin's
+                     pins=tuple(p.id for p in config.pins) + tuple(s.id for s in config.sensors))
 
 
 @dataclass(frozen=True)
