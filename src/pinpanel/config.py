@@ -134,6 +134,12 @@ class GpioConfig:
         "GPIO backend. auto: the real pins when this machine has them (lgpio first), "
         "else the simulated board; on a Pi a failing backend is an error, never a "
         "silent switch to simulated pins."))
+    chip: str = field(default="auto", metadata=about(
+        "The GPIO chip lgpio drives: a number (\"4\" for /dev/gpiochip4), a /dev path, or a "
+        "chip's label (pinctrl-bcm2835, pinctrl-bcm2711, pinctrl-rp1, or any label "
+        "`gpiodetect` shows). auto: the Raspberry Pi's own GPIO chip, found by its label "
+        "whatever its number (the Pi 5's was gpiochip4, later gpiochip0); two such chips "
+        "are an error, never a guess."))
     on_exit: OnExit = field(default="keep", metadata=about(
         "What outputs do when pinpanel stops. keep: stay as they are (a restart does "
         "not flip relays); off: switched off; release: returned to inputs (floating)."))
@@ -549,6 +555,15 @@ def _check_server(server: ServerConfig, problems: list[str]) -> None:
                             "[:port], e.g. https://pins.example.org")
 
 
+def _check_gpio(gpio: GpioConfig, problems: list[str]) -> None:
+    """A chip is chosen for lgpio only; the register-based backends cannot use one."""
+    if not gpio.chip.strip():
+        problems.append('gpio.chip: must not be empty (auto, a number, a /dev path or a label)')
+    elif gpio.chip != "auto" and gpio.backend in ("rpigpio", "pigpio", "native"):
+        problems.append(f"gpio.chip: {gpio.chip!r} applies to the lgpio backend (and auto); "
+                        f"{gpio.backend} drives the Pi's own GPIO registers, whatever the chip")
+
+
 def parse(data: Mapping[str, Any], source: str = "config") -> Config:
     """Validate a parsed TOML document; raise :class:`ConfigError` listing every problem."""
     problems: list[str] = []
@@ -580,6 +595,7 @@ def parse(data: Mapping[str, Any], source: str = "config") -> Config:
                   for i, p in enumerate(tutorial_pins())]
     _check_duplicates(drafts, problems)
     _check_server(sections["server"], problems)
+    _check_gpio(sections["gpio"], problems)
     interlocks = (_load_interlocks(data["interlocks"], drafts, problems)
                   if "interlocks" in data else ())
     sensors = (load_sensors(data["sensors"],

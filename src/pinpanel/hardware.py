@@ -1,9 +1,10 @@
 """The gpiozero adapter: the only module that imports gpiozero.
 
-It picks a pin factory (lgpio on a Pi, Pi 5 included; gpiozero's MockFactory as the
-simulated board), opens one gpiozero device per configured pin, and translates library errors
-into :mod:`pinpanel.errors`. It knows nothing of the board's rules: logical state is handed
-in and out, and ``active_low`` is applied by gpiozero's ``active_high``.
+It picks a pin factory (lgpio on a Pi, Pi 5 included, on the GPIO chip :mod:`pinpanel.chips`
+chooses; gpiozero's MockFactory as the simulated board), opens one gpiozero device per
+configured pin, and translates library errors into :mod:`pinpanel.errors`. It knows nothing
+of the board's rules: logical state is handed in and out, and ``active_low`` is applied by
+gpiozero's ``active_high``.
 
 Two gpiozero behaviours are corrected here because they hurt relay users:
 
@@ -32,6 +33,7 @@ from gpiozero import DigitalInputDevice, DigitalOutputDevice
 from gpiozero.exc import BadPinFactory, GPIOZeroError, PinFactoryFallback
 from gpiozero.pins.mock import MockFactory, MockPin
 
+from pinpanel.chips import ChipChoice, ChipError, resolve
 from pinpanel.config import Backend, OnExit, PinConfig
 from pinpanel.errors import BackendUnavailableError, HardwareError, SimulationOnlyError
 
@@ -76,8 +78,9 @@ class BoundedMockPin(MockPin):  # type: ignore[misc]
         return PinState(timestamp, state)
 
 
-def _lgpio_factory() -> Any:
-    """Build the lgpio factory with a glitch-free output claim (imports lgpio lazily)."""
+def _lgpio_factory(chip: str, root: Path) -> tuple[Any, ChipChoice]:
+    """Build the lgpio factory on the chip ``[gpio] chip`` names, with a glitch-free output
+    claim. lgpio is imported first (lazily), so a Pi without it is told how to install it."""
     import lgpio
     from gpiozero.pins.lgpio import LGPIOFactory, LGPIOPin
 
@@ -92,29 +95,31 @@ def _lgpio_factory() -> Any:
             lgpio.gpio_claim_output(self.factory._handle, self._number, int(bool(state)))
 
     class GlitchFreeLGPIOFactory(LGPIOFactory):  # type: ignore[misc]
-        def __init__(self) -> None:
-            super().__init__()
+        def __init__(self, number: int) -> None:
+            super().__init__(chip=number)
             # LGPIOFactory sets pin_class on the instance, which would hide a class attribute.
             self.pin_class = GlitchFreeLGPIOPin
 
-    return GlitchFreeLGPIOFactory()
+    choice = resolve(chip, root)
+    return GlitchFreeLGPIOFactory(choice.chip.number), choice
 
 
-def _named_factory(name: str) -> Any:
+def _named_factory(name: str, chip: str = "auto", root: Path = Path("/")
+                   ) -> tuple[Any, ChipChoice | None]:
     if name == "lgpio":
-        return _lgpio_factory()
+        return _lgpio_factory(chip, root)
     if name == "rpigpio":
         from gpiozero.pins.rpigpio import RPiGPIOFactory
 
-        return RPiGPIOFactory()
+        return RPiGPIOFactory(), None
     if name == "pigpio":
         from gpiozero.pins.pigpio import PiGPIOFactory
 
-        return PiGPIOFactory()
+        return PiGPIOFactory(), None
     if name == "native":
         from gpiozero.pins.native import NativeFactory
 
-        return NativeFactory()
+        return NativeFactory(), None
     raise BackendUnavailableError(f"unknown GPIO backend {name!r}")
 
 
@@ -146,25 +151,37 @@ class BackendInfo:
     name: str
     simulated: bool
     board: str | None
+    #: The GPIO chip lgpio opened; None for the simulated board and register-based backends.
+    chip: ChipChoice | None = None
 
 
-def _open_factory(backend: Backend, root: Path) -> tuple[Any, str]:
+def _open_factory(backend: Backend, root: Path, chip: str
+                  ) -> tuple[Any, str, ChipChoice | None]:
     if backend == "simulated":
-        return MockFactory(pin_class=BoundedMockPin), "simulated"
+        return MockFactory(pin_class=BoundedMockPin), "simulated", None
     if backend != "auto":
         try:
-            return _named_factory(backend), backend
+            factory, choice = _named_factory(backend, chip, root)
+            return factory, backend, choice
+        except ChipError:
+            raise
         except (ImportError, GPIOZeroError, OSError, RuntimeError) as exc:
             hint = f". {_install_lgpio_hint()}" if _lgpio_missing(exc) else ""
             raise BackendUnavailableError(
                 f"GPIO backend {backend!r} failed: {exc}{hint}") from exc
-    if not looks_like_pi(root):
-        return MockFactory(pin_class=BoundedMockPin), "simulated"
+    if not looks_like_pi(root) and chip == "auto":
+        return MockFactory(pin_class=BoundedMockPin), "simulated", None
     failures: list[str] = []
     lgpio_missing = False
-    for name in AUTO_ORDER:
+    # A chip named on purpose is lgpio's business: the register-based backends ignore chips.
+    for name in AUTO_ORDER if chip == "auto" else AUTO_ORDER[:1]:
         try:
-            return _named_factory(name), name
+            factory, choice = _named_factory(name, chip, root)
+            return factory, name, choice
+        except ChipError as exc:
+            if not exc.no_chips:
+                raise  # chips are there, but which is the Pi's is unclear: never guess
+            failures.append(f"{name}: {exc}")
         except (ImportError, GPIOZeroError, OSError, RuntimeError, BadPinFactory) as exc:
             failures.append(f"{name}: {exc or type(exc).__name__}")
             lgpio_missing = lgpio_missing or (name == "lgpio" and _lgpio_missing(exc))
@@ -184,23 +201,24 @@ def _open_factory(backend: Backend, root: Path) -> tuple[Any, str]:
 class Hardware:
     """The pins as gpiozero devices over one pin factory, owned by this object alone."""
 
-    def __init__(self, factory: Any, name: str) -> None:
+    def __init__(self, factory: Any, name: str, chip: ChipChoice | None = None) -> None:
         self._factory = factory
         self._devices: dict[int, Any] = {}
         self._active_low: dict[int, bool] = {}
         self._sensor_devices: list[Any] = []
         self.info = BackendInfo(name=name, simulated=isinstance(factory, MockFactory),
-                                board=self._board_model(factory))
+                                board=self._board_model(factory), chip=chip)
 
     @classmethod
-    def open(cls, backend: Backend, root: Path = Path("/")) -> Hardware:
-        """Choose and open the pin factory; raises :class:`BackendUnavailableError`."""
+    def open(cls, backend: Backend, root: Path = Path("/"), chip: str = "auto") -> Hardware:
+        """Choose and open the pin factory (lgpio on the chip ``[gpio] chip`` names); raises
+        :class:`BackendUnavailableError`."""
         import warnings
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", PinFactoryFallback)
-            factory, name = _open_factory(backend, root)
-        return cls(factory, name)
+            factory, name, choice = _open_factory(backend, root, chip)
+        return cls(factory, name, choice)
 
     @staticmethod
     def _board_model(factory: Any) -> str | None:

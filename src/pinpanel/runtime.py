@@ -64,7 +64,7 @@ async def opened(config: Config) -> AsyncIterator[Runtime]:
     store = Store.open(config.server.data_path, max_rows=config.history.max_rows,
                        max_age_days=config.history.max_age_days)
     try:
-        hardware = Hardware.open(config.gpio.backend)
+        hardware = Hardware.open(config.gpio.backend, chip=config.gpio.chip)
         hub = EventHub()
         hub.add_listener(changelog.log_change)  # before start: start-up changes are logged too
         board = Board(config, hardware, store, hub)
@@ -113,7 +113,9 @@ def describe_backend(hardware: Hardware) -> str:
     if info.simulated:
         return ("gpio backend: simulated (no GPIO hardware here; the pins are not wired to "
                 "anything)")
-    return f"gpio backend: {info.name} (real pins{', board ' + info.board if info.board else ''})"
+    board = f", board {info.board}" if info.board else ""
+    chip = f"; {info.chip.describe()}" if info.chip else ""
+    return f"gpio backend: {info.name} (real pins{board}){chip}"
 
 
 def _server_config(config: Config, app: Any) -> uvicorn.Config:

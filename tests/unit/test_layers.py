@@ -51,6 +51,8 @@ LAYERS: dict[str, int] = {
     "pinpanel.sensors": 30,
     "pinpanel.events": 25,
     "pinpanel.hardware": 20,
+    # which /dev/gpiochipN is the Pi's (labels, not numbers); hardware opens lgpio on it
+    "pinpanel.chips": 15,
     "pinpanel.store": 20,
     "pinpanel.readingstore": 20,
     "pinpanel.lock": 20,

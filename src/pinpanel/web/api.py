@@ -84,7 +84,8 @@ def system_info(request: Request) -> dict[str, Any]:
     board = board_of(request)
     info = board.hardware.info
     return {"version": __version__, "backend": info.name, "simulated": info.simulated,
-            "board": info.board, "pins": len(board.config.pins), "seq": board.hub.last_seq,
+            "board": info.board, "chip": info.chip.as_json() if info.chip else None,
+            "pins": len(board.config.pins), "seq": board.hub.last_seq,
             "auth": request.app.state.auth_enabled,
             "subscribers": board.hub.subscriber_count}
 
@@ -132,6 +133,15 @@ SCHEMAS: dict[str, Any] = {
     "System": {"type": "object", "properties": {
         "version": {"type": "string"}, "backend": {"type": "string"},
         "simulated": {"type": "boolean"}, "board": {"type": ["string", "null"]},
+        "chip": {"type": ["object", "null"], "description":
+                 "The GPIO chip lgpio drives and how [gpio] chip chose it (null: simulated "
+                 "or a register-based backend)", "properties": {
+                     "name": {"type": "string"}, "path": {"type": "string"},
+                     "label": {"type": ["string", "null"]},
+                     "lines": {"type": ["integer", "null"]},
+                     "chosen_by": {"type": "string",
+                                   "enum": ["auto", "label", "number", "path"]},
+                     "setting": {"type": "string"}}},
         "pins": {"type": "integer"}, "seq": {"type": "integer"}, "auth": {"type": "boolean"},
         "subscribers": {"type": "integer",
                         "description": "Event stream clients connected now"}}},
