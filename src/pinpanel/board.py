@@ -46,6 +46,19 @@ from pinpanel.errors import (
 )
 from pinpanel.events import EventHub
 from pinpanel.hardware import Hardware
+from pinpanel.levels import (
+    FADE_STEP_S,
+    PinValue,
+    check_angle,
+    check_fade,
+    check_level,
+    committed_value,
+    fade_level,
+    is_on,
+    off_value,
+    on_value,
+    record_values,
+)
 from pinpanel.store import Store
 
 log = logging.getLogger(__name__)
@@ -104,6 +117,14 @@ class _Pin:
     timer: Timer | None = None
     pulse_until: float | None = None
     timer_gen: int = 0
+    #: pwm and servo: the level or angle the pin is at, or fading to (what was last asked
+    #: of it), and the last level above zero or the last angle, which "on" brings back.
+    value: PinValue = None
+    memory: float | None = None
+    #: A fade in progress: its next step, its end (board clock) and its generation.
+    fade_timer: Timer | None = None
+    fade_until: float | None = None
+    fade_gen: int = 0
 
     @property
     def bcm(self) -> int:
@@ -204,12 +225,15 @@ class Board:
         return self._view(pin, last.new if last else self.hardware.read(pin.bcm), last)
 
     def _view(self, pin: _Pin, state: bool, last: Committed | None) -> PinView:
-        c, until = pin.config, pin.pulse_until
+        c, until, fade = pin.config, pin.pulse_until, pin.fade_until
+        value = committed_value(c, last) if last else self.hardware.read_value(pin.bcm)
         return PinView(
             pin=c.pin, id=c.id, name=c.name, mode=c.mode, state=state,
             active_low=c.active_low, seq=last.seq if last else 0,
             changed_at=last.at if last else None,
-            pulse_until=format_time(datetime.fromtimestamp(until, UTC)) if until else None,
+            pulse_until=_stamp(until), fade_until=_stamp(fade),
+            level=float(value or 0.0) if c.has_level else None,
+            angle=None if not c.has_angle or value is None else float(value),
         )
 
     def last_changes(self) -> dict[int, Committed]:
@@ -226,40 +250,54 @@ class Board:
             pin.last = stored.get(pin.bcm)
             pin.queued = pin.last.new if pin.last else None
         self.hub.last_seq = self.store.last_seq
+        remembered = self.store.remembered()
+        for pin in self._pins.values():
+            level, angle = remembered.get(pin.bcm, (None, None))
+            pin.memory = level if pin.config.has_level else angle
         records: list[ChangeRecord] = []
         levels = self._startup_levels()
         for pin in self._pins.values():
+            state: PinValue
             if pin.config.is_output:
                 state = levels[pin.bcm]
                 self.hardware.claim_output(pin.config, state)
+                pin.value = state
             else:
                 self.hardware.claim_input(pin.config, self._edge_from_any_thread)
                 state = self.hardware.read(pin.bcm)
-            if pin.last is None or pin.last.new != state:
-                old = pin.last.new if pin.last else None
-                records.append(self._record(pin, old, state, SYSTEM))
+            before = committed_value(pin.config, pin.last) if pin.last else None
+            if pin.last is None or before != state:
+                records.append(self._record(pin, before, state, SYSTEM,
+                                            old_known=pin.last is not None))
         if records:
             await self._commit(records)
         for pin in self._pins.values():
             auto_off = pin.config.auto_off_ms
-            if pin.config.is_output and auto_off and self.hardware.read(pin.bcm):
+            if pin.config.is_output and auto_off and is_on(pin.config, self._current(pin)):
                 self._arm_timer(pin, auto_off)
         log.info("board ready: %d pins on %s", len(self._pins), self.hardware.info.name)
 
-    def _startup_levels(self) -> dict[int, bool]:
-        """Each output's start-up level: ``initial``, or the last committed state.
+    def _startup_levels(self) -> dict[int, PinValue]:
+        """Each output's start-up value: ``initial``, or the last committed state or level.
 
+        ``on`` brings a pwm pin up at its remembered level and a servo at its last angle.
         An interlock holds from the first instant too: if the store says two pins of one
         group are on (an interlock added to the config since, say), only one comes up on,
         an explicit ``initial = "on"`` first, else the one changed last.
         """
-        levels: dict[int, bool] = {}
+        levels: dict[int, PinValue] = {}
         for pin in self._pins.values():
-            if pin.config.is_output:
-                levels[pin.bcm] = {"on": True, "off": False}.get(
-                    pin.config.initial, bool(pin.last and pin.last.new))
+            c = pin.config
+            if c.is_output:
+                if c.initial == "on":
+                    levels[pin.bcm] = on_value(c, pin.memory)
+                elif c.initial == "off" or pin.last is None:
+                    levels[pin.bcm] = off_value(c)
+                else:
+                    levels[pin.bcm] = committed_value(c, pin.last)
         for group in self.config.interlocks:
-            on = [self._pins[bcm] for bcm in group if levels.get(bcm)]
+            on = [self._pins[bcm] for bcm in group
+                  if is_on(self._pins[bcm].config, levels.get(bcm))]
             if len(on) > 1:
                 def rank(pin: _Pin) -> tuple[bool, int]:
                     return pin.config.initial == "on", pin.last.seq if pin.last else 0
@@ -269,13 +307,15 @@ class Board:
                     if pin is not keep:
                         log.warning("GPIO%d starts off: interlocked with GPIO%d", pin.bcm,
                                     keep.bcm)
-                        levels[pin.bcm] = False
+                        levels[pin.bcm] = off_value(pin.config)
         return levels
 
     async def close(self, on_exit: OnExit) -> None:
         """Stop timers, switch outputs off if asked (through the one path), release pins."""
         for pin in self._pins.values():
             self._cancel_timer(pin)
+            if self._cancel_fade(pin):  # land where the store says it is
+                self._write(pin, pin.value)
         if on_exit == "off":
             for pin in self._pins.values():
                 if pin.config.is_output:
@@ -300,6 +340,29 @@ class Board:
         length = ms if ms is not None else (pin.config.pulse_ms or DEFAULT_PULSE_MS)
         return await self._switch(pin, "on", actor, length)
 
+    async def set_level(self, ref: PinRef, level: object, actor: Actor, *,
+                        fade_ms: object = 0) -> PinView:
+        """Set a pwm pin's level (0.0-1.0), at once or fading over ``fade_ms``.
+
+        A fade commits its target at once (the answer and the event carry it, with
+        ``fade_until``); the hardware then moves in steps on the event loop until a later
+        command on the pin takes over. The answer does not wait for the fade.
+        """
+        pin = self._pin(ref)
+        target = check_level(pin.config, level)
+        fade = check_fade(fade_ms)
+        async with pin.lock:
+            pending = self._move(pin, target, actor, None, fade)
+        return await self._published(pin, pending)
+
+    async def set_angle(self, ref: PinRef, angle: object, actor: Actor) -> PinView:
+        """Turn a servo to ``angle``, or detach it (None: no pulses, it goes limp)."""
+        pin = self._pin(ref)
+        target = check_angle(pin.config, angle)
+        async with pin.lock:
+            pending = self._move(pin, target, actor, None, 0)
+        return await self._published(pin, pending)
+
     @staticmethod
     def _check(pin: PinConfig, action: str, pulse_ms: int | None) -> None:
         """The one check of a command's arguments, whoever sent it."""
@@ -319,27 +382,17 @@ class Board:
         flight either, the answer is the pin as committed.
         """
         self._check(pin.config, action, pulse_ms)
+        c = pin.config
         async with pin.lock:
-            self._cancel_timer(pin)
-            current = self.hardware.read(pin.bcm)
-            target = (not current) if action == "toggle" else action == "on"
-            if pulse_ms is not None:
-                target = True
-            records: list[ChangeRecord] = []
-            if target:
-                for other in pin.partners:
-                    if self.hardware.read(other.bcm):
-                        self._cancel_timer(other)
-                        self.hardware.write(other.bcm, False)
-                        records.append(self._record(other, True, False,
-                                                    Actor(actor.name, "interlock", actor.client)))
-            if target != current:
-                self.hardware.write(pin.bcm, target)
-                records.append(self._record(pin, current, target, actor))
-            delay = pulse_ms if pulse_ms is not None else (pin.config.auto_off_ms if target else 0)
-            if target and delay:
-                self._arm_timer(pin, delay)
-            pending = self._commit(records) if records else pin.pending
+            on = is_on(c, self._current(pin))
+            # on, off and toggle mean a level or an angle too: "on" brings back the last one
+            # above zero (brightness memory), and a pulse pulses at it.
+            if pulse_ms is not None or action == "on" or (action == "toggle" and not on):
+                target = on_value(c, pin.memory)
+            else:
+                target = off_value(c)
+            fade = c.fade_ms if pulse_ms is None else 0
+            pending = self._move(pin, target, actor, pulse_ms, fade)
         return await self._published(pin, pending)
 
     async def apply(self, targets: Mapping[PinRef, bool], actor: Actor) -> Applied:
@@ -392,28 +445,40 @@ class Board:
         is not committed stays changed.
         """
         interlock = Actor(actor.name, "interlock", actor.client)
-        steps: list[tuple[_Pin, bool, Actor]] = []
+        # (pin, value before, value after, who); a pwm pin on is at its remembered level
+        steps: list[tuple[_Pin, PinValue, PinValue, Actor]] = []
         for pin, state in wanted.values():
             self._cancel_timer(pin)
-            if not state and self.hardware.read(pin.bcm):
-                steps.append((pin, False, actor))
+            if self._cancel_fade(pin):
+                self._write(pin, pin.value)
+            before = self._current(pin)
+            if not state and is_on(pin.config, before):
+                steps.append((pin, before, off_value(pin.config), actor))
         for pin, state in wanted.values():
             for other in pin.partners if state else ():
-                if other.bcm not in wanted and self.hardware.read(other.bcm) and \
-                        all(o is not other for o, _, _ in steps):
+                if other.bcm in wanted or any(o is other for o, _, _, _ in steps):
+                    continue
+                if self._cancel_fade(other):
+                    self._write(other, other.value)
+                before = self._current(other)
+                if is_on(other.config, before):
                     self._cancel_timer(other)
-                    steps.append((other, False, interlock))
-        steps += [(pin, True, actor) for pin, state in wanted.values()
-                  if state and not self.hardware.read(pin.bcm)]
+                    steps.append((other, before, off_value(other.config), interlock))
+        for pin, state in wanted.values():
+            before = self._current(pin)
+            if state and not is_on(pin.config, before):
+                steps.append((pin, before, on_value(pin.config, pin.memory), actor))
         records: list[ChangeRecord] = []
+        written: list[tuple[_Pin, PinValue]] = []
         try:
-            for pin, state, who in steps:
-                self.hardware.write(pin.bcm, state)
-                records.append(self._record(pin, not state, state, who))
+            for pin, before, after, who in steps:
+                self._write(pin, after)
+                written.append((pin, before))
+                records.append(self._record(pin, before, after, who))
         except HardwareError:
-            for record in reversed(records):
+            for pin, before in reversed(written):
                 with contextlib.suppress(HardwareError):
-                    self.hardware.write(record.pin, bool(record.old))
+                    self._write(pin, before)
             raise
         for pin, state in wanted.values():
             if state and pin.config.auto_off_ms:
@@ -423,6 +488,100 @@ class Board:
             if pin.pending is not None and all(pin.pending is not w for w in waits):
                 waits.append(pin.pending)  # another caller's commit, still in flight
         return waits
+    def _move(self, pin: _Pin, target: PinValue, actor: Actor, pulse_ms: int | None,
+               fade_ms: int) -> asyncio.Future[list[Change]] | None:
+        """Under the pin's lock: move ``pin`` to ``target`` and queue what changed.
+
+        Interlocked partners go off first (never two above zero); the pin's timers and any
+        fade stop, since a later command takes the pin over.
+        """
+        c = pin.config
+        self._cancel_timer(pin)
+        was_fading = self._cancel_fade(pin)
+        current = self._current(pin)
+        on = is_on(c, target)
+        records: list[ChangeRecord] = []
+        if on:
+            for other in pin.partners:
+                if self._cancel_fade(other):
+                    self._write(other, other.value)  # a partner fading out is out now
+                before = self._current(other)
+                if is_on(other.config, before):
+                    self._cancel_timer(other)
+                    self._write(other, off_value(other.config))
+                    records.append(self._record(other, before, off_value(other.config),
+                                                Actor(actor.name, "interlock", actor.client)))
+        if target != current:
+            if fade_ms and c.has_level:
+                self._start_fade(pin, float(self.hardware.read_value(pin.bcm) or 0.0),
+                                 float(target or 0.0), fade_ms)
+            else:
+                self._write(pin, target)
+            records.append(self._record(pin, current, target, actor))
+        elif was_fading:
+            self._write(pin, target)  # cut short by a command that changes nothing: land
+        delay = pulse_ms if pulse_ms is not None else (c.auto_off_ms if on else 0)
+        if on and delay:
+            self._arm_timer(pin, delay)
+        return self._commit(records) if records else pin.pending
+
+    def _current(self, pin: _Pin) -> PinValue:
+        """What the pin was last set to: its line for a plain output, else its level/angle.
+
+        A pwm pin mid-fade is already at its target as far as commands go.
+        """
+        if pin.config.has_level or pin.config.has_angle:
+            return pin.value
+        return self.hardware.read(pin.bcm)
+
+    def _write(self, pin: _Pin, value: PinValue) -> None:
+        self.hardware.write(pin.bcm, value)
+        self._remember(pin, value)
+
+    @staticmethod
+    def _remember(pin: _Pin, value: PinValue) -> None:
+        c = pin.config
+        if c.has_level or c.has_angle:
+            pin.value = value
+            if is_on(c, value):
+                pin.memory = float(value)  # type: ignore[arg-type]
+
+    # -- fades -------------------------------------------------------------------------------
+
+    def _start_fade(self, pin: _Pin, start: float, target: float, ms: int) -> None:
+        """Move the hardware from ``start`` to ``target`` over ``ms``, a step at a time."""
+        self._remember(pin, target)
+        t0 = self.clock.time()
+        t1 = t0 + ms / 1000
+        pin.fade_until = t1
+        gen = pin.fade_gen
+
+        def step() -> None:
+            if pin.fade_gen != gen:
+                return  # a later command took the pin over
+            now = self.clock.time()
+            try:
+                self.hardware.write(pin.bcm, fade_level(start, target, t0, t1, now))
+            except HardwareError:
+                log.exception("fading GPIO%d failed", pin.bcm)
+                now = t1
+            if now >= t1:
+                pin.fade_timer = None
+                pin.fade_until = None
+                return
+            pin.fade_timer = self.clock.call_later(FADE_STEP_S, step)
+
+        step()
+
+    def _cancel_fade(self, pin: _Pin) -> bool:
+        """Stop a fade where it is; True if one was running."""
+        pin.fade_gen += 1
+        timer, pin.fade_timer = pin.fade_timer, None
+        running = pin.fade_until is not None
+        pin.fade_until = None
+        if timer is not None:
+            timer.cancel()
+        return running
 
     async def _published(self, pin: _Pin, pending: asyncio.Future[list[Change]] | None,
                          ) -> PinView:
@@ -483,10 +642,12 @@ class Board:
             if pin.timer_gen != gen:
                 return  # a newer command took over this pin
             pin.timer = pin.pulse_until = None
-            if not self.hardware.read(pin.bcm):
+            before = self._current(pin)
+            if not is_on(pin.config, before):
                 return
-            self.hardware.write(pin.bcm, False)
-            pending = self._commit([self._record(pin, True, False, PULSE)])
+            self._cancel_fade(pin)
+            self._write(pin, off_value(pin.config))
+            pending = self._commit([self._record(pin, before, off_value(pin.config), PULSE)])
         await pending
 
     def _spawn(self, make: Callable[[], Awaitable[object]]) -> None:
@@ -503,9 +664,18 @@ class Board:
     # -- commit and publish ---------------------------------------------------------------------
 
     @staticmethod
-    def _record(pin: _Pin, old: bool | None, new: bool, actor: Actor) -> ChangeRecord:
-        return ChangeRecord(pin=pin.bcm, pin_id=pin.config.id, old=old, new=new, actor=actor,
-                            at=utc_now())
+    def _record(pin: _Pin, old: PinValue, new: PinValue, actor: Actor, *,
+                old_known: bool | None = None) -> ChangeRecord:
+        """A change from ``old`` to ``new`` (values of the pin's kind; see levels).
+
+        ``old`` None is "not known" for a plain pin, but "detached" for a servo, hence
+        ``old_known`` where that matters (the first record of a pin).
+        """
+        c = pin.config
+        known = old_known if old_known is not None else (old is not None or c.has_angle)
+        return ChangeRecord(pin=pin.bcm, pin_id=c.id, old=is_on(c, old) if known else None,
+                            new=is_on(c, new), actor=actor, at=utc_now(),
+                            **record_values(c, old, new, known))
 
     def _commit(self, records: list[ChangeRecord]) -> asyncio.Future[list[Change]]:
         """Queue records for one durable commit; the future holds what was published.
@@ -569,18 +739,25 @@ class Board:
                 pin.queued = None
                 continue
             pin.queued = last.new
-            if not pin.config.is_output or self.hardware.read(pin.bcm) == last.new:
+            value = committed_value(pin.config, last)
+            if not pin.config.is_output or self._current(pin) == value:
                 continue
-            if last.new and any(self.hardware.read(o.bcm) for o in pin.partners):
+            if last.new and any(is_on(o.config, self._current(o)) for o in pin.partners):
                 log.error("GPIO%d stays off: an interlocked pin is on", pin.bcm)
                 continue
             if not last.new:
                 self._cancel_timer(pin)
+            self._cancel_fade(pin)
             try:
-                self.hardware.write(pin.bcm, last.new)
+                self._write(pin, value)
             except HardwareError:
                 log.exception("reverting GPIO%d failed", pin.bcm)
 
 
 __all__ = ["ACTIONS", "SYSTEM", "Action", "Applied", "Board", "Clock", "LoopClock", "PinRef",
            "StoreError"]
+def _stamp(moment: float | None) -> str | None:
+    return format_time(datetime.fromtimestamp(moment, UTC)) if moment else None
+
+
+__all__ = ["ACTIONS", "SYSTEM", "Action", "Board", "Clock", "LoopClock", "PinRef", "StoreError"]

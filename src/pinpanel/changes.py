@@ -17,7 +17,7 @@ text order is time order in SQLite and in JSON alike.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -58,6 +58,8 @@ class ChangeRecord:
 
     ``pin_id`` is the pin's id when the change was made (the config may rename it later);
     ``old`` is None when the pin's state before it is not known (its first record).
+    A pwm pin's change also carries its levels (0.0-1.0), a servo's its angles (None:
+    detached); ``state`` is then ``level > 0`` or "attached". A plain pin has neither.
     """
 
     pin: int
@@ -66,10 +68,25 @@ class ChangeRecord:
     new: bool
     actor: Actor
     at: str
+    old_level: float | None = field(default=None, kw_only=True)
+    new_level: float | None = field(default=None, kw_only=True)
+    old_angle: float | None = field(default=None, kw_only=True)
+    new_angle: float | None = field(default=None, kw_only=True)
 
     def committed(self, seq: int) -> Committed:
         """This change as committed with ``seq``."""
-        return Committed(self.pin, self.pin_id, self.old, self.new, self.actor, self.at, seq)
+        return Committed(self.pin, self.pin_id, self.old, self.new, self.actor, self.at, seq,
+                         old_level=self.old_level, new_level=self.new_level,
+                         old_angle=self.old_angle, new_angle=self.new_angle)
+
+    def value_json(self) -> dict[str, Any]:
+        """The levels or angles of this change, keyed as the history and events show them."""
+        data: dict[str, Any] = {}
+        if self.old_level is not None or self.new_level is not None:
+            data |= {"old_level": self.old_level, "new_level": self.new_level}
+        if self.old_angle is not None or self.new_angle is not None:
+            data |= {"old_angle": self.old_angle, "new_angle": self.new_angle}
+        return data
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,8 +103,9 @@ class Committed(ChangeRecord):
     def as_json(self) -> dict[str, Any]:
         """The audit row as ``GET /api/v1/history`` lists it."""
         return {"seq": self.seq, "at": self.at, "pin": self.pin, "id": self.pin_id,
-                "old": self.old, "new": self.new, "cause": self.actor.cause,
-                "actor": self.actor.name, "client": self.actor.client}
+                "old": self.old, "new": self.new, **self.value_json(),
+                "cause": self.actor.cause, "actor": self.actor.name,
+                "client": self.actor.client}
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +113,9 @@ class PinView:
     """One pin as every adapter reports it: BCM number and id are its identities.
 
     ``state`` and ``seq`` always belong together: ``seq`` is the change that set ``state``
-    (0 when nothing was ever recorded) and ``changed_at`` its time.
+    (0 when nothing was ever recorded) and ``changed_at`` its time. A pwm pin adds its
+    ``level`` and a servo its ``angle`` (None: detached), set by the same change;
+    ``fade_until`` is when a fade towards that level ends (the hardware is on its way).
     """
 
     pin: int
@@ -107,6 +127,9 @@ class PinView:
     seq: int
     changed_at: str | None
     pulse_until: str | None = None
+    level: float | None = None
+    angle: float | None = None
+    fade_until: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -114,8 +137,14 @@ class PinView:
             "state": self.state, "active_low": self.active_low, "seq": self.seq,
             "changed_at": self.changed_at,
         }
+        if self.mode == "pwm":
+            data["level"] = self.level
+        elif self.mode == "servo":
+            data["angle"] = self.angle
         if self.pulse_until is not None:
             data["pulse_until"] = self.pulse_until
+        if self.fade_until is not None:
+            data["fade_until"] = self.fade_until
         return data
 
 
@@ -133,7 +162,7 @@ class Change:
     def as_json(self) -> dict[str, Any]:
         """The event stream's ``change`` data."""
         c = self.committed
-        return {"seq": c.seq, "pin": self.pin.as_json(), "old": c.old,
+        return {"seq": c.seq, "pin": self.pin.as_json(), "old": c.old, **c.value_json(),
                 "actor": c.actor.name, "cause": c.actor.cause, "at": c.at}
 
 

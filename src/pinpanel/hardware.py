@@ -12,7 +12,14 @@ Two gpiozero behaviours are corrected here because they hurt relay users:
   meant to come up on glitches off for a moment. :class:`GlitchFreeLGPIOPin` claims the line
   at its final level in one call.
 * MockPin keeps every state change forever (about 9 MB per 100k toggles);
-  :class:`BoundedMockPin` keeps the last :data:`MOCK_HISTORY` changes.
+  :class:`BoundedMockPin` keeps the last :data:`MOCK_HISTORY` changes. It is a MockPWMPin, so
+  the simulated board's pwm pins and servos show their duty cycle and frequency (a servo's
+  pulse width is duty x frame) as a real PWM line would.
+
+A pwm pin is a ``PWMOutputDevice`` (level 0.0-1.0), a servo an ``AngularServo`` (an angle, or
+None: detached, no pulses, so the servo goes limp). On lgpio both are timed by lgpio's own
+thread (software PWM, on any pin); the hardware PWM pins 12, 13, 18 and 19 matter only to
+other backends.
 
 Edge callbacks from gpiozero arrive on its background thread on real hardware (and in the
 caller's thread on the mock); :class:`Hardware` only forwards them to the callback it was
@@ -29,9 +36,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from gpiozero import DigitalInputDevice, DigitalOutputDevice
+from gpiozero import AngularServo, DigitalInputDevice, DigitalOutputDevice, PWMOutputDevice
 from gpiozero.exc import BadPinFactory, GPIOZeroError, PinFactoryFallback
-from gpiozero.pins.mock import MockFactory, MockPin
+from gpiozero.pins.mock import MockFactory, MockPin, MockPWMPin
 
 from pinpanel.chips import ChipChoice, ChipError, resolve
 from pinpanel.config import Backend, OnExit, PinConfig
@@ -64,8 +71,19 @@ def _install_lgpio_hint() -> str:
             f"directory, run: {PI_INSTALL}")
 
 
-class BoundedMockPin(MockPin):  # type: ignore[misc]
+#: A pwm pin's level, a servo's angle (None: detached) or a plain output's state.
+Value = bool | float | None
+
+
+class BoundedMockPin(MockPWMPin):  # type: ignore[misc]
     """A MockPin whose ``states`` history is a ring buffer, so a long run stays small."""
+
+    def _set_state(self, value: float) -> None:
+        # Without a frequency the line is plain digital: keep MockPin's True/False states.
+        if self._frequency is None:
+            MockPin._set_state(self, value)
+        else:
+            super()._set_state(value)
 
     def clear_states(self) -> None:
         self._last_change = time.monotonic()
@@ -229,13 +247,31 @@ class Hardware:
 
     # -- claiming ----------------------------------------------------------------------------
 
-    def claim_output(self, pin: PinConfig, state: bool) -> None:
-        """Claim an output directly at logical ``state`` (active_low applied by gpiozero)."""
+    def claim_output(self, pin: PinConfig, state: Value) -> None:
+        """Claim an output directly at logical ``state`` (active_low applied by gpiozero).
+
+        ``state`` is a level for a pwm pin and an angle (or None, detached) for a servo.
+        """
         try:
-            device = DigitalOutputDevice(pin.pin, active_high=not pin.active_low,
-                                         initial_value=state, pin_factory=self._factory)
-        except GPIOZeroError as exc:
-            raise HardwareError(f"cannot claim GPIO{pin.pin} as an output: {exc}") from exc
+            device: Any
+            if pin.mode == "pwm":
+                device = PWMOutputDevice(pin.pin, active_high=not pin.active_low,
+                                         initial_value=float(state or 0.0),
+                                         frequency=pin.frequency_hz, pin_factory=self._factory)
+            elif pin.mode == "servo":
+                angle = None if state is None else float(state)
+                device = AngularServo(pin.pin, initial_angle=angle, min_angle=pin.min_angle,
+                                      max_angle=pin.max_angle,
+                                      min_pulse_width=pin.min_pulse_ms / 1000,
+                                      max_pulse_width=pin.max_pulse_ms / 1000,
+                                      frame_width=pin.frame_ms / 1000,
+                                      pin_factory=self._factory)
+            else:
+                device = DigitalOutputDevice(pin.pin, active_high=not pin.active_low,
+                                             initial_value=bool(state),
+                                             pin_factory=self._factory)
+        except (GPIOZeroError, ValueError) as exc:
+            raise HardwareError(f"cannot claim GPIO{pin.pin} as {pin.mode}: {exc}") from exc
         self._devices[pin.pin] = device
         self._active_low[pin.pin] = pin.active_low
 
@@ -266,18 +302,56 @@ class Hardware:
         """The pin's logical state, read from the pin itself (never a cached copy)."""
         device = self._devices[bcm]
         try:
-            if isinstance(device, DigitalOutputDevice):
+            if isinstance(device, DigitalOutputDevice | PWMOutputDevice):
                 return bool(device.value)
+            if isinstance(device, AngularServo):
+                return device.value is not None
             return bool(device.pin.state) != self._active_low[bcm]
         except GPIOZeroError as exc:
             raise HardwareError(f"cannot read GPIO{bcm}: {exc}") from exc
 
-    def write(self, bcm: int, state: bool) -> None:
-        """Drive an output to logical ``state``. Microseconds: fine on the event loop."""
+    def read_value(self, bcm: int) -> Value:
+        """A pwm pin's level or a servo's angle (None: detached), read from the device."""
+        device = self._devices[bcm]
         try:
-            self._devices[bcm].value = state
+            if isinstance(device, AngularServo):
+                angle = device.angle
+                return None if angle is None else round(float(angle), 6)
+            if isinstance(device, PWMOutputDevice):
+                return round(float(device.value), 6)
         except GPIOZeroError as exc:
+            raise HardwareError(f"cannot read GPIO{bcm}: {exc}") from exc
+        return self.read(bcm)
+
+    def write(self, bcm: int, state: Value) -> None:
+        """Drive an output to logical ``state``: on/off, a level, or an angle (None: detach).
+
+        Microseconds: fine on the event loop.
+        """
+        device = self._devices[bcm]
+        try:
+            if isinstance(device, AngularServo):
+                if state is None:
+                    device.detach()
+                else:
+                    device.angle = float(state)
+            elif isinstance(device, PWMOutputDevice):
+                device.value = float(state or 0.0)
+            else:
+                device.value = bool(state)
+        except (GPIOZeroError, ValueError) as exc:
             raise HardwareError(f"cannot write GPIO{bcm}: {exc}") from exc
+
+    def line_pwm(self, bcm: int) -> tuple[float, float | None]:
+        """The line's duty cycle (fraction of time high, active_low included) and frequency.
+
+        A servo's pulse width is this duty times its frame; a plain line is 0.0 or 1.0 with
+        no frequency. Simulated board: what gpiozero's mock PWM pin was last set to.
+        """
+        pin = self._devices[bcm].pin if not isinstance(self._devices[bcm], AngularServo) \
+            else self._devices[bcm].pwm_device.pin
+        frequency = pin.frequency
+        return float(pin.state), None if frequency is None else float(frequency)
 
     def drive_input(self, bcm: int, high: bool) -> None:
         """Simulated board only: drive an input's line as a wired button would."""
@@ -297,7 +371,10 @@ class Hardware:
 
     def physical_level(self, bcm: int) -> bool:
         """The raw line level (high = True), whatever active_low says."""
-        return bool(self._devices[bcm].pin.state)
+        device = self._devices[bcm]
+        if isinstance(device, AngularServo):
+            return bool(device.pwm_device.pin.state)
+        return bool(device.pin.state)
 
     # -- sensors: gpiozero's SPI ADC and CPU thermometer (pinpanel.sensors reads them) --------
 
@@ -340,7 +417,7 @@ class Hardware:
                     device.close()
                 else:
                     if on_exit == "off":
-                        device.off()
+                        self._off(device)
                     self._forget(device)
             except Exception:
                 log.exception("releasing GPIO%d failed", bcm)
@@ -359,12 +436,21 @@ class Hardware:
         except Exception:
             log.exception("closing the GPIO backend failed")
 
+    @staticmethod
+    def _off(device: Any) -> None:
+        if isinstance(device, AngularServo):
+            device.detach()
+        else:
+            device.off()
+
     def _forget(self, device: Any) -> None:
         """Drop a device without touching its line.
 
         gpiozero closes a device when it is garbage collected, and closing turns the line
         into an input; detaching the pin first leaves the line driven as it is.
         """
+        if isinstance(device, AngularServo):
+            device = device.pwm_device  # the servo holds its line through this device
         self._factory.release_pins(device, device.pin.info.name)
         device._pin = None
 

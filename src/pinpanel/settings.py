@@ -11,6 +11,7 @@ A leaf module: it knows dataclasses and typing, nothing of pinpanel.
 
 from __future__ import annotations
 
+import math
 from dataclasses import MISSING, Field, dataclass, fields
 from typing import Any, Literal, get_args, get_origin, get_type_hints
 
@@ -23,15 +24,15 @@ class About:
     """What a config field means to a person: the part of a setting its type cannot say."""
 
     help: str
-    minimum: int | None = None
-    maximum: int | None = None
+    minimum: float | None = None
+    maximum: float | None = None
     flag: str | None = None
     #: What a boolean flag does, when that is not what ``help`` (the setting's meaning) says:
     #: ``--no-auth`` turns auth off, while ``auth.enabled``'s help describes it on.
     flag_help: str | None = None
 
 
-def about(help: str, *, minimum: int | None = None, maximum: int | None = None,
+def about(help: str, *, minimum: float | None = None, maximum: float | None = None,
           flag: str | None = None, flag_help: str | None = None) -> dict[str, About]:
     """``metadata`` for a config field: ``field(default=..., metadata=about(...))``."""
     return {ABOUT: About(help, minimum, maximum, flag, flag_help)}
@@ -56,8 +57,8 @@ class Setting:
     default: Any
     help: str
     choices: tuple[str, ...] | None = None
-    minimum: int | None = None
-    maximum: int | None = None
+    minimum: float | None = None
+    maximum: float | None = None
     flag: str | None = None
     secret: bool = False
     #: The help of the setting's flag; for a boolean flag it describes the flag's value.
@@ -79,6 +80,9 @@ class Setting:
         ok = isinstance(value, kind) and not (kind in (int, float) and isinstance(value, bool))
         if not ok:
             problems.append(f"{path}: expected {_type_name(kind)}, got {type(value).__name__}")
+            return None
+        if kind is float and not math.isfinite(value):  # type: ignore[arg-type]
+            problems.append(f"{path}: expected a finite number, got {value}")
             return None
         if kind is list:
             items = list(value)  # type: ignore[call-overload]

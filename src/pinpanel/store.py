@@ -95,15 +95,27 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX sessions_token ON sessions (token_name);
     """,
+    # 3: pwm levels and servo angles beside the on/off state (NULL on older rows and on
+    # plain pins, which keeps every older row readable as it was)
+    """
+    ALTER TABLE history ADD COLUMN old_level REAL;
+    ALTER TABLE history ADD COLUMN new_level REAL;
+    ALTER TABLE history ADD COLUMN old_angle REAL;
+    ALTER TABLE history ADD COLUMN new_angle REAL;
+    ALTER TABLE pin_state ADD COLUMN level REAL;
+    ALTER TABLE pin_state ADD COLUMN angle REAL;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
-_ROW_COLUMNS = "seq, at, pin, pin_id, old, new, cause, actor, client"
+_ROW_COLUMNS = ("seq, at, pin, pin_id, old, new, cause, actor, client, "
+                "old_level, new_level, old_angle, new_angle")
 
 
 def _committed(r: Sequence[Any]) -> Committed:
     """A row of :data:`_ROW_COLUMNS` as the committed change it records."""
     return Committed(r[2], r[3], None if r[4] is None else bool(r[4]), bool(r[5]),
-                     Actor(r[7], r[6], r[8]), r[1], r[0])
+                     Actor(r[7], r[6], r[8]), r[1], r[0], old_level=r[9], new_level=r[10],
+                     old_angle=r[11], new_angle=r[12])
 
 
 @dataclass(slots=True)
@@ -410,15 +422,17 @@ class Store:
             for record in job.work:
                 seq += 1
                 conn.execute(
-                    "INSERT INTO history (seq, at, pin, pin_id, old, new, cause, actor, "
-                    "client) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    f"INSERT INTO history ({_ROW_COLUMNS}) "  # noqa: S608
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (seq, record.at, record.pin, record.pin_id, record.old, record.new,
-                     record.actor.cause, record.actor.name, record.actor.client),
+                     record.actor.cause, record.actor.name, record.actor.client,
+                     record.old_level, record.new_level, record.old_angle, record.new_angle),
                 )
                 conn.execute(
-                    "INSERT OR REPLACE INTO pin_state VALUES (?, ?, ?, ?, ?, ?)",
+                    "INSERT OR REPLACE INTO pin_state (pin, state, seq, changed_at, actor, "
+                    "cause, level, angle) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     (record.pin, record.new, seq, record.at, record.actor.name,
-                     record.actor.cause),
+                     record.actor.cause, record.new_level, record.new_angle),
                 )
                 done.append(record.committed(seq))
             outcomes.append((True, done))
@@ -522,9 +536,23 @@ class Store:
         with self.reading() as conn:
             rows = conn.execute(
                 "SELECT p.seq, p.changed_at, p.pin, coalesce(h.pin_id, ''), h.old, p.state, "
-                "p.cause, p.actor, h.client FROM pin_state AS p "
-                "LEFT JOIN history AS h ON h.seq = p.seq").fetchall()
+                "p.cause, p.actor, h.client, h.old_level, p.level, h.old_angle, p.angle "
+                "FROM pin_state AS p LEFT JOIN history AS h ON h.seq = p.seq").fetchall()
         return {r[2]: _committed(r) for r in rows}
+
+    def remembered(self) -> dict[int, tuple[float | None, float | None]]:
+        """Each pin's last level above zero and last angle, for "on" after a restart.
+
+        "on" brings a dimmed lamp back at the brightness it had, also when it was off when
+        pinpanel stopped; that level is in the history (or lost to retention: then None).
+        """
+        with self.reading() as conn:
+            rows = conn.execute(
+                "SELECT pin, (SELECT new_level FROM history AS l WHERE l.pin = h.pin AND "
+                "l.new_level > 0 ORDER BY seq DESC LIMIT 1), (SELECT new_angle FROM history "
+                "AS a WHERE a.pin = h.pin AND a.new_angle IS NOT NULL ORDER BY seq DESC "
+                "LIMIT 1) FROM (SELECT DISTINCT pin FROM history) AS h").fetchall()
+        return {r[0]: (r[1], r[2]) for r in rows}
 
     def history(self, *, pins: Sequence[int] = (), since: str | None = None,
                 until: str | None = None, before_seq: int | None = None,

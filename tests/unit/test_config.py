@@ -58,7 +58,8 @@ def test_outputs_default_to_restore() -> None:
     ("[[pins]]\npin = true", "pins[0].pin: expected an integer, got bool"),
     ("[[pins]]\nname = 'x'", "pins[0].pin: required (the BCM GPIO number)"),
     ("[[pins]]\npin = 4\ncolour = 'red'", "pins[0].colour: unknown key"),
-    ("[[pins]]\npin = 4\nmode = 'pwm'", "pins[0].mode: must be one of output, input"),
+    ("[[pins]]\npin = 4\nmode = 'dimmer'",
+     "pins[0].mode: must be one of output, input, pwm, servo"),
     ("[[pins]]\npin = 4\nid = 'Bad Id'", "pins[0].id: 'Bad Id' must be lowercase"),
     ("[[pins]]\npin = 4\nid = '4'", "pins[0].id: '4' must be lowercase"),
     ("[[pins]]\npin = 4\npull = 'up'", "pins[0].pull: applies only to inputs"),
@@ -241,9 +242,10 @@ def test_one_run_reports_every_problem_once_with_its_path(tmp_path: Path) -> Non
         "pins[3].pin: required (the BCM GPIO number)",
         "pins[4].initial: applies only to outputs",
         "pins[5].colour: unknown key (expected one of pin, id, name, mode, active_low, initial, "
-        "pull, debounce_ms, pulse_ms, auto_off_ms)",
+        "pull, debounce_ms, pulse_ms, auto_off_ms, frequency_hz, min_level, fade_ms, "
+        "min_angle, max_angle, min_pulse_ms, max_pulse_ms, frame_ms, ha_type)",
         "pins[5].pulse_ms: must be between 0 and 3600000, got 4000000",
-        "pins[6].mode: must be one of output, input, got 'relay'",
+        "pins[6].mode: must be one of output, input, pwm, servo, got 'relay'",
         "pins[7].pin: expected an integer, got str",
         "pins[7].active_low: expected true or false, got str",
         "pins[1].pin: BCM 18 is already used by pins[0]",

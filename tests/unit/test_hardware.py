@@ -96,3 +96,40 @@ def test_real_backends_cannot_be_driven_by_hand(tmp_path: Path) -> None:
     hardware.info = type(hardware.info)(name="lgpio", simulated=False, board="5B")
     with pytest.raises(SimulationOnlyError):
         hardware.drive_input(5, True)
+
+
+def test_the_simulated_board_shows_a_pwm_pins_duty_cycle_and_frequency() -> None:
+    hardware = Hardware.open("simulated")
+    try:
+        hardware.claim_output(PinConfig(pin=18, mode="pwm", frequency_hz=200), 0.25)
+        hardware.claim_output(PinConfig(pin=13, mode="pwm", active_low=True), 0.25)
+        assert hardware.line_pwm(18) == (0.25, 200.0)
+        assert hardware.line_pwm(13) == (0.75, 100.0)  # active low: high the rest of the time
+        hardware.write(18, 0.75)
+        assert hardware.read_value(18) == 0.75 and hardware.read(18) is True
+        assert hardware._devices[18].pin.state == 0.75  # gpiozero's mock PWM pin itself
+        hardware.write(18, 0.0)
+        assert hardware.read(18) is False
+    finally:
+        hardware.close("release")
+
+
+def test_the_simulated_board_shows_a_servos_pulse_width() -> None:
+    hardware = Hardware.open("simulated")
+    servo = PinConfig(pin=12, mode="servo", min_angle=0, max_angle=180, min_pulse_ms=0.5,
+                      max_pulse_ms=2.5, frame_ms=20)
+    try:
+        hardware.claim_output(servo, None)
+        assert hardware.line_pwm(12) == (0.0, None) and hardware.read(12) is False
+        widths = {}
+        for angle in (0.0, 90.0, 180.0):
+            hardware.write(12, angle)
+            duty, frequency = hardware.line_pwm(12)
+            assert frequency == 50.0
+            widths[angle] = round(duty * servo.frame_ms, 6)
+        assert widths == {0.0: 0.5, 90.0: 1.5, 180.0: 2.5}
+        assert hardware.read_value(12) == 180.0
+        hardware.write(12, None)
+        assert hardware.line_pwm(12) == (0.0, None)
+    finally:
+        hardware.close("release")

@@ -50,6 +50,8 @@ LAYERS: dict[str, int] = {
     # the readings path, beside the board (never through it): sampler and one module a kind
     "pinpanel.sensors": 30,
     "pinpanel.events": 25,
+    # what a pin's value means by kind (on/off, a pwm level, a servo angle)
+    "pinpanel.levels": 22,
     "pinpanel.hardware": 20,
     # which /dev/gpiochipN is the Pi's (labels, not numbers); hardware opens lgpio on it
     "pinpanel.chips": 15,
