@@ -374,3 +374,14 @@ def test_a_database_from_before_levels_is_migrated_and_its_rows_stay_readable(
         assert store.last_changes()[18].new is True
     finally:
         store.close()
+
+
+async def test_a_scene_turns_a_pwm_pin_on_at_its_remembered_level(tmp_path: Path) -> None:
+    async with running_board(tmp_path, INTERLOCKED) as board:
+        await board.set_level("lamp", 0.45, USER)
+        await board.command("lamp", "off", USER)
+        await board.set_level("fan", 0.5, USER)
+        applied = await board.apply({"lamp": True, "blind": False}, USER)
+        assert [v.level for v in applied.pins if v.pin == 18] == [0.45]
+        assert board.view("fan").level == 0.0  # its interlock partner went off
+        assert len({c.seq for c in applied.changes}) == len(applied.changes) == 2
