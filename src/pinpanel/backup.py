@@ -9,10 +9,12 @@ open it) of:
   was made, where the config came from, and each other member's size and SHA-256;
 * ``pinpanel.sqlite3``: a snapshot made with SQLite's online backup while the server runs
   (:func:`pinpanel.store.snapshot`), never a copy of the live file;
+* ``readings.sqlite3``: a snapshot of the sensors' readings and rollups the same way, if
+  the Pi keeps any (:mod:`pinpanel.readingstore`; a year of them is worth keeping too);
 * ``pinpanel.toml``: the config file the server was started with, if it had one.
 
 A restore changes nothing until everything has been checked: the gzip stream to its end
-(a truncated download fails there), every checksum, ``PRAGMA integrity_check`` on the
+(a truncated download fails there), every checksum, ``PRAGMA integrity_check`` on each
 staged database and its schema version (never newer than this pinpanel's). Only then, holding
 the data directory's lock (so never under a running server), the old directory is renamed
 aside with a timestamp and the staged one takes its place: two renames on one file system,
@@ -35,17 +37,27 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pinpanel import __version__, lock
+from pinpanel import __version__, lock, readingstore
 from pinpanel.config import Config
 from pinpanel.errors import BackupError, StoreError
-from pinpanel.store import DB_NAME, SCHEMA_VERSION, snapshot, verify_file
+from pinpanel.store import (
+    DB_NAME,
+    SCHEMA_VERSION,
+    STATE_DATABASE,
+    DatabaseKind,
+    snapshot,
+    verify_file,
+)
 
 FORMAT = "pinpanel-backup"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 DATABASE = DB_NAME
 CONFIG = "pinpanel.toml"
-_MEMBERS = (DATABASE, CONFIG)
+READINGS = readingstore.DB_NAME
+READINGS_DATABASE = DatabaseKind("a pinpanel readings database", readingstore.SCHEMA_VERSION,
+                                 readingstore.TABLES)
+_MEMBERS = (DATABASE, CONFIG, READINGS)
 #: A manifest larger than this is not ours (it lists two files).
 _MANIFEST_MAX = 64 * 1024
 
@@ -68,9 +80,13 @@ def config_file(config: Config) -> Path | None:
 
 
 def archive(db_path: Path, config_path: Path | None, *, now: datetime | None = None) -> bytes:
-    """The archive of the database at ``db_path`` (live or not) and the config file."""
+    """The archive of the database at ``db_path`` (live or not), the readings database
+    beside it (if there is one) and the config file."""
     moment = now or datetime.now(UTC)
     members = {DATABASE: snapshot(db_path)}
+    readings = db_path.with_name(READINGS)
+    if readings.is_file():
+        members[READINGS] = snapshot(readings, READINGS_DATABASE)
     if config_path is not None:
         try:
             members[CONFIG] = config_path.read_bytes()
@@ -143,6 +159,7 @@ class Contents:
     manifest: dict[str, Any]
     database: bytes
     config: bytes | None
+    readings: bytes | None = None
 
 
 def read(path: Path) -> Contents:
@@ -179,7 +196,7 @@ def read(path: Path) -> Contents:
     _check_manifest(path, manifest, found)
     if DATABASE not in found:
         raise BackupError(f"{path} holds no database")
-    return Contents(manifest, found[DATABASE], found.get(CONFIG))
+    return Contents(manifest, found[DATABASE], found.get(CONFIG), found.get(READINGS))
 
 
 def _check_manifest(path: Path, manifest: Any, found: dict[str, bytes]) -> None:
@@ -233,21 +250,27 @@ def _owner_of(path: Path) -> tuple[int, int] | None:
     return info.st_uid, info.st_gid
 
 
-def _stage(contents: Contents, staging: Path) -> None:
-    """The archive's database in a new directory beside the data dir, verified."""
+def _stage(contents: Contents, staging: Path) -> list[Path]:
+    """The archive's databases in a new directory beside the data dir, each verified."""
     staging.mkdir(mode=0o700)
-    db = staging / DATABASE
-    fd = os.open(db, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        _write_all(fd, contents.database)
-    finally:
-        os.close(fd)
+    files = [("database", staging / DATABASE, contents.database, STATE_DATABASE)]
+    if contents.readings is not None:
+        files.append(("readings database", staging / READINGS, contents.readings,
+                      READINGS_DATABASE))
+    for _what, db, image, _kind in files:
+        fd = os.open(db, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            _write_all(fd, image)
+        finally:
+            os.close(fd)
     _sync_dir(staging)
-    try:
-        verify_file(db)
-    except StoreError as exc:
-        raise BackupError(f"the archive's database is not usable: {exc}; nothing was "
-                          "changed") from exc
+    for what, db, _image, kind in files:
+        try:
+            verify_file(db, kind)
+        except StoreError as exc:
+            raise BackupError(f"the archive's {what} is not usable: {exc}; nothing was "
+                              "changed") from exc
+    return [db for _what, db, _image, _kind in files]
 
 
 def restore(path: Path, data_dir: Path, *, config_to: Path | None = None,
@@ -266,13 +289,13 @@ def restore(path: Path, data_dir: Path, *, config_to: Path | None = None,
     staging = data_dir.with_name(f".{data_dir.name}.restoring-{stamp}-{os.getpid()}")
     owner = _owner_of(data_dir)
     try:
-        _stage(contents, staging)
+        staged = _stage(contents, staging)
         existed = data_dir.exists() and any(p.name != lock.LOCK_NAME for p in data_dir.iterdir())
         # Both locks: the old directory's (no server runs on it), and the new one's, so a
         # server starting the moment it is in place waits for this restore to finish.
         with lock.hold(data_dir), lock.hold(staging) as staged_lock:
             if owner is not None:  # the service's user must open all three
-                for item in (staging, staging / DATABASE, staged_lock):
+                for item in (staging, *staged, staged_lock):
                     os.chown(item, *owner)
             config_aside = (_replace_config(contents.config, config_to, stamp)
                             if config_to is not None and contents.config is not None else None)

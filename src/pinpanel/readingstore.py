@@ -47,7 +47,11 @@ ROLLUPS: dict[int, int] = {60: 30 * 86400, 3600: 730 * 86400}
 #: Retention runs at most this often (by the store's clock).
 PRUNE_EVERY_S = 600.0
 
-SCHEMA = """
+#: The readings file's own schema version (``PRAGMA user_version``) and its tables: what a
+#: backup checks before it keeps or restores the file.
+SCHEMA_VERSION = 1
+TABLES = frozenset({"series", "raw", "rollup"})
+SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS series (
     id INTEGER PRIMARY KEY,
     sensor TEXT NOT NULL,
@@ -73,7 +77,7 @@ CREATE TABLE IF NOT EXISTS rollup (
     sum REAL NOT NULL,
     PRIMARY KEY (step, bucket, series)
 ) WITHOUT ROWID;
-PRAGMA user_version = 1;
+PRAGMA user_version = {SCHEMA_VERSION};
 """
 MINUTE, HOUR = 60, 3600
 

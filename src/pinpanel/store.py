@@ -184,7 +184,20 @@ def check_integrity(path: Path) -> None:
         )
 
 
-def snapshot(path: Path) -> bytes:
+@dataclass(frozen=True, slots=True)
+class DatabaseKind:
+    """What a file must be to pass as one of pinpanel's databases (backups check it)."""
+
+    label: str
+    newest: int
+    tables: frozenset[str]
+
+
+STATE_DATABASE = DatabaseKind("a pinpanel state database", SCHEMA_VERSION,
+                              frozenset({"pin_state", "history", "tokens", "meta"}))
+
+
+def snapshot(path: Path, kind: DatabaseKind = STATE_DATABASE) -> bytes:
     """A consistent image of the database at ``path``, also while a server writes to it.
 
     SQLite's online backup API copies the pages inside one read transaction, so the image is
@@ -199,7 +212,7 @@ def snapshot(path: Path) -> bytes:
     try:
         source = _connect(path)
     except sqlite3.Error as exc:
-        raise StoreError(f"cannot open the state database {path}: {exc}") from exc
+        raise StoreError(f"cannot open {path}: {exc}") from exc
     copy = sqlite3.connect(":memory:")
     try:
         source.backup(copy)
@@ -213,11 +226,11 @@ def snapshot(path: Path) -> bytes:
         # Header bytes 18 and 19 still say WAL (2), which an image in memory cannot use;
         # 1 is the rollback journal. The server sets WAL again when it opens the restore.
         image[18:20] = b"\x01\x01"
-    verify_image(bytes(image), str(path))
+    verify_image(bytes(image), str(path), kind)
     return bytes(image)
 
 
-def verify_image(image: bytes, what: str) -> int:
+def verify_image(image: bytes, what: str, kind: DatabaseKind = STATE_DATABASE) -> int:
     """``PRAGMA integrity_check`` and the schema version of a serialized database image.
 
     Returns the schema version; StoreCorruptError if any check fails, StoreVersionError if
@@ -229,24 +242,24 @@ def verify_image(image: bytes, what: str) -> int:
             conn.deserialize(image)
         except sqlite3.DatabaseError as exc:
             raise StoreCorruptError(f"{what} is not an SQLite database: {exc}") from exc
-        return _verify(conn, what)
+        return _verify(conn, what, kind)
     finally:
         conn.close()
 
 
-def verify_file(path: Path) -> int:
+def verify_file(path: Path, kind: DatabaseKind = STATE_DATABASE) -> int:
     """:func:`verify_image` for a file nothing else has open (a restore being staged)."""
     try:
         conn = _connect(path, readonly=True, immutable=True)
     except sqlite3.Error as exc:
         raise StoreCorruptError(f"cannot open {path}: {exc}") from exc
     try:
-        return _verify(conn, str(path))
+        return _verify(conn, str(path), kind)
     finally:
         conn.close()
 
 
-def _verify(conn: sqlite3.Connection, what: str) -> int:
+def _verify(conn: sqlite3.Connection, what: str, kind: DatabaseKind = STATE_DATABASE) -> int:
     try:
         problems = [row[0] for row in conn.execute("PRAGMA integrity_check")]
         version = int(conn.execute("PRAGMA user_version").fetchone()[0])
@@ -257,11 +270,11 @@ def _verify(conn: sqlite3.Connection, what: str) -> int:
     if problems != ["ok"]:
         raise StoreCorruptError(f"{what} fails PRAGMA integrity_check: "
                                 + "; ".join(problems[:5]))
-    if version > SCHEMA_VERSION:
+    if version > kind.newest:
         raise StoreVersionError(f"{what} has schema version {version}, newer than this "
-                                f"pinpanel knows ({SCHEMA_VERSION}): upgrade pinpanel first")
-    if version < 1 or not {"pin_state", "history", "tokens", "meta"} <= tables:
-        raise StoreCorruptError(f"{what} is not a pinpanel state database")
+                                f"pinpanel knows ({kind.newest}): upgrade pinpanel first")
+    if version < 1 or not kind.tables <= tables:
+        raise StoreCorruptError(f"{what} is not {kind.label}")
     return version
 
 

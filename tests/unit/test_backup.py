@@ -14,6 +14,7 @@ import sqlite3
 import stat
 import subprocess
 import tarfile
+import time
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,7 @@ from pinpanel import backup, lock
 from pinpanel.cli import build_parser, main
 from pinpanel.cli.exits import EXIT_DATA_DIR_IN_USE, EXIT_ERROR, EXIT_OK
 from pinpanel.errors import BackupError, DataDirInUseError
+from pinpanel.readingstore import ReadingStore
 from pinpanel.store import DB_NAME, SCHEMA_VERSION, Store
 from tests.support import REPO
 from tests.unit.test_store import history_seqs, make_real_db
@@ -112,6 +114,52 @@ def test_a_restore_into_a_fresh_dir_has_every_change(world: dict[str, Path],
         assert store.last_seq == 300
     finally:
         store.close()
+
+
+def _readings_in(data_dir: Path) -> list[tuple[float, float | None]]:
+    store = ReadingStore.open(data_dir)
+    try:
+        return [(p.at, p.value) for p in store.raw("tank", "temperature", 0, 4e9)]
+    finally:
+        store.close()
+
+
+def _keep_readings(data_dir: Path, count: int) -> None:
+    store = ReadingStore.open(data_dir)
+    start = time.time() - 30 * count  # within the 48 hours raw readings are kept
+    try:
+        for i in range(count):
+            store.add("tank", "temperature", start + 30 * i, 20.0 + i / 10)
+        store.flush()
+    finally:
+        store.close()
+
+
+def test_the_readings_are_backed_up_and_restored_with_the_state(world: dict[str, Path],
+                                                               tmp_path: Path) -> None:
+    _keep_readings(world["source"], 50)
+    archive = tmp_path / "with-readings.tar.gz"
+    backup.write_private(backup.archive(world["source"] / DB_NAME, world["config"]), archive)
+    members = unpack(archive.read_bytes())
+    assert set(members) == {"manifest.json", DB_NAME, "pinpanel.toml", backup.READINGS}
+    fresh = tmp_path / "fresh" / "data"
+    backup.restore(archive, fresh)
+    assert stat.S_IMODE((fresh / backup.READINGS).stat().st_mode) == 0o600
+    assert _readings_in(fresh) == _readings_in(world["source"])
+    assert len(_readings_in(fresh)) == 50
+    assert len(history_seqs(fresh / DB_NAME)) == 300
+
+
+def test_a_damaged_readings_database_is_refused_and_nothing_changes(
+        world: dict[str, Path], tmp_path: Path) -> None:
+    _keep_readings(world["source"], 2000)
+    members = unpack(backup.archive(world["source"] / DB_NAME, None))
+    readings = bytearray(members[backup.READINGS])
+    readings[4096 + 8: 4096 + 400] = os.urandom(392)  # scribble over a b-tree page
+    content = {DB_NAME: members[DB_NAME], backup.READINGS: bytes(readings)}
+    bad = tmp_path / "bad-readings.tar.gz"
+    bad.write_bytes(repack({"manifest.json": manifest_for(content), **content}))
+    _refused(world, bad, "readings database is not usable")
 
 
 def test_a_restore_keeps_the_old_data_dir_aside(world: dict[str, Path]) -> None:
