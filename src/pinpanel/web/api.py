@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse, Response
 
 from pinpanel import __version__
 from pinpanel.board import ACTIONS, Action
-from pinpanel.config import PULSE_MAX_MS
+from pinpanel.config import FADE_MAX_MS, PULSE_MAX_MS
 from pinpanel.web.bodies import expect_object, read_json
 from pinpanel.web.context import actor_of, board_of
 from pinpanel.web.openapi import json_body, json_response, problems, ref
@@ -34,10 +34,35 @@ async def get_pin(request: Request) -> Response:
 
 
 async def put_pin(request: Request) -> Response:
-    body = expect_object(await read_json(request), {"state": bool}, required=("state",))
-    action: Action = "on" if body["state"] else "off"
-    view = await board_of(request).command(request.path_params["pin"], action,
-                                           actor_of(request, "api"))
+    """``{"state": b}`` for any output, ``{"level": x}`` for pwm, ``{"angle": a}`` for a servo.
+
+    The value's range is the board's check (422 out of range, 409 for the wrong kind of pin).
+    """
+    board = board_of(request)
+    pin = board.resolve(request.path_params["pin"])  # 404 before the body
+    body = expect_object(await read_json(request),
+                         {"state": bool, "level": object, "angle": object})
+    if len(body) != 1:
+        raise Problem(422, "send exactly one of state, level (pwm) or angle (servo)")
+    actor = actor_of(request, "api")
+    if "level" in body:
+        view = await board.set_level(pin, body["level"], actor)
+    elif "angle" in body:
+        view = await board.set_angle(pin, body["angle"], actor)
+    else:
+        action: Action = "on" if body["state"] else "off"
+        view = await board.command(pin, action, actor)
+    return JSONResponse(view.as_json())
+
+
+async def fade_pin(request: Request) -> Response:
+    """Commit the target level now; the hardware moves there in steps over ``ms``."""
+    board = board_of(request)
+    pin = board.resolve(request.path_params["pin"])
+    body = expect_object(await read_json(request), {"level": object, "ms": int},
+                         required=("level", "ms"))
+    view = await board.set_level(pin, body["level"], actor_of(request, "api"),
+                                 fade_ms=body["ms"])
     return JSONResponse(view.as_json())
 
 
@@ -116,13 +141,20 @@ PIN_SCHEMA = {
         "pin": {"type": "integer", "minimum": 0, "maximum": 27, "description": "BCM number"},
         "id": {"type": "string", "description": "URL slug"},
         "name": {"type": "string"},
-        "mode": {"type": "string", "enum": ["output", "input"]},
+        "mode": {"type": "string", "enum": ["output", "input", "pwm", "servo"]},
         "state": {"type": "boolean", "description": "Logical state (active_low applied)"},
         "active_low": {"type": "boolean"},
         "seq": {"type": "integer", "description": "Sequence number of the pin's last change"},
         "changed_at": {"type": ["string", "null"], "format": "date-time"},
         "pulse_until": {"type": "string", "format": "date-time",
                         "description": "Present while a pulse or auto-off is pending"},
+        "level": {"type": "number", "minimum": 0, "maximum": 1,
+                  "description": "pwm pins: the level (state is level > 0)"},
+        "angle": {"type": ["number", "null"],
+                  "description": "servos: the angle; null when detached (state false)"},
+        "fade_until": {"type": "string", "format": "date-time",
+                       "description": "pwm pins: present while the hardware fades towards "
+                                      "level"},
     },
 }
 PIN = {"Pin": PIN_SCHEMA}
@@ -145,8 +177,19 @@ SCHEMAS: dict[str, Any] = {
         "pins": {"type": "integer"}, "seq": {"type": "integer"}, "auth": {"type": "boolean"},
         "subscribers": {"type": "integer",
                         "description": "Event stream clients connected now"}}},
-    "StateBody": {"type": "object", "required": ["state"], "additionalProperties": False,
-                  "properties": {"state": {"type": "boolean"}}},
+    "StateBody": {"type": "object", "additionalProperties": False, "minProperties": 1,
+                  "maxProperties": 1, "description": "Exactly one of state, level, angle",
+                  "properties": {
+                      "state": {"type": "boolean"},
+                      "level": {"type": "number", "minimum": 0, "maximum": 1,
+                                "description": "pwm pins; below min_level is raised to it"},
+                      "angle": {"type": ["number", "null"],
+                                "description": "servos, within min_angle..max_angle; null "
+                                               "detaches"}}},
+    "FadeBody": {"type": "object", "required": ["level", "ms"], "additionalProperties": False,
+                 "properties": {"level": {"type": "number", "minimum": 0, "maximum": 1},
+                                "ms": {"type": "integer", "minimum": 0,
+                                       "maximum": FADE_MAX_MS}}},
     "PulseBody": {"type": "object", "additionalProperties": False, "properties": {
         "ms": {"type": "integer", "minimum": 1, "maximum": PULSE_MAX_MS}}},
     "SimulateBody": {"type": "object", "required": ["level"], "additionalProperties": False,
@@ -197,7 +240,17 @@ def routes() -> list[ApiRoute]:
                                         **problems(WHY, 404)}}),
         ApiRoute("/api/v1/pins/{pin}", put_pin, methods=["PUT"], name="pin_put",
                  policy="control", schemas={**PIN, "StateBody": SCHEMAS["StateBody"]},
-                 openapi=_switch("Set the state", "Switch an output on or off.", "StateBody")),
+                 openapi=_switch("Set the state, level or angle",
+                                 "Switch an output on or off, set a pwm pin's level or turn a "
+                                 "servo (null detaches it). On a pwm pin state true brings "
+                                 "back the last level above zero.", "StateBody")),
+        ApiRoute("/api/v1/pins/{pin}/fade", fade_pin, methods=["POST"], name="pin_fade",
+                 policy="control", schemas={**PIN, "FadeBody": SCHEMAS["FadeBody"]},
+                 openapi=_switch(
+                     "Fade", "pwm pins: the target level is committed at once (the answer "
+                     "and the event carry it, with fade_until) and the hardware moves there "
+                     "in steps over ms. The request returns at once; any later command on "
+                     "the pin ends the fade.", "FadeBody")),
         ApiRoute("/api/v1/pins/{pin}/pulse", pulse_pin, methods=["POST"], name="pin_pulse",
                  policy="control", schemas={**PIN, "PulseBody": SCHEMAS["PulseBody"]},
                  openapi=_switch(

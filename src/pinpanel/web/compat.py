@@ -62,7 +62,8 @@ JSON_CT_HEADER = {"name": "Content-Type", "in": "header", "required": True,
                   "schema": {"type": "string", "enum": ["application/json"]}}
 SCHEMAS: dict[str, Any] = {
     "CompatList": {"type": "object", "additionalProperties": {"type": "boolean"},
-                   "description": "BCM number (as a string) -> logical state"},
+                   "description": "BCM number (as a string) -> logical state (a pwm "
+                                  "pin: level > 0; a servo: attached)"},
     "CompatError": {"type": "object", "required": ["Error"],
                     "properties": {"Error": {"type": "string"}}},
 }
