@@ -66,7 +66,9 @@ LAYERS: dict[str, int] = {
     "pinpanel.settings": 5,
 }
 #: Leaves: importable from anywhere, importing nothing of pinpanel but other leaves.
-LEAVES = frozenset({"pinpanel", "pinpanel.errors", "pinpanel.changes"})
+LEAVES = frozenset({"pinpanel", "pinpanel.errors", "pinpanel.changes",
+                    # the fleet's words on the broker, shared by mqtt (the Pi) and hub
+                    "pinpanel.fleetwire"})
 #: Packages whose modules are siblings that must not import each other.
 ADAPTERS = ("pinpanel.web", "pinpanel.mqtt")
 

@@ -15,6 +15,13 @@ HTTP. Each runs as its own task (the message loop never waits for an fsync), sta
 arrival order; the board takes the pin lock before its first suspension point, so commands
 for one pin apply in the order they arrived. Bad payloads, unknown pins and commands to
 inputs are logged (rate-limited) and dropped; nothing a client sends can stop the bridge.
+A JSON command with an ``id`` is answered on ``<base>/result`` (``ok`` with the commit's
+seq, or the refusal's reason), so a hub confirms each command per Pi.
+
+Fleet: ``<base>/device`` (retained) says who this Pi is; a message on ``<base>/refresh`` or
+on the fleet-wide ``pinpanel/fleet/refresh`` has it publish device, states and ``online``
+again (coalesced: a burst of requests costs one republish), for hubs that cannot rely on
+retained messages (a broker cluster, a hub started late).
 
 Faults: a lost or refused connection is retried with exponential backoff (with jitter, so a
 fleet does not reconnect in lock-step) up to ``reconnect_max_s``. The broker publishes the
@@ -28,13 +35,11 @@ import contextlib
 import json
 import logging
 import random
-import socket
-import time
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 import aiomqtt
 
+from pinpanel import fleetwire
 from pinpanel.automation import groups
 from pinpanel.board import Board
 from pinpanel.changes import Actor, Change, PinView
@@ -48,9 +53,10 @@ from pinpanel.errors import (
     UnknownPinError,
 )
 from pinpanel.hardware import BackendInfo
-from pinpanel.mqtt import discovery
+from pinpanel.mqtt import device, discovery
 from pinpanel.mqtt import sensors as mqtt_sensors
-from pinpanel.mqtt.payloads import Command, parse_command
+from pinpanel.mqtt.client import NO_DELAY, NoiseLimiter, _Client
+from pinpanel.mqtt.payloads import Command, command_id, parse_command
 from pinpanel.mqtt.topics import OFF, OFFLINE, ON, ONLINE, Topics
 from pinpanel.sensors.model import Sample, quantities
 from pinpanel.sensors.sampler import Sampler
@@ -70,74 +76,6 @@ HA_ONLINE_JITTER_S = 1.0
 CALL_TIMEOUT_S = 10.0
 #: How long a clean stop waits for outstanding states and commands.
 STOP_GRACE_S = 2.0
-#: paho leaves Nagle's algorithm on: attributes + state (two small writes) would then wait
-#: for the broker's delayed ACK, about 40 ms per change. Small messages go out at once.
-NO_DELAY = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)
-
-
-class NoiseLimiter:
-    """At most ``burst`` log lines per ``window`` seconds; then a count of what was dropped.
-
-    A misbehaving client can send thousands of bad commands a second; the log (on an SD
-    card) must not grow with them, yet the first few should be visible.
-    """
-
-    def __init__(self, logger: logging.Logger, burst: int = 10, window: float = 60.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self._log = logger
-        self._burst = burst
-        self._window = window
-        self._clock = clock
-        self._start = clock()
-        self._count = 0
-        self.suppressed = 0
-
-    def __call__(self, message: str, *args: object) -> bool:
-        """Log a warning unless over the limit; True when it was logged."""
-        now = self._clock()
-        if now - self._start >= self._window:
-            if self.suppressed:
-                self._log.warning("%d more ignored MQTT messages were not logged",
-                                  self.suppressed)
-            self._start, self._count, self.suppressed = now, 0, 0
-        if self._count >= self._burst:
-            self.suppressed += 1
-            return False
-        self._count += 1
-        self._log.warning(message, *args)
-        return True
-
-
-class _Client(aiomqtt.Client):
-    """aiomqtt's client, with write interest registered only for a socket that is still open.
-
-    paho asks for write interest from inside its own calls; aiomqtt defers the
-    ``add_writer`` to the next loop iteration. After a freeze longer than the broker's
-    timeout (SIGSTOP, a stalled SD card), one iteration holds both the keep-alive ping
-    (asking for write interest) and the broker's close (paho closes the socket), so the
-    deferred ``add_writer`` met a closed file descriptor: asyncio logged an ``ERROR``
-    traceback, and a descriptor already reused by a new connection would have been
-    handed a dead client's writer. Here the registration looks again when it runs and
-    skips a socket paho no longer holds; the lost connection is reported once, by the
-    bridge, as a warning.
-    """
-
-    def _on_socket_register_write(self, client: Any, userdata: Any, sock: Any) -> None:
-        fileno = sock.fileno()
-
-        def write() -> None:
-            try:
-                client.loop_write()
-            except Exception as exc:  # noqa: BLE001 (any failure here ends the session)
-                if not self._disconnected.done():
-                    self._disconnected.set_exception(exc)
-
-        def register() -> None:
-            if client.socket() is sock and sock.fileno() == fileno:
-                self._loop.add_writer(fileno, write)
-
-        # paho may call this from the executor thread that runs connect().
-        self._loop.call_soon_threadsafe(register)
 
 
 def model_of(info: BackendInfo) -> str:
@@ -173,6 +111,8 @@ class MqttBridge:
         self._dirty: dict[int, None] = {}
         self._wake = asyncio.Event()
         self._discovery_due = False
+        self._refresh_due = False
+        self._device = device.device_payload(config, self.topics)
         self._tasks: set[asyncio.Task[None]] = set()
         self._noise = NoiseLimiter(log)
         self._memory = memory
@@ -248,6 +188,9 @@ class MqttBridge:
                 self._discovery_due = False
                 await self._publish_discovery(client)
                 await self._publish_online(client)
+            if self._refresh_due:
+                self._refresh_due = False
+                await self._publish_everything(client)
             if self._dirty:
                 await self._publish_dirty(client)
             if self._samples_dirty:
@@ -262,6 +205,21 @@ class MqttBridge:
 
     async def _publish_online(self, client: aiomqtt.Client) -> None:
         await client.publish(self.topics.status, ONLINE, qos=self.settings.qos, retain=True)
+
+    async def _publish_device(self, client: aiomqtt.Client) -> None:
+        await client.publish(fleetwire.device_topic(self.topics.base), self._device,
+                             qos=self.settings.qos, retain=True)
+
+    async def _publish_everything(self, client: aiomqtt.Client) -> None:
+        """A refresh: who this Pi is, every pin and sensor, then ``online`` last."""
+        await self._publish_device(client)
+        for bcm in self._latest:
+            self._dirty.setdefault(bcm)
+        await self._publish_dirty(client)
+        for sensor_id in self._samples:
+            self._samples_dirty.setdefault(sensor_id)
+        await self._publish_samples(client)
+        await self._publish_online(client)
 
     async def _announce(self, client: aiomqtt.Client) -> None:
         """On every connect: clean up what left the config, discovery, all states, online.
@@ -293,15 +251,9 @@ class MqttBridge:
         for pin_id in plan.stale_pins:  # retained state of a pin that no longer exists
             await client.publish(self.topics.state(pin_id), b"", qos=qos, retain=True)
             await client.publish(self.topics.attributes(pin_id), b"", qos=qos, retain=True)
-        for bcm in self._latest:
-            self._dirty.setdefault(bcm)
-        await self._publish_dirty(client)
-        for sensor_id in self._samples:
-            self._samples_dirty.setdefault(sensor_id)
-        await self._publish_samples(client)
         if after != before:
             await self._memory.write_meta(discovery.RECORD_KEY, after.as_text())
-        await self._publish_online(client)
+        await self._publish_everything(client)
 
     # -- in: commands and Home Assistant's birth message ------------------------------------
 
@@ -315,12 +267,20 @@ class MqttBridge:
                 if data.strip().lower() == ONLINE.encode():
                     self._spawn(self._home_assistant_online())
                 continue
+            if topic in self._refresh_topics:
+                if not message.retain:  # a retained request would be answered forever
+                    self._refresh_due = True
+                    self._wake.set()
+                continue
             pin_id = self.topics.pin_of_command(topic)
             target = self.topics.target_of_command(topic) if pin_id is None else None
             if pin_id is None and target is None:
                 continue
+            named = f"{target[0]}/{target[1]}" if target else str(pin_id)
             if message.retain:
                 # A retained command would switch the pin again on every reconnect.
+                self._refuse(client, command_id(data), named, "not_allowed",
+                             "retained commands are ignored")
                 self._noise("ignored a retained command on %s (publish commands without the "
                             "retain flag)", topic)
                 continue
@@ -331,16 +291,51 @@ class MqttBridge:
                     raise MqttPayloadError("expected ON, OFF or TOGGLE for a group, ON for a "
                                            "scene")
             except MqttPayloadError as exc:
+                self._refuse(client, command_id(data), named, "invalid", str(exc))
                 self._noise("ignored a command on %s: %s", topic, exc)
                 continue
             if len(self._tasks) >= MAX_IN_FLIGHT:
+                self._refuse(client, command.id, named, "busy",
+                             f"{MAX_IN_FLIGHT} commands already in progress")
                 self._noise("ignored a command on %s: %d commands already in progress",
                             topic, MAX_IN_FLIGHT)
                 continue
             if target is not None:
-                self._spawn(self._execute_many(*target, command, topic))
+                self._spawn(self._answered(client, command, named,
+                                           self._execute_many(*target, command, topic)))
             elif pin_id is not None:
-                self._spawn(self._execute(pin_id, command, topic))
+                self._spawn(self._answered(client, command, named,
+                                           self._execute(pin_id, command, topic)))
+
+    @property
+    def _refresh_topics(self) -> tuple[str, str]:
+        return fleetwire.refresh_topic(self.topics.base), fleetwire.FLEET_REFRESH
+
+    def _refuse(self, client: aiomqtt.Client, ident: str | None, target: str,
+                reason: fleetwire.Refusal, detail: str) -> None:
+        if ident is not None and len(self._tasks) < 2 * MAX_IN_FLIGHT:
+            self._spawn(self._answer(client, device.refused_payload(ident, target, reason,
+                                                                    detail)))
+
+    async def _answer(self, client: aiomqtt.Client, payload: bytes) -> None:
+        """Publish a result; a lost broker loses it (the hub reports no answer)."""
+        with contextlib.suppress(aiomqtt.MqttError):
+            await client.publish(fleetwire.result_topic(self.topics.base), payload,
+                                 qos=self.settings.qos)
+
+    async def _answered(self, client: aiomqtt.Client, command: Command, target: str,
+                        work: Awaitable[list[PinView] | BaseException | None]) -> None:
+        """Run a command; with an id, say how it went once it is committed (or refused)."""
+        outcome = await work
+        if command.id is None or outcome is None:
+            return
+        if isinstance(outcome, BaseException):
+            payload = device.refused_payload(command.id, target, device.refusal_of(outcome),
+                                             str(outcome).strip("'\""))
+        else:
+            seq = max((v.seq for v in outcome), default=0)
+            payload = device.ok_payload(command.id, target, seq, [v.as_json() for v in outcome])
+        await self._answer(client, payload)
 
     def _spawn(self, work: Awaitable[None]) -> None:
         task: asyncio.Task[None] = asyncio.ensure_future(work)
@@ -352,38 +347,45 @@ class MqttBridge:
         self._discovery_due = True
         self._wake.set()
 
-    async def _execute(self, pin_id: str, command: Command, topic: str) -> None:
-        """One command through the board core; every failure is logged, none escapes."""
+    async def _execute(self, pin_id: str, command: Command, topic: str,
+                       ) -> list[PinView] | BaseException:
+        """One command through the board core; every failure is logged and returned."""
         try:
             if command.pulse:
-                await self.board.pulse(pin_id, command.pulse_ms, ACTOR)
-            else:
-                await self.board.command(pin_id, command.action, ACTOR)
-        except UnknownPinError:
+                return [await self.board.pulse(pin_id, command.pulse_ms, ACTOR)]
+            return [await self.board.command(pin_id, command.action, ACTOR)]
+        except UnknownPinError as exc:
             self._noise("ignored a command on %s: no configured pin %r", topic, pin_id)
+            return exc
         except (PinModeError, PinValueError) as exc:
             self._noise("ignored a command on %s: %s", topic, exc)
+            return exc
         except StoreError as exc:
             log.warning("mqtt: command on %s not applied: %s", topic, exc)
-        except Exception:
+            return exc
+        except Exception as exc:
             log.exception("mqtt: command on %s failed", topic)
+            return exc
 
-    async def _execute_many(self, kind: str, name: str, command: Command, topic: str) -> None:
+    async def _execute_many(self, kind: str, name: str, command: Command, topic: str,
+                            ) -> list[PinView] | BaseException:
         """A group or scene command: one commit through the board, like the HTTP route."""
         try:
             if kind == "scene":
-                await groups.apply_scene(self.board, name, Actor("mqtt", "scene"))
+                applied = await groups.apply_scene(self.board, name, Actor("mqtt", "scene"))
             else:
-                await groups.switch_group(self.board, name, command.action,
-                                          Actor("mqtt", "group"))
-        except UnknownNameError as exc:
+                applied = await groups.switch_group(self.board, name, command.action,
+                                                    Actor("mqtt", "group"))
+            return list(applied.pins)
+        except (UnknownNameError, PinModeError, PinValueError) as exc:
             self._noise("ignored a command on %s: %s", topic, exc)
-        except (PinModeError, PinValueError) as exc:
-            self._noise("ignored a command on %s: %s", topic, exc)
+            return exc
         except StoreError as exc:
             log.warning("mqtt: command on %s not applied: %s", topic, exc)
-        except Exception:
+            return exc
+        except Exception as exc:
             log.exception("mqtt: command on %s failed", topic)
+            return exc
 
     # -- the connection ----------------------------------------------------------------------
 
@@ -434,7 +436,7 @@ class MqttBridge:
     async def _session(self, client: aiomqtt.Client, stop: asyncio.Event) -> None:
         qos = self.settings.qos
         await client.subscribe(self.topics.command_filter, qos=qos)
-        for scoped in self.topics.group_filters:
+        for scoped in (*self.topics.group_filters, *self._refresh_topics):
             await client.subscribe(scoped, qos=qos)
         if self.settings.discovery:
             await client.subscribe(self.topics.ha_status, qos=qos)

@@ -5,6 +5,11 @@ Plain words (any case, surrounding white space ignored): ``ON``, ``OFF``, ``TOGG
 code that builds payloads: ``{"state": "ON"}`` (``ON``/``OFF``/``TOGGLE``, or ``true``/
 ``false``) and ``{"pulse_ms": 500}``. Anything else raises :class:`MqttPayloadError`; the
 bridge logs it and ignores the message. Home Assistant's switch sends ``ON``/``OFF``.
+
+A JSON command may also carry ``"id"`` (a string of up to 64 printable characters, e.g.
+``{"id": "c42", "state": "OFF"}``): the Pi then answers on ``<base>/result`` with that id
+(:mod:`pinpanel.fleetwire`), which is how a hub confirms each command per Pi. A plain word
+never gets an answer, so existing scripts see nothing new.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from dataclasses import dataclass
 from pinpanel.board import Action
 from pinpanel.config import PULSE_MAX_MS
 from pinpanel.errors import MqttPayloadError
+from pinpanel.fleetwire import MAX_ID
 
 #: A command payload longer than this is not a command (and is not worth parsing).
 MAX_PAYLOAD = 256
@@ -28,6 +34,8 @@ class Command:
     action: Action = "on"
     pulse: bool = False
     pulse_ms: int | None = None
+    #: The sender's correlation id: answer on ``<base>/result`` (None: answer nothing).
+    id: str | None = None
 
 
 def _shown(payload: bytes) -> str:
@@ -58,10 +66,40 @@ def parse_command(payload: bytes) -> Command:
     return _from_json(body, payload)
 
 
+def command_id(payload: bytes) -> str | None:
+    """The ``id`` of a JSON command, even one that is otherwise wrong (to answer it)."""
+    if len(payload) > MAX_PAYLOAD or not payload.lstrip().startswith(b"{"):
+        return None
+    try:
+        body = json.loads(payload)
+    except ValueError:
+        return None
+    value = body.get("id") if isinstance(body, dict) else None
+    return value if _valid_id(value) else None
+
+
+def _valid_id(value: object) -> bool:
+    return (isinstance(value, str) and 0 < len(value) <= MAX_ID and value.isprintable())
+
+
 def _from_json(body: object, payload: bytes) -> Command:
+    ident: str | None = None
+    if isinstance(body, dict) and "id" in body:
+        body = dict(body)
+        raw = body.pop("id")
+        if not _valid_id(raw):
+            raise MqttPayloadError(f"id must be a string of 1 to {MAX_ID} printable "
+                                   f"characters, got {raw!r}")
+        ident = raw
+    command = _one_key(body, payload)
+    return command if ident is None else Command(command.action, command.pulse,
+                                                 command.pulse_ms, ident)
+
+
+def _one_key(body: object, payload: bytes) -> Command:
     if not isinstance(body, dict) or len(body) != 1:
         raise MqttPayloadError(f"JSON command {_shown(payload)} must be an object with exactly "
-                               "one key, state or pulse_ms")
+                               "one key, state or pulse_ms (besides an optional id)")
     (key, value), = body.items()
     if key == "state":
         if isinstance(value, bool):

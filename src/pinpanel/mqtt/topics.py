@@ -15,6 +15,10 @@ topic                           retained   payload
 ``<base>/group/<id>/set``       no         ``ON``, ``OFF`` or ``TOGGLE``: the whole group in
                                            one commit (``all`` is every output)
 ``<base>/scene/<id>/set``       no         ``ON`` (or empty): apply the scene, one commit
+``<base>/device``               yes        who this Pi is (JSON; :mod:`pinpanel.fleetwire`)
+``<base>/refresh``              no         anything: publish everything again (also on
+                                           ``pinpanel/fleet/refresh``)
+``<base>/result``               no         the answer to a JSON command with an ``id``
 ==============================  =========  ==================================================
 
 Home Assistant: ``<discovery_prefix>/<platform>/<object id>/<pin id>/config`` (retained,
