@@ -52,6 +52,8 @@ class ServerProcess:
     scheme: str = "http"
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
+    #: Extra environment of the process (e.g. the test-only PINPANEL_TEST_NOW).
+    env: dict[str, str] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -85,7 +87,8 @@ class ServerProcess:
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}-{self.port}.log"
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(pinpanel_cmd(*self.args()), stdout=log, stderr=log,
-                                         cwd=self.data_dir.parent)
+                                         cwd=self.data_dir.parent,
+                                         env={**os.environ, **self.env})
         if wait:
             self.wait_ready(timeout)
         return self

@@ -242,8 +242,14 @@ class Board:
 
     # -- start and stop ----------------------------------------------------------------------------
 
-    async def start(self) -> None:
-        """Claim every pin at its start-up level and record what differs from the store."""
+    async def start(self, scheduled: Mapping[int, tuple[bool, Actor]] | None = None) -> None:
+        """Claim every pin at its start-up level and record what differs from the store.
+
+        ``scheduled`` holds the state of each ``initial = "schedule"`` pin and who decided
+        it (the runtime asks automation: the board never imports it); such a pin missing
+        from it restores its last state, as ``restore`` does.
+        """
+        scheduled = scheduled or {}
         self._loop = asyncio.get_running_loop()
         stored = self.store.last_changes()
         for pin in self._pins.values():
@@ -255,7 +261,7 @@ class Board:
             level, angle = remembered.get(pin.bcm, (None, None))
             pin.memory = level if pin.config.has_level else angle
         records: list[ChangeRecord] = []
-        levels = self._startup_levels()
+        levels = self._startup_levels(scheduled)
         for pin in self._pins.values():
             state: PinValue
             if pin.config.is_output:
@@ -267,7 +273,10 @@ class Board:
                 state = self.hardware.read(pin.bcm)
             before = committed_value(pin.config, pin.last) if pin.last else None
             if pin.last is None or before != state:
-                records.append(self._record(pin, before, state, SYSTEM,
+                decided = scheduled.get(pin.bcm)
+                by = decided[1] if decided and decided[0] == is_on(pin.config, state) \
+                    else SYSTEM
+                records.append(self._record(pin, before, state, by,
                                             old_known=pin.last is not None))
         if records:
             await self._commit(records)
@@ -277,8 +286,10 @@ class Board:
                 self._arm_timer(pin, auto_off)
         log.info("board ready: %d pins on %s", len(self._pins), self.hardware.info.name)
 
-    def _startup_levels(self) -> dict[int, PinValue]:
-        """Each output's start-up value: ``initial``, or the last committed state or level.
+    def _startup_levels(self, scheduled: Mapping[int, tuple[bool, Actor]],
+                        ) -> dict[int, PinValue]:
+        """Each output's start-up value: ``initial`` (``schedule``: on or off as
+        ``scheduled`` says, else as ``restore``), or the last committed state or level.
 
         ``on`` brings a pwm pin up at its remembered level and a servo at its last angle.
         An interlock holds from the first instant too: if the store says two pins of one
@@ -289,9 +300,10 @@ class Board:
         for pin in self._pins.values():
             c = pin.config
             if c.is_output:
-                if c.initial == "on":
+                decided = scheduled.get(pin.bcm) if c.initial == "schedule" else None
+                if c.initial == "on" or (decided is not None and decided[0]):
                     levels[pin.bcm] = on_value(c, pin.memory)
-                elif c.initial == "off" or pin.last is None:
+                elif c.initial == "off" or decided is not None or pin.last is None:
                     levels[pin.bcm] = off_value(c)
                 else:
                     levels[pin.bcm] = committed_value(c, pin.last)
@@ -754,10 +766,9 @@ class Board:
                 log.exception("reverting GPIO%d failed", pin.bcm)
 
 
-__all__ = ["ACTIONS", "SYSTEM", "Action", "Applied", "Board", "Clock", "LoopClock", "PinRef",
-           "StoreError"]
 def _stamp(moment: float | None) -> str | None:
     return format_time(datetime.fromtimestamp(moment, UTC)) if moment else None
 
 
-__all__ = ["ACTIONS", "SYSTEM", "Action", "Board", "Clock", "LoopClock", "PinRef", "StoreError"]
+__all__ = ["ACTIONS", "SYSTEM", "Action", "Applied", "Board", "Clock", "LoopClock", "PinRef",
+           "StoreError", "Timer"]

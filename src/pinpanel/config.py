@@ -23,6 +23,7 @@ import ipaddress
 import os
 import re
 import tomllib
+import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
@@ -30,6 +31,7 @@ from typing import Any, Literal, get_type_hints
 from urllib.parse import urlsplit
 
 from pinpanel.errors import ConfigError
+from pinpanel.schedule_config import ScheduleConfig, load_schedules
 from pinpanel.sensor_config import SENSOR_SETTINGS, SensorConfig, load_sensors
 from pinpanel.settings import Setting, about, about_of, settings_of
 
@@ -39,7 +41,7 @@ Mode = Literal["output", "input", "pwm", "servo"]
 #: How Home Assistant shows a pwm pin (light, fan) or a servo (number, valve, cover); empty
 #: is the kind's default (light, number). Plain outputs and inputs take none.
 HaType = Literal["", "light", "fan", "number", "valve", "cover"]
-Initial = Literal["off", "on", "restore"]
+Initial = Literal["off", "on", "restore", "schedule"]
 Pull = Literal["up", "down", "none"]
 
 #: BCM numbers on the 40-pin header of every Pi since the B+ (GPIO 0-27).
@@ -75,8 +77,9 @@ class PinConfig:
     active_low: bool = field(default=False, metadata=about(
         "Logical on drives the line low (most relay boards)."))
     initial: Initial = field(default="restore", metadata=about(
-        "Outputs at start: off, on, or restore (the last committed state, off if none). "
-        "The line is claimed directly at that level, with no glitch."))
+        "Outputs at start: off, on, restore (the last committed state, off if none), or "
+        "schedule (what its schedules say now: the latest on/off of the last day, else "
+        "restore). The line is claimed directly at that level, with no glitch."))
     pull: Pull = field(default="up", metadata=about("Inputs: pull resistor up, down or none."))
     debounce_ms: int = field(default=0, metadata=about(
         "Inputs: ignore edges closer than this.", minimum=0, maximum=10_000))
@@ -238,6 +241,18 @@ class MqttConfig:
 
 
 @dataclass(frozen=True)
+class LocationConfig:
+    latitude: float = field(default=0.0, metadata=about(
+        "Degrees north (negative: south), for sunrise, sunset, dawn and dusk schedules.",
+        minimum=-90, maximum=90))
+    longitude: float = field(default=0.0, metadata=about(
+        "Degrees east (negative: west).", minimum=-180, maximum=180))
+    timezone: str = field(default="", metadata=about(
+        "IANA time zone of schedules' clock times, e.g. Europe/Berlin. Empty: the system's "
+        "(/etc/localtime)."))
+
+
+@dataclass(frozen=True)
 class GroupConfig:
     """``[[groups]]``: outputs switched together (``all`` is built in: every output)."""
 
@@ -274,6 +289,7 @@ class Config:
     auth: AuthConfig = field(default_factory=AuthConfig)
     history: HistoryConfig = field(default_factory=HistoryConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
+    location: LocationConfig = field(default_factory=LocationConfig)
     pins: tuple[PinConfig, ...] = ()
     sensors: tuple[SensorConfig, ...] = ()
     interlocks: tuple[tuple[int, ...], ...] = field(default=(), metadata=about(
@@ -281,6 +297,9 @@ class Config:
         "off first."))
     groups: tuple[GroupConfig, ...] = ()
     scenes: tuple[SceneConfig, ...] = ()
+    schedules: tuple[ScheduleConfig, ...] = ()
+    #: Whether ``[location]`` gave a latitude and longitude (sun schedules need them).
+    located: bool = False
     source: str = "defaults"
 
     def group(self, group_id: str) -> GroupConfig | None:
@@ -639,7 +658,7 @@ def _check_gpio(gpio: GpioConfig, problems: list[str]) -> None:
 def parse(data: Mapping[str, Any], source: str = "config") -> Config:
     """Validate a parsed TOML document; raise :class:`ConfigError` listing every problem."""
     problems: list[str] = []
-    allowed = {*_SECTIONS, "pins", "interlocks", "sensors", "groups", "scenes"}
+    allowed = {*_SECTIONS, "pins", "interlocks", "sensors", "groups", "scenes", "schedules"}
     for key in data:
         if key not in allowed:
             expected = ", ".join(sorted(allowed))
@@ -677,11 +696,37 @@ def parse(data: Mapping[str, Any], source: str = "config") -> Config:
     groups = _load_groups(data["groups"], drafts, problems) if "groups" in data else ()
     scenes = (_load_scenes(data["scenes"], drafts, interlocks, problems)
               if "scenes" in data else ())
+    location = data.get("location")
+    located = isinstance(location, dict) and {"latitude", "longitude"} <= set(location)
+    _check_timezone(sections["location"], problems)
+    schedules: tuple[ScheduleConfig, ...] = ()
+    if "schedules" in data:
+        by_ref = _pin_index(drafts)
+        schedules = load_schedules(
+            data["schedules"], resolve=lambda ref, path: _output_ref(ref, by_ref, path, problems),
+            groups={g.id for g in groups} | {ALL_GROUP}, scenes={s.id for s in scenes},
+            problems=problems)
+        for i, schedule in enumerate(schedules):
+            moment = schedule.moment
+            if moment is not None and moment.event is not None and not located:
+                problems.append(f"schedules[{i}].at: {schedule.at!r} needs [location] latitude "
+                                "and longitude")
     if problems:
         raise ConfigError(problems, source)
     pins = tuple(d.config for d in drafts if d.config is not None)
     return Config(pins=pins, interlocks=interlocks, sensors=sensors, groups=groups,
-                  scenes=scenes, source=source, **sections)
+                  scenes=scenes, schedules=schedules, located=located, source=source,
+                  **sections)
+
+
+def _check_timezone(location: LocationConfig, problems: list[str]) -> None:
+    if not location.timezone:
+        return
+    try:
+        zoneinfo.ZoneInfo(location.timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        problems.append(f"location.timezone: {location.timezone!r} is not a known time zone "
+                        "(an IANA name such as Europe/Berlin or America/New_York)")
 
 
 def load(path: str | os.PathLike[str] | None) -> Config:

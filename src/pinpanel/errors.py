@@ -62,6 +62,18 @@ class UnknownNameError(PinpanelError, KeyError):
         return str(self.args[0])
 
 
+class AutomationError(PinpanelError, ValueError):
+    """A schedule or rule sent over the API is invalid; ``problems`` lists every fault."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("; ".join(self.problems))
+
+
+class AutomationConflictError(PinpanelError, LookupError):
+    """The edit conflicts: the id is taken, or the item is defined in the config file."""
+
+
 class SimulationOnlyError(PinError, LookupError):
     """Driving an input by hand exists only on the simulated board."""
 

@@ -12,16 +12,23 @@ import asyncio
 import contextlib
 import errno
 import logging
+import os
 import signal
 import socket
+import time
 from collections.abc import AsyncIterator, Coroutine, Iterator, MutableMapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import uvicorn
 
 from pinpanel import auth, changelog, first_start, lock, mqtt
-from pinpanel.board import Board
+from pinpanel.automation.scheduler import Scheduler
+from pinpanel.automation.schedules import ScheduleBook
+from pinpanel.automation.when import Place
+from pinpanel.board import Board, LoopClock
+from pinpanel.changes import parse_time
 from pinpanel.config import Config
 from pinpanel.errors import PortInUseError, ServeError
 from pinpanel.events import EventHub
@@ -56,6 +63,33 @@ class Runtime:
     telemetry: Telemetry
     #: The readings path (None without ``[[sensors]]``).
     sampler: Sampler | None = None
+    #: Every schedule (config and API) and their timers.
+    schedules: ScheduleBook | None = None
+
+
+#: Test-only: the wall time (RFC 3339) the server starts at, running on from there. The
+#: power-cut test starts a server "at 19:59" and again "at 20:01" with it. Never set it on
+#: a real installation: timestamps of schedules and pulses would be off by the difference.
+TEST_NOW_ENV = "PINPANEL_TEST_NOW"
+
+
+class OffsetClock(LoopClock):
+    """The loop's clock, shifted so that it read ``start`` when it was made."""
+
+    def __init__(self, start: float) -> None:
+        self.offset = start - time.time()
+
+    def time(self) -> float:
+        return time.time() + self.offset
+
+
+def clock_of(environ: MutableMapping[str, str] | None = None) -> LoopClock:
+    """The clock the board and the schedules share: the wall clock, or the test override."""
+    value = (os.environ if environ is None else environ).get(TEST_NOW_ENV, "").strip()
+    if not value:
+        return LoopClock()
+    log.warning("%s=%s: running on a shifted clock (tests only)", TEST_NOW_ENV, value)
+    return OffsetClock(parse_time(value).timestamp())
 
 
 @contextlib.asynccontextmanager
@@ -67,12 +101,20 @@ async def opened(config: Config) -> AsyncIterator[Runtime]:
         hardware = Hardware.open(config.gpio.backend, chip=config.gpio.chip)
         hub = EventHub()
         hub.add_listener(changelog.log_change)  # before start: start-up changes are logged too
-        board = Board(config, hardware, store, hub)
+        clock = clock_of()
+        board = Board(config, hardware, store, hub, clock=clock)
+        book = ScheduleBook(config, store, Place.of(config.location))
+        now = datetime.fromtimestamp(clock.time(), UTC)
         try:
-            await board.start()
+            # What each initial = "schedule" pin should be now: the automation decides, the
+            # board claims the lines (it never imports automation).
+            await board.start(book.initial_states(now))
         except BaseException:
             hardware.close("release")
             raise
+        scheduler = Scheduler(board, book.place, clock)
+        book.scheduler = scheduler
+        book.reload()
         # Fed from here on, as the board starts serving: what it did at start-up (restoring
         # the pins) is in the log and the history, not in the counts.
         telemetry = Telemetry()
@@ -80,8 +122,11 @@ async def opened(config: Config) -> AsyncIterator[Runtime]:
         store.add_commit_observer(telemetry.commit_seconds.observe)
         try:
             async with sampling(config, hardware) as sampler:
-                yield Runtime(config, store, hardware, board, hub, telemetry, sampler=sampler)
+                yield Runtime(config, store, hardware, board, hub, telemetry, sampler=sampler,
+                              schedules=book)
         finally:
+            scheduler.close()
+            await scheduler.drain()
             await board.close(config.gpio.on_exit)
     finally:
         store.close()
@@ -187,7 +232,8 @@ async def _serve(config: Config, sockets: list[socket.socket]) -> int:
     async with opened(config) as runtime:
         log.info(describe_backend(runtime.hardware))
         app = create_app(config, runtime.board, runtime.store, auth.Keyring(runtime.store),
-                         runtime.telemetry, sensors=runtime.sampler)
+                         runtime.telemetry, sensors=runtime.sampler,
+                         schedules=runtime.schedules)
         server = _Server(_server_config(config, app))
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -266,7 +312,8 @@ async def _get_once(config: Config, path: str, headers: dict[str, str] | None,
 
     async with opened(config) as runtime:
         app = create_app(config, runtime.board, runtime.store, auth.Keyring(runtime.store),
-                         runtime.telemetry, sensors=runtime.sampler)
+                         runtime.telemetry, sensors=runtime.sampler,
+                         schedules=runtime.schedules)
         raw_path, _, query = path.partition("?")
         sent: dict[str, Any] = {"status": 0, "body": b""}
         scope = {

@@ -62,6 +62,7 @@ LAYERS: dict[str, int] = {
     "pinpanel.backup": 25,
     "pinpanel.config": 10,
     "pinpanel.sensor_config": 8,
+    "pinpanel.schedule_config": 8,
     # how config declares a setting; imports nothing of pinpanel
     "pinpanel.settings": 5,
 }

@@ -17,6 +17,7 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
 from pinpanel.auth import Keyring
+from pinpanel.automation.schedules import ScheduleBook
 from pinpanel.board import Board
 from pinpanel.config import Config, load
 from pinpanel.sensors.sampler import Sampler
@@ -37,6 +38,7 @@ from pinpanel.web import (
     proxy,
     pwa,
     scenes,
+    schedules,
     security,
     sensors,
     stream,
@@ -54,6 +56,7 @@ def app_routes() -> list[BaseRoute]:
         *compat.routes(),
         *api.routes(),
         *scenes.routes(),
+        *schedules.routes(),
         *tokens.routes(),
         *backup.routes(),
         *history.routes(),
@@ -86,7 +89,8 @@ class PinpanelApp(Starlette):
 
 def create_app(config: Config, board: Board, store: Store, keyring: Keyring,
                telemetry: Telemetry, *, own_board: bool = False,
-               sensors: Sampler | None = None) -> Starlette:
+               sensors: Sampler | None = None,
+               schedules: ScheduleBook | None = None) -> Starlette:
     """Build the web app over ``board``.
 
     ``store`` serves the history reads, ``keyring`` the tokens and sessions and
@@ -125,6 +129,7 @@ def create_app(config: Config, board: Board, store: Store, keyring: Keyring,
     app.state.board = board
     app.state.store = store
     app.state.sensors = sensors  # the readings path (None without [[sensors]])
+    app.state.schedules = schedules  # None: an app without the runtime's automation
     app.state.config = config
     app.state.max_body_bytes = config.server.max_body_bytes
     app.state.auth_enabled = config.auth.enabled

@@ -16,6 +16,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from pinpanel.errors import (
+    AutomationConflictError,
+    AutomationError,
     HardwareError,
     PinModeError,
     PinpanelError,
@@ -44,6 +46,8 @@ STATUS_OF: tuple[tuple[type[PinpanelError], int], ...] = (
     (UnknownSensorError, 404),
     (SensorValueError, 422),
     (UnknownNameError, 404),
+    (AutomationConflictError, 409),
+    (AutomationError, 422),
     (PinModeError, 409),
     (PinValueError, 422),
     (StoreError, 503),

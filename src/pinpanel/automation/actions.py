@@ -1,0 +1,52 @@
+"""What a schedule (or a rule) does to the pins, always through the board's one path.
+
+A pin action on several pins is one :meth:`Board.apply` (one commit), as a scene is; a pulse
+is one :meth:`Board.pulse` per pin (each has its own timer). The actor names who decided it
+(``schedule:<id>``, ``rule:<id>``) and the cause says what kind of thing that was.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from pinpanel.automation import groups
+from pinpanel.board import Board
+from pinpanel.changes import Actor
+from pinpanel.config import Config
+
+
+async def run_pins(board: Board, pins: Sequence[int], action: str, ms: int, actor: Actor) -> None:
+    """on, off or toggle (one commit for all the pins), or pulse (each pin its own)."""
+    if action == "pulse":
+        await asyncio.gather(*(board.pulse(bcm, ms or None, actor) for bcm in pins))
+    elif action == "toggle":
+        await board.apply({bcm: not board.view(bcm).state for bcm in pins}, actor)
+    else:
+        await board.apply(dict.fromkeys(pins, action == "on"), actor)
+
+
+async def run_target(board: Board, *, pins: Sequence[int] = (), group: str = "",
+                     scene: str = "", action: str = "on", ms: int = 0, actor: Actor) -> None:
+    """A schedule's or rule's target: a scene, a group, or pins."""
+    if scene:
+        await groups.apply_scene(board, scene, actor)
+    elif group:
+        await groups.switch_group(board, group, action, actor)
+    else:
+        await run_pins(board, pins, action, ms, actor)
+
+
+def states_left(config: Config, *, pins: Sequence[int] = (), group: str = "", scene: str = "",
+                action: str = "on") -> dict[int, bool]:
+    """The pin states the target leaves behind; empty for a toggle or a pulse (no state
+    of their own to restore after a power cut)."""
+    if scene:
+        found = config.scene(scene)
+        return dict(found.set) if found else {}
+    if action not in ("on", "off"):
+        return {}
+    if group:
+        chosen = config.group(group)
+        pins = chosen.pins if chosen else ()
+    return dict.fromkeys(pins, action == "on")
