@@ -7,7 +7,7 @@ Needs root on a Debian 12 host with: qemu-system-arm cpio kmod device-tree-compi
 gcc-aarch64-linux-gnu libc6-dev-arm64-cross swig e2fsprogs (see tests/hil/README.md).
 Downloads only from Debian's archive (arm64 .debs via ``apt-get download``) and PyPI.
 
-Three cached layers, each a gzip'd newc cpio archive; Linux unpacks concatenated archives in
+Four cached layers, each a gzip'd newc cpio archive; Linux unpacks concatenated archives in
 order, later files replacing earlier ones:
 
 * ``base-<key>``: kernel ``Image``, ``rpi3b.dtb`` (with ``linux,revision = a02082`` under
@@ -15,6 +15,11 @@ order, later files replacing earlier ones:
   closure, the kernel modules the guest loads, gpiozero + colorzero, and lgpio cross-compiled
   from its PyPI sdist. Keyed by the package lists, pins and the code that builds it
   (about 30 s cold).
+* ``gpiosim-<key>``: the kernel's ``gpio-sim`` module (with ``irq_sim`` linked into it), which
+  Debian's arm64 kernel does not build, cross-compiled from Debian's ``linux-source`` of the
+  guest kernel's exact version against that kernel's config and Module.symvers (its
+  ``linux-headers`` package), plus the kernel's own ``configfs.ko``. Keyed by the kernel
+  version (about 20 s cold).
 * ``deps-<key>``: pinpanel's runtime dependencies as aarch64/cp311 (or pure) wheels, resolved
   by ``pip download`` for the target platform from the wheel's own Requires-Dist. Keyed by that
   list (a few seconds cold).
@@ -22,7 +27,7 @@ order, later files replacing earlier ones:
   tests/hil/guest (``/init`` + the guest agent). Keyed by the source tree and guest files,
   so a code change costs a few seconds.
 
-The three are concatenated into ``.cache/<key>/initrd.cpio.gz`` next to ``Image`` and
+The four are concatenated into ``.cache/<key>/initrd.cpio.gz`` next to ``Image`` and
 ``rpi3b.dtb``. Resolved Debian package versions and wheels are listed in each layer's
 ``manifest.json``. The base key holds package *names*, not versions: a Debian point release
 does not rebuild a cached base (delete ``tests/hil/.cache`` to pick it up).
@@ -85,6 +90,15 @@ TRIM = [
     "usr/lib/python3.11/lib2to3",
     "usr/lib/aarch64-linux-gnu/gconv",  # glibc iconv modules: unused by Python
 ]
+# ---------------------------------------------------------------- gpio-sim layer
+GPIOSIM_REVISION = 1  # bump to force a rebuild of the gpio-sim layer
+#: Files taken from linux-source: gpio-sim includes the private gpiolib.h of the same kernel.
+GPIOSIM_SOURCES = {"drivers/gpio/gpio-sim.c": "gpio-sim-main.c",
+                   "drivers/gpio/gpiolib.h": "gpiolib.h", "kernel/irq/irq_sim.c": "irq_sim.c"}
+#: irq_sim is built into the kernel when enabled, and calls irq_to_desc(), which the kernel
+#: does not export to modules; generic_handle_irq() (exported) runs the same handler.
+IRQ_SIM_PATCH = ("handle_simple_irq(irq_to_desc(irqnum));", "generic_handle_irq(irqnum);")
+GPIOSIM_KBUILD = "obj-m := gpio-sim.o\ngpio-sim-y := gpio-sim-main.o irq_sim.o\n"
 # ---------------------------------------------------------------- deps layer
 PIP_TARGET = ["--only-binary=:all:", "--platform", "manylinux2014_aarch64",
               "--platform", "manylinux_2_17_aarch64", "--python-version", "3.11",
@@ -376,6 +390,68 @@ def build_base(out: Path) -> dict:
             "lgpio": lg_ver, "modules": MODULES, "sonames": sonames}
 
 
+# ================================================================= layer 1b: gpio-sim
+def build_gpiosim(out: Path, kver: str, kdeb: str) -> dict:
+    """gpio-sim.ko for kernel ``kver`` (Debian package version ``kdeb``), and configfs.ko.
+
+    External-module build (``make M=``) against the arm64 ``linux-headers`` package (its
+    .config and Module.symvers, so vermagic and symbol CRCs match the booted kernel), with the
+    host-arch ``linux-kbuild`` tools (fixdep, modpost) of the same version and the cross gcc.
+    Unsigned: the kernel has CONFIG_MODULE_SIG but not CONFIG_MODULE_SIG_FORCE.
+    """
+    ensure_apt_arm64()
+    work = out / "work"
+    debs, x, mod = work / "debs", work / "x", work / "mod"
+    for d in (debs, x, mod):
+        d.mkdir(parents=True)
+    series = ".".join(kver.split(".")[:2])  # 6.1
+    deps = run(["apt-cache", "depends", f"linux-headers-{kver}:arm64={kdeb}"], capture=True)
+    common = re.search(r"Depends: <?(linux-headers-[^\s:>]+-common)", deps)
+    if not common:
+        raise SystemExit(f"build_image: no common headers package for {kver}:\n{deps}")
+    pkgs = [f"linux-source-{series}={kdeb}", f"linux-headers-{kver}:arm64={kdeb}",
+            f"{common.group(1)}={kdeb}", f"linux-kbuild-{series}={kdeb}",
+            f"linux-image-{kver}:arm64={kdeb}"]
+    with step("apt-get download (linux-source, headers, kbuild)"):
+        run(["apt-get", "download", "-q", *pkgs], cwd=debs)
+    with step("dpkg-deb -x + sources from linux-source"):
+        for deb in sorted(debs.glob("*.deb")):
+            run(["dpkg-deb", "-x", str(deb), str(x)])
+        tarball = x / f"usr/src/linux-source-{series}.tar.xz"
+        top = f"linux-source-{series}"
+        run(["tar", "xJf", str(tarball), "-C", str(work),
+             *[f"{top}/{rel}" for rel in GPIOSIM_SOURCES]])
+        for rel, name in GPIOSIM_SOURCES.items():
+            shutil.copy(work / top / rel, mod / name)
+        irq_sim = (mod / "irq_sim.c").read_text()
+        if IRQ_SIM_PATCH[0] not in irq_sim:
+            raise SystemExit("build_image: irq_sim.c changed; revisit IRQ_SIM_PATCH")
+        (mod / "irq_sim.c").write_text(irq_sim.replace(*IRQ_SIM_PATCH))
+        (mod / "Kbuild").write_text(GPIOSIM_KBUILD)
+        headers = x / "usr/src" / f"linux-headers-{kver}"
+        # Its Makefile includes the common headers by absolute path: point it at ours.
+        mk = headers / "Makefile"
+        mk.write_text(mk.read_text().replace("/usr/src/", f"{x}/usr/src/"))
+    with step("make modules (gpio-sim, cross)"):
+        run(["make", "-C", str(headers), f"M={mod}", "ARCH=arm64",
+             "CROSS_COMPILE=aarch64-linux-gnu-", "modules"])
+        run(["aarch64-linux-gnu-strip", "--strip-debug", str(mod / "gpio-sim.ko")])
+    vermagic = run(["modinfo", "-F", "vermagic", str(mod / "gpio-sim.ko")], capture=True).strip()
+    if not vermagic.startswith(kver + " "):
+        raise SystemExit(f"build_image: gpio-sim.ko vermagic {vermagic!r} is not for {kver}")
+    root = work / "root"
+    dest = root / "lib/modules" / kver / "extra"
+    dest.mkdir(parents=True)
+    shutil.copy(mod / "gpio-sim.ko", dest / "gpio-sim.ko")
+    configfs = next((x / "lib/modules" / kver).rglob("configfs.ko*"))
+    shutil.copy(configfs, dest / configfs.name)
+    pack_cpio(root, out / "gpiosim.cpio.gz")
+    size = (dest / "gpio-sim.ko").stat().st_size
+    shutil.rmtree(work)
+    return {"kernel": kver, "kernel_deb": kdeb, "vermagic": vermagic, "gpio_sim_ko_bytes": size,
+            "configfs": configfs.name, "packages": pkgs}
+
+
 # ================================================================= layer 3a: pinpanel wheel
 def source_files(repo: Path) -> list[str]:
     """pinpanel's build inputs: the files a wheel build reads. Tracked and untracked-but-not-
@@ -499,6 +575,23 @@ def build(repo: Path, cache: Path) -> dict:
     base_manifest = json.loads((base / "manifest.json").read_text())
     timed("base", t)
 
+    # ---- gpio-sim, keyed by the kernel version the base holds
+    t = time.monotonic()
+    kver = base_manifest["kernel"]
+    kdeb = base_manifest["debs"][f"linux-image-{kver}"]
+    gpiosim_key = layer_key(["build_gpiosim", "ensure_apt_arm64", "pack_cpio"],
+                            GPIOSIM_REVISION, kver, kdeb, GPIOSIM_SOURCES, IRQ_SIM_PATCH,
+                            GPIOSIM_KBUILD)
+    gpiosim = cache / f"gpiosim-{gpiosim_key}"
+    if not (gpiosim / "manifest.json").exists():
+        log(f"building gpio-sim layer {gpiosim.name} for kernel {kver} ({kdeb})")
+        with building(cache, gpiosim.name) as tmp:
+            (tmp / "manifest.json").write_text(json.dumps(build_gpiosim(tmp, kver, kdeb),
+                                                          indent=1))
+    else:
+        log(f"gpio-sim layer {gpiosim.name}: cached")
+    timed("gpiosim", t)
+
     # ---- app source key (cheap); wheel only when it changed
     t = time.monotonic()
     files = source_files(repo)
@@ -538,26 +631,28 @@ def build(repo: Path, cache: Path) -> dict:
 
     # ---- final: Image + dtb + concatenated initrd
     t = time.monotonic()
-    final = cache / sha(base_key, deps_key, app_key)
+    final = cache / sha(base_key, gpiosim_key, deps_key, app_key)
     if not (final / "initrd.cpio.gz").exists():
         with building(cache, final.name) as tmp:
             for f in ("Image", "rpi3b.dtb"):
                 os.link(base / f, tmp / f)
             with (tmp / "initrd.cpio.gz").open("wb") as dst:
-                for part in (base / "base.cpio.gz", deps / "deps.cpio.gz", app / "app.cpio.gz"):
+                for part in (base / "base.cpio.gz", gpiosim / "gpiosim.cpio.gz",
+                             deps / "deps.cpio.gz", app / "app.cpio.gz"):
                     with part.open("rb") as src:
                         shutil.copyfileobj(src, dst)
-    for d in (base, deps, app, final):
+    for d in (base, gpiosim, deps, app, final):
         os.utime(d)
-    for prefix, keep in (("base-", KEEP_BUILDS), ("deps-", KEEP_BUILDS), ("app-", KEEP_BUILDS),
-                         ("", KEEP_BUILDS)):
-        prune(cache, prefix, keep, {"base-": base, "deps-": deps, "app-": app, "": final}[prefix])
+    layers = {"base-": base, "gpiosim-": gpiosim, "deps-": deps, "app-": app, "": final}
+    for prefix, protect in layers.items():
+        prune(cache, prefix, KEEP_BUILDS, protect)
     timed("final", t)
     result = {
         "dir": str(final), "kernel": str(final / "Image"), "dtb": str(final / "rpi3b.dtb"),
         "initrd": str(final / "initrd.cpio.gz"),
         "initrd_mb": round((final / "initrd.cpio.gz").stat().st_size / 2**20, 1),
-        "layers": {"base": base.name, "deps": deps.name, "app": app.name},
+        "layers": {"base": base.name, "gpiosim": gpiosim.name, "deps": deps.name,
+                   "app": app.name},
         "kernel_version": base_manifest["kernel"], "lgpio": base_manifest["lgpio"],
         "base_wheels": base_manifest["wheels"], "deps_wheels": deps_manifest["wheels"],
         "pinpanel_wheel": app_manifest["wheel"], "timings_s": timings,

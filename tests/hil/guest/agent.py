@@ -2,17 +2,20 @@
 emulated Pi, driven by tests/hil/vm.py on the host through a QEMU hostfwd.
 
 It starts and stops pinpanel (the real CLI, real lgpio), hides/restores lgpio, drives lines
-with gpiozero+lgpio directly (smoke test, pre-setting latched levels), syncs and reboots.
+with gpiozero+lgpio directly (smoke test, pre-setting latched levels), makes gpio-sim chips
+through configfs and moves their lines as a button would, syncs and reboots.
 Only the standard library: it must run even when pinpanel's own dependencies are broken.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -25,6 +28,7 @@ DATA = Path("/data")
 RUN = Path("/run/pinpanel")  # pinpanel's cwd: lgpio writes its notification files there
 LGPIO_HIDDEN = Path("/run/hidden-lgpio")
 SITE_DEB = Path("/usr/lib/python3/dist-packages")
+GPIOSIM = Path("/sys/kernel/config/gpio-sim")
 
 
 def uptime() -> float:
@@ -77,9 +81,12 @@ class Pinpanel:
             logf = self.log_path.open("ab")
             self.argv = argv
             self.started = time.monotonic()
+            only = req.get("only_gpiochips")
             self.proc = subprocess.Popen(argv, cwd=RUN, env=env, stdin=subprocess.DEVNULL,
                                          stdout=logf, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
+                                         start_new_session=True,
+                                         preexec_fn=private_dev(only) if only is not None
+                                         else None)
             logf.close()
             console(f"pinpanel started pid={self.proc.pid}: {' '.join(argv)}")
             return {"pid": self.proc.pid, "argv": argv, "uptime": uptime()}
@@ -113,6 +120,93 @@ class Pinpanel:
 
 
 PANEL = Pinpanel()
+
+
+def private_dev(chips: list[int]):  # type: ignore[no-untyped-def]
+    """A preexec_fn: the child gets its own mount namespace whose /dev holds only null, zero,
+    random, urandom and the given /dev/gpiochipN (same device numbers). How a test shows
+    pinpanel a Pi 5's chips while this board's own pinctrl-bcm2835 (built in, not unbindable)
+    stays out of sight: what pinpanel scans is what it could open."""
+    nodes = [(name, os.stat(f"/dev/{name}").st_rdev) for name in
+             ("null", "zero", "random", "urandom", *[f"gpiochip{n}" for n in chips])]
+    libc = ctypes.CDLL(None, use_errno=True)
+    clone_newns, ms_rec, ms_private = 0x20000, 0x4000, 0x40000
+
+    def enter() -> None:
+        if libc.unshare(clone_newns) != 0 or \
+                libc.mount(b"none", b"/", None, ms_rec | ms_private, None) != 0 or \
+                libc.mount(b"tmpfs", b"/dev", b"tmpfs", 0, b"mode=755") != 0:
+            raise OSError(ctypes.get_errno(), "private /dev")
+        for name, rdev in nodes:
+            os.mknod(f"/dev/{name}", 0o666 | stat.S_IFCHR, rdev)
+    return enter
+
+
+class Sim:
+    """gpio-sim chips, one configfs device per chip (so each has its own parent device, as
+    a Pi's chips do), driven through /sys/devices/platform/<dev>/<chip>/sim_gpioN/pull."""
+
+    def __init__(self) -> None:
+        self.chips: list[dict] = []
+        self.lock = threading.Lock()
+
+    def teardown(self) -> None:
+        for dev in sorted(GPIOSIM.iterdir()) if GPIOSIM.is_dir() else []:
+            with contextlib.suppress(OSError):
+                (dev / "live").write_text("0")
+            for bank in dev.iterdir():
+                if bank.is_dir():
+                    bank.rmdir()
+            dev.rmdir()
+        self.chips = []
+
+    def setup(self, req: dict) -> dict:
+        """Replace every sim chip by ``req["chips"]`` ([{label, lines}], made in order, so
+        each takes the lowest free gpiochip number)."""
+        with self.lock:
+            if PANEL.proc is not None and PANEL.proc.poll() is None:
+                raise ValueError("stop pinpanel before remaking the sim chips")
+            self.teardown()
+            for i, spec in enumerate(req["chips"]):
+                dev = GPIOSIM / f"sim{i}"
+                dev.mkdir()
+                bank = dev / "bank0"
+                bank.mkdir()
+                (bank / "num_lines").write_text(str(int(spec.get("lines", 28))))
+                (bank / "label").write_text(spec["label"])
+                (dev / "live").write_text("1")
+                chip = (bank / "chip_name").read_text().strip()
+                self.chips.append({"label": spec["label"], "chip": chip,
+                                   "dev": (dev / "dev_name").read_text().strip(),
+                                   "number": int(chip.removeprefix("gpiochip"))})
+            return {"chips": self.chips, "dev": sorted(p.name for p in Path("/dev").iterdir()
+                                                       if p.name.startswith("gpiochip"))}
+
+    def _line(self, chip: str, line: int) -> Path:
+        found = next((c for c in self.chips if chip in (c["chip"], c["label"])), None)
+        if found is None:
+            raise ValueError(f"no sim chip {chip!r}: {self.chips}")
+        return Path("/sys/devices/platform") / found["dev"] / found["chip"] / f"sim_gpio{line}"
+
+    def pull(self, req: dict) -> dict:
+        """Steps [[line, "up"|"down", hold_s], ...] on one chip, back to back: a bounce burst
+        is as tight as this loop in the guest (about a millisecond a step)."""
+        steps = [(self._line(req["chip"], int(n)), f"pull-{d}", float(h))
+                 for n, d, h in req["steps"]]
+        t = time.monotonic()
+        for line, pull, hold in steps:
+            (line / "pull").write_text(pull)
+            if hold:
+                time.sleep(hold)
+        took = time.monotonic() - t
+        return {"steps": len(steps), "elapsed": round(took, 4)}
+
+    def values(self, req: dict) -> dict:
+        return {str(n): int((self._line(req["chip"], int(n)) / "value").read_text())
+                for n in req["lines"]}
+
+
+SIM = Sim()
 
 DRIVE_LOCK = threading.Lock()
 
@@ -246,6 +340,12 @@ class Handler(BaseHTTPRequestHandler):
             return hide_lgpio()
         if path == "/lgpio/restore":
             return restore_lgpio()
+        if path == "/gpiosim/setup":
+            return SIM.setup(req)
+        if path == "/gpiosim/pull":
+            return SIM.pull(req)
+        if path == "/gpiosim/values":
+            return SIM.values(req)
         if path == "/exec":
             p = subprocess.run(req["argv"], capture_output=True, text=True,
                                timeout=float(req.get("timeout", 30)), cwd=req.get("cwd", "/run"))
