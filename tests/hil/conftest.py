@@ -25,6 +25,10 @@ TOOLS = {
     "fdtput": "device-tree-compiler", "aarch64-linux-gnu-gcc": "gcc-aarch64-linux-gnu",
     "aarch64-linux-gnu-readelf": "binutils-aarch64-linux-gnu", "swig": "swig",
     "mkfs.ext4": "e2fsprogs", "dpkg-deb": "dpkg", "apt-get": "apt",
+    # the gpio-sim module build and test_edges.py's broker
+    "make": "make", "xz": "xz-utils", "aarch64-linux-gnu-gcc-12": "gcc-12-aarch64-linux-gnu",
+    "aarch64-linux-gnu-strip": "binutils-aarch64-linux-gnu", "modinfo": "kmod",
+    "mosquitto_sub": "mosquitto-clients",
 }
 COSTS: dict[str, object] = {"boots_s": [], "pinpanel_ready_s": []}
 

@@ -127,7 +127,7 @@ def private_dev(chips: list[int]):  # type: ignore[no-untyped-def]
     random, urandom and the given /dev/gpiochipN (same device numbers). How a test shows
     pinpanel a Pi 5's chips while this board's own pinctrl-bcm2835 (built in, not unbindable)
     stays out of sight: what pinpanel scans is what it could open."""
-    nodes = [(name, os.stat(f"/dev/{name}").st_rdev) for name in
+    nodes = [(name, Path(f"/dev/{name}").stat().st_rdev) for name in
              ("null", "zero", "random", "urandom", *[f"gpiochip{n}" for n in chips])]
     libc = ctypes.CDLL(None, use_errno=True)
     clone_newns, ms_rec, ms_private = 0x20000, 0x4000, 0x40000
