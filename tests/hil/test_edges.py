@@ -32,7 +32,7 @@ pytestmark = pytest.mark.hil
 
 SIM = "pinpanel-sim"
 BUTTON, BOUNCY, COUNTER, IDLE_DOWN, IDLE_UP = 17, 22, 5, 23, 24
-DEBOUNCE_MS = 1000
+DEBOUNCE_MS = 2000  # far above a burst's length, even on a loaded host
 PULSES = 100
 #: Pi 5 on its first kernels: four brcmstb banks as gpiochip0-3, RP1 as gpiochip4.
 PI5_FILLERS = ["gpio-brcmstb@107d508500", "gpio-brcmstb@107d508520",
@@ -243,11 +243,10 @@ class TestInputsOnASimChip:
         n = len(stream.of(BOUNCY))
         # A press that bounces: nine flips a few ms apart, ending pressed (pulled down).
         burst = [(BOUNCY, d, 0.005) for d in ["down", "up"] * 4] + [(BOUNCY, "down", 0)]
-        took = pull(vm, SIM, burst)["elapsed"]
-        assert took < DEBOUNCE_MS / 1000 / 2, f"the burst took {took} s: not a bounce"
+        took = [pull(vm, SIM, burst)["elapsed"]]
         stream.wait_for(lambda _c: len(stream.of(BOUNCY)) > n, describe="the debounced press")
         release = [(BOUNCY, d, 0.005) for d in ["up", "down"] * 4] + [(BOUNCY, "up", 0)]
-        pull(vm, SIM, release)
+        took.append(pull(vm, SIM, release)["elapsed"])
         stream.wait_for(lambda _c: len(stream.of(BOUNCY)) > n + 1,
                         describe="the debounced release")
         # A sentinel: once its press is on the stream, any late report would be too.
@@ -256,8 +255,8 @@ class TestInputsOnASimChip:
         stream.wait_for(lambda _c: len(stream.of(BUTTON)) > mark, describe="the sentinel")
         pull(vm, SIM, [(BUTTON, "up", 0)])
         stream.wait_for(lambda _c: len(stream.of(BUTTON)) > mark + 1, describe="sentinel up")
-        assert [c["pin"]["state"] for c in stream.of(BOUNCY)[n:]] == [True, False], \
-            stream.of(BOUNCY)
+        assert [c["pin"]["state"] for c in stream.of(BOUNCY)[n:]] == [True, False], (
+            f"bursts of {took} s in the guest", stream.of(BOUNCY))
 
     def test_bounces_longer_than_debounce_each_count(self, vm: VM,
                                                      sim_panel: dict[str, Any]) -> None:
