@@ -25,7 +25,10 @@ FADE_STEP_S = 0.02
 def _number(value: object, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise PinValueError(f"{what} must be a number, got {value!r}")
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an integer too large for a float is out of any range
+        number = math.inf
     if not math.isfinite(number):
         raise PinValueError(f"{what} must be a finite number, got {value!r}")
     return number

@@ -34,3 +34,11 @@ def test_slots_attach_configured_pins_and_place_them() -> None:
     for slot in slots:
         assert slot.label_x >= 0 and slot.label_x + hd.LABEL_W <= hd.WIDTH
         assert 0 < slot.cy < hd.HEIGHT
+
+
+def test_the_hardware_pwm_pins_are_marked() -> None:
+    slots = hd.slots([view(18, mode="pwm"), view(23)])
+    marked = sorted(s.bcm for s in slots if s.bcm is not None and "hd-pwm-capable" in s.css)
+    assert marked == [12, 13, 18, 19]
+    assert [s.number for s in slots if s.pwm_capable] == [12, 32, 33, 35]
+    assert "hd-pwm" in slots[11].css.split() and "hd-pwm-capable" not in slots[15].css

@@ -41,6 +41,7 @@ from pinpanel.web import (
     schedules,
     security,
     sensors,
+    sliders,
     stream,
     tokens,
 )
@@ -54,6 +55,7 @@ def app_routes() -> list[BaseRoute]:
         *pages.routes(),
         *login.routes(),
         *compat.routes(),
+        *sliders.routes(),
         *api.routes(),
         *scenes.routes(),
         *schedules.routes(),

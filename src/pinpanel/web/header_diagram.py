@@ -29,6 +29,9 @@ HEADER: tuple[int | Kind, ...] = (
     6, 12, 13, "gnd", 19, 16, 26, 20, "gnd", 21,
 )
 POWER_LABELS = {"3v3": "3V3", "5v": "5V", "gnd": "GND"}
+#: The GPIOs with a hardware PWM channel on most Pis (PWM0/PWM1 on 12/18 and 13/19): where a
+#: pwm pin or servo keeps its timing even when the CPU is busy, with a backend that uses it.
+PWM_CAPABLE = frozenset({12, 13, 18, 19})
 
 # Geometry in SVG user units: two columns of pins, labels outside them.
 WIDTH = 300
@@ -84,10 +87,15 @@ class Slot:
         return POWER_LABELS[self.kind] if self.kind != "gpio" else f"GPIO{self.bcm}"
 
     @property
+    def pwm_capable(self) -> bool:
+        return self.bcm in PWM_CAPABLE
+
+    @property
     def css(self) -> str:
+        pwm = " hd-pwm-capable" if self.pwm_capable else ""
         if self.view is None:
-            return f"hd-{self.kind}"
-        return f"hd-pin hd-{self.view.mode} {'on' if self.view.state else 'off'}"
+            return f"hd-{self.kind}{pwm}"
+        return f"hd-pin hd-{self.view.mode} {'on' if self.view.state else 'off'}{pwm}"
 
 
 def slots(views: Iterable[PinView]) -> list[Slot]:

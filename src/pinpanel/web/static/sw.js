@@ -11,6 +11,7 @@ const SHELL = [
   "/static/app.js",
   "/static/live.js",
   "/static/rowhistory.js",
+  "/static/sliders.js",
   "/static/manifest.webmanifest",
   "/static/icons/icon.svg",
   "/static/icons/icon-192.png",
