@@ -253,6 +253,20 @@ class LocationConfig:
 
 
 @dataclass(frozen=True)
+class HubConfig:
+    """``[hub]``: one page over every pinpanel on the broker (``pinpanel hub`` turns it on)."""
+
+    enabled: bool = field(default=False, metadata=about(
+        "Serve the hub: /hub and /api/v1/hub/* over every pinpanel heard on the [mqtt] broker "
+        "(this Pi's own pins need not be on MQTT)."))
+    bases: str = field(default="pinpanel/+", metadata=about(
+        "MQTT filter matching the fleet's base topics (one + for the device id)."))
+    command_timeout_ms: int = field(default=5000, metadata=about(
+        "How long a command waits for each Pi's answer before it says no answer.",
+        minimum=100, maximum=60_000))
+
+
+@dataclass(frozen=True)
 class GroupConfig:
     """``[[groups]]``: outputs switched together (``all`` is built in: every output)."""
 
@@ -290,6 +304,7 @@ class Config:
     history: HistoryConfig = field(default_factory=HistoryConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     location: LocationConfig = field(default_factory=LocationConfig)
+    hub: HubConfig = field(default_factory=HubConfig)
     pins: tuple[PinConfig, ...] = ()
     sensors: tuple[SensorConfig, ...] = ()
     interlocks: tuple[tuple[int, ...], ...] = field(default=(), metadata=about(

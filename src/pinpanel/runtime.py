@@ -19,7 +19,7 @@ import time
 from collections.abc import AsyncIterator, Coroutine, Iterator, MutableMapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
@@ -38,6 +38,11 @@ from pinpanel.sensors.drivers import open_drivers
 from pinpanel.sensors.sampler import Sampler
 from pinpanel.store import Store
 from pinpanel.telemetry import Telemetry
+
+if TYPE_CHECKING:
+    from starlette.routing import BaseRoute
+
+    from pinpanel.hub.core import Hub
 
 log = logging.getLogger("pinpanel")
 
@@ -226,14 +231,28 @@ async def serve(config: Config) -> int:
                 sock.close()
 
 
+def hub_routes(hub: Hub) -> list[BaseRoute]:
+    """The hub's routes, declared by it as data, as the web app's ``ApiRoute`` objects."""
+    from pinpanel.hub import api as hub_api
+    from pinpanel.web.routing import ApiRoute
+    from pinpanel.web.security import csrf_token_of
+
+    return [ApiRoute(**spec) for spec in hub_api.routes(
+        hub, lambda request: csrf_token_of(request.scope))]
+
+
 async def _serve(config: Config, sockets: list[socket.socket]) -> int:
     from pinpanel.web.app import create_app
 
     async with opened(config) as runtime:
         log.info(describe_backend(runtime.hardware))
+        from pinpanel import hub
+
+        fleet_hub = hub.adapter(config)
         app = create_app(config, runtime.board, runtime.store, auth.Keyring(runtime.store),
                          runtime.telemetry, sensors=runtime.sampler,
-                         schedules=runtime.schedules)
+                         schedules=runtime.schedules,
+                         extra_routes=hub_routes(fleet_hub) if fleet_hub else ())
         server = _Server(_server_config(config, app))
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -246,6 +265,8 @@ async def _serve(config: Config, sockets: list[socket.socket]) -> int:
                 log.info("%s received: shutting down", signal.Signals(signum).name)
             stop.set()
             app.state.shutdown.set()  # uvicorn waits for open event streams: end them now
+            if fleet_hub is not None:
+                fleet_hub.closing.set()
             server.should_exit = True
 
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -256,6 +277,10 @@ async def _serve(config: Config, sockets: list[socket.socket]) -> int:
                               memory=runtime.store, hardware=runtime.hardware.info,
                               telemetry=runtime.telemetry, sensors=runtime.sampler)
         runners = [bridge] if bridge else []
+        if fleet_hub is not None:
+            runners.append(fleet_hub.run)
+            log.info("hub on /hub, listening for %s on %s:%d", config.hub.bases,
+                     config.mqtt.host, config.mqtt.port)
         scheme = "https" if config.server.certfile else "http"
         first_start.announce(config, runtime.store)  # auth off: warn; no token: a link
         log.info("pinpanel on %s://%s:%d/ (data in %s)", scheme, config.server.host,

@@ -38,6 +38,8 @@ LAYERS: dict[str, int] = {
     # adapters: siblings, never importing each other
     "pinpanel.web": 50,
     "pinpanel.mqtt": 50,
+    # one page and API over every pinpanel on the broker
+    "pinpanel.hub": 50,
     # what the runtime and adapters share below the board's users
     "pinpanel.first_start": 45,
     # a client of the board, like an adapter; the board never imports it
@@ -71,7 +73,7 @@ LEAVES = frozenset({"pinpanel", "pinpanel.errors", "pinpanel.changes",
                     # the fleet's words on the broker, shared by mqtt (the Pi) and hub
                     "pinpanel.fleetwire"})
 #: Packages whose modules are siblings that must not import each other.
-ADAPTERS = ("pinpanel.web", "pinpanel.mqtt")
+ADAPTERS = ("pinpanel.web", "pinpanel.mqtt", "pinpanel.hub")
 
 
 def module_name(path: Path) -> str:

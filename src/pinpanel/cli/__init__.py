@@ -44,6 +44,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "toggle": ("toggle a pin (client of a running server)", "pinpanel.cli.remote"),
     "pulse": ("switch a pin on, then off after --ms (client)", "pinpanel.cli.remote"),
     "watch": ("print the server's pin changes as they happen (client)", "pinpanel.cli.remote"),
+    "hub": ("run the server with the hub: one page over every pinpanel on the broker",
+            "pinpanel.cli.hub"),
     "fleet-sim": ("run N simulated devices (board, store, MQTT bridge each) against one broker",
                   "pinpanel.cli.fleet"),
     "install-service": ("write a systemd unit that runs pinpanel at boot as a dedicated "

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from starlette.applications import Starlette
@@ -92,13 +92,15 @@ class PinpanelApp(Starlette):
 def create_app(config: Config, board: Board, store: Store, keyring: Keyring,
                telemetry: Telemetry, *, own_board: bool = False,
                sensors: Sampler | None = None,
-               schedules: ScheduleBook | None = None) -> Starlette:
+               schedules: ScheduleBook | None = None,
+               extra_routes: Sequence[BaseRoute] = ()) -> Starlette:
     """Build the web app over ``board``.
 
     ``store`` serves the history reads, ``keyring`` the tokens and sessions and
     ``telemetry`` the metrics; the runtime builds and feeds them. The runtime starts and
     closes the board itself (the MQTT bridge shares it); with ``own_board`` the app's
-    lifespan does it instead, for in-process tests.
+    lifespan does it instead, for in-process tests. ``extra_routes`` are another
+    adapter's (the hub's), made ``ApiRoute`` by the runtime: served and documented alike.
     """
 
     @contextlib.asynccontextmanager
@@ -112,7 +114,7 @@ def create_app(config: Config, board: Board, store: Store, keyring: Keyring,
             if own_board:
                 await board.close(config.gpio.on_exit)
 
-    table = RouteTable(app_routes())
+    table = RouteTable([*extra_routes, *app_routes()])
     request_counts = metrics.RequestCounts()
     # Outermost: a trusted proxy's forwarded headers rewrite scheme, client and host before
     # any layer reads them (see web/proxy.py). Then the metrics, so responses from every
