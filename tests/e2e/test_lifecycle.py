@@ -40,12 +40,12 @@ def test_simulated_board_is_announced(make_server: ServerFactory) -> None:
 
 def test_invalid_config_exits_non_zero_naming_every_problem(tmp_path: Path) -> None:
     config = tmp_path / "bad.toml"
-    config.write_text("[[pins]]\npin = 40\n[[pins]]\npin = 3\nmode = 'pwm'\n")
+    config.write_text("[[pins]]\npin = 40\n[[pins]]\npin = 3\nmode = 'blink'\n")
     result = run_cli("serve", "--config", str(config), "--data-dir", str(tmp_path / "d"),
                      "--port", "1")
     assert result.returncode == 3
     assert "pins[0].pin: must be between 0 and 27, got 40" in result.stderr
-    assert "pins[1].mode: must be one of output, input" in result.stderr
+    assert "pins[1].mode: must be one of output, input, pwm, servo" in result.stderr
     assert not (tmp_path / "d").exists()  # nothing opened, nothing touched
 
 
