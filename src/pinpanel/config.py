@@ -31,6 +31,7 @@ from typing import Any, Literal, get_type_hints
 from urllib.parse import urlsplit
 
 from pinpanel.errors import ConfigError
+from pinpanel.rule_config import NotifierConfig, RuleConfig, load_notifiers, load_rule
 from pinpanel.schedule_config import ScheduleConfig, load_schedules
 from pinpanel.sensor_config import SENSOR_SETTINGS, SensorConfig, load_sensors
 from pinpanel.settings import Setting, about, about_of, settings_of
@@ -313,6 +314,8 @@ class Config:
     groups: tuple[GroupConfig, ...] = ()
     scenes: tuple[SceneConfig, ...] = ()
     schedules: tuple[ScheduleConfig, ...] = ()
+    rules: tuple[RuleConfig, ...] = ()
+    notifiers: tuple[NotifierConfig, ...] = ()
     #: Whether ``[location]`` gave a latitude and longitude (sun schedules need them).
     located: bool = False
     source: str = "defaults"
@@ -673,7 +676,8 @@ def _check_gpio(gpio: GpioConfig, problems: list[str]) -> None:
 def parse(data: Mapping[str, Any], source: str = "config") -> Config:
     """Validate a parsed TOML document; raise :class:`ConfigError` listing every problem."""
     problems: list[str] = []
-    allowed = {*_SECTIONS, "pins", "interlocks", "sensors", "groups", "scenes", "schedules"}
+    allowed = {*_SECTIONS, "pins", "interlocks", "sensors", "groups", "scenes", "schedules",
+               "rules", "notifiers"}
     for key in data:
         if key not in allowed:
             expected = ", ".join(sorted(allowed))
@@ -726,12 +730,50 @@ def parse(data: Mapping[str, Any], source: str = "config") -> Config:
             if moment is not None and moment.event is not None and not located:
                 problems.append(f"schedules[{i}].at: {schedule.at!r} needs [location] latitude "
                                 "and longitude")
+    notifiers = load_notifiers(data["notifiers"], problems) if "notifiers" in data else ()
+    rules = _load_rules(data["rules"], drafts, groups, scenes, sensors, schedules, notifiers,
+                        problems) if "rules" in data else ()
     if problems:
         raise ConfigError(problems, source)
     pins = tuple(d.config for d in drafts if d.config is not None)
     return Config(pins=pins, interlocks=interlocks, sensors=sensors, groups=groups,
-                  scenes=scenes, schedules=schedules, located=located, source=source,
-                  **sections)
+                  scenes=scenes, schedules=schedules, rules=rules, notifiers=notifiers,
+                  located=located, source=source, **sections)
+
+
+def _load_rules(raw: object, drafts: list[_PinDraft], groups: tuple[GroupConfig, ...],
+                scenes: tuple[SceneConfig, ...], sensors: tuple[SensorConfig, ...],
+                schedules: tuple[ScheduleConfig, ...], notifiers: tuple[NotifierConfig, ...],
+                problems: list[str]) -> tuple[RuleConfig, ...]:
+    if not isinstance(raw, list):
+        problems.append("rules: expected an array of tables ([[rules]])")
+        return ()
+    by_ref = _pin_index(drafts)
+
+    def any_pin(ref: object, path: str) -> int | None:
+        valid = isinstance(ref, int | str) and not isinstance(ref, bool)
+        target = by_ref.get(ref) if valid else None
+        if target is None:
+            problems.append(f"{path}: {ref!r} is not a configured pin")
+            return None
+        return target.bcm
+
+    found: list[RuleConfig] = []
+    for i, table in enumerate(raw):
+        rule = load_rule(
+            table, f"rules[{i}]", resolve=lambda ref, path: _output_ref(ref, by_ref, path,
+                                                                        problems),
+            resolve_any=any_pin, groups={g.id for g in groups} | {ALL_GROUP},
+            scenes={s.id for s in scenes}, sensors={s.id for s in sensors},
+            schedules={s.id for s in schedules}, notifiers={n.id for n in notifiers},
+            problems=problems)
+        if rule is None:
+            continue
+        if any(r.id == rule.id for r in found):
+            problems.append(f"rules[{i}].id: {rule.id!r} is already used")
+            continue
+        found.append(rule)
+    return tuple(found)
 
 
 def _check_timezone(location: LocationConfig, problems: list[str]) -> None:

@@ -24,6 +24,9 @@ from typing import TYPE_CHECKING, Any
 import uvicorn
 
 from pinpanel import auth, changelog, first_start, lock, mqtt
+from pinpanel.automation.notify import Outbox
+from pinpanel.automation.rulebook import RuleBook
+from pinpanel.automation.rules import RuleEngine
 from pinpanel.automation.scheduler import Scheduler
 from pinpanel.automation.schedules import ScheduleBook
 from pinpanel.automation.when import Place
@@ -70,6 +73,10 @@ class Runtime:
     sampler: Sampler | None = None
     #: Every schedule (config and API) and their timers.
     schedules: ScheduleBook | None = None
+    #: Every rule (config and API) and the engine that runs them.
+    rules: RuleBook | None = None
+    #: The notifications outbox (its sender runs while the runtime is open).
+    outbox: Outbox | None = None
 
 
 #: Test-only: the wall time (RFC 3339) the server starts at, running on from there. The
@@ -120,6 +127,13 @@ async def opened(config: Config) -> AsyncIterator[Runtime]:
         scheduler = Scheduler(board, book.place, clock)
         book.scheduler = scheduler
         book.reload()
+        outbox = Outbox(store, {n.id: n for n in config.notifiers}, clock)
+        engine = RuleEngine(board, book.place, clock, store=store, outbox=outbox)
+        rules = RuleBook(config, store, engine, {s.id for s in book.schedules()})
+        hub.add_listener(engine.on_change)
+        scheduler.listeners.append(engine.on_schedule)
+        stop_sending = asyncio.Event()
+        sender = asyncio.create_task(outbox.run(stop_sending))
         # Fed from here on, as the board starts serving: what it did at start-up (restoring
         # the pins) is in the log and the history, not in the counts.
         telemetry = Telemetry()
@@ -127,11 +141,18 @@ async def opened(config: Config) -> AsyncIterator[Runtime]:
         store.add_commit_observer(telemetry.commit_seconds.observe)
         try:
             async with sampling(config, hardware) as sampler:
+                if sampler is not None:
+                    sampler.add_listener(engine.on_sample)
                 yield Runtime(config, store, hardware, board, hub, telemetry, sampler=sampler,
-                              schedules=book)
+                              schedules=book, rules=rules, outbox=outbox)
         finally:
             scheduler.close()
+            engine.close()
             await scheduler.drain()
+            await engine.drain()
+            stop_sending.set()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(sender, timeout=5)
             await board.close(config.gpio.on_exit)
     finally:
         store.close()
@@ -251,7 +272,7 @@ async def _serve(config: Config, sockets: list[socket.socket]) -> int:
         fleet_hub = hub.adapter(config)
         app = create_app(config, runtime.board, runtime.store, auth.Keyring(runtime.store),
                          runtime.telemetry, sensors=runtime.sampler,
-                         schedules=runtime.schedules,
+                         schedules=runtime.schedules, rules=runtime.rules,
                          extra_routes=hub_routes(fleet_hub) if fleet_hub else ())
         server = _Server(_server_config(config, app))
         stop = asyncio.Event()
@@ -338,7 +359,7 @@ async def _get_once(config: Config, path: str, headers: dict[str, str] | None,
     async with opened(config) as runtime:
         app = create_app(config, runtime.board, runtime.store, auth.Keyring(runtime.store),
                          runtime.telemetry, sensors=runtime.sampler,
-                         schedules=runtime.schedules)
+                         schedules=runtime.schedules, rules=runtime.rules)
         raw_path, _, query = path.partition("?")
         sent: dict[str, Any] = {"status": 0, "body": b""}
         scope = {

@@ -698,6 +698,17 @@ class Store:
 
         return self._submit(work)
 
+    def audit_automation(self, kind: str, item: str, action: str, actor: str,
+                         spec: str | None = None) -> asyncio.Future[None]:
+        """An audit row alone (the rule engine stopping a rule in a loop, say)."""
+        at = format_time(datetime.now(UTC))
+
+        def work(conn: sqlite3.Connection) -> None:
+            conn.execute("INSERT INTO automation_audit (at, actor, kind, item, action, spec) "
+                         "VALUES (?, ?, ?, ?, ?, ?)", (at, actor, kind, item, action, spec))
+
+        return self._submit(work)
+
     def automation_audit(self, limit: int = 100) -> list[dict[str, Any]]:
         """The newest edits first: who changed which schedule or rule, how, when."""
         with self.reading() as conn:

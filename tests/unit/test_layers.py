@@ -65,6 +65,7 @@ LAYERS: dict[str, int] = {
     "pinpanel.config": 10,
     "pinpanel.sensor_config": 8,
     "pinpanel.schedule_config": 8,
+    "pinpanel.rule_config": 9,
     # how config declares a setting; imports nothing of pinpanel
     "pinpanel.settings": 5,
 }

@@ -17,6 +17,7 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
 from pinpanel.auth import Keyring
+from pinpanel.automation.rulebook import RuleBook
 from pinpanel.automation.schedules import ScheduleBook
 from pinpanel.board import Board
 from pinpanel.config import Config, load
@@ -37,6 +38,7 @@ from pinpanel.web import (
     pages,
     proxy,
     pwa,
+    rules,
     scenes,
     schedules,
     security,
@@ -59,6 +61,7 @@ def app_routes() -> list[BaseRoute]:
         *api.routes(),
         *scenes.routes(),
         *schedules.routes(),
+        *rules.routes(),
         *tokens.routes(),
         *backup.routes(),
         *history.routes(),
@@ -93,6 +96,7 @@ def create_app(config: Config, board: Board, store: Store, keyring: Keyring,
                telemetry: Telemetry, *, own_board: bool = False,
                sensors: Sampler | None = None,
                schedules: ScheduleBook | None = None,
+               rules: RuleBook | None = None,
                extra_routes: Sequence[BaseRoute] = ()) -> Starlette:
     """Build the web app over ``board``.
 
@@ -134,6 +138,7 @@ def create_app(config: Config, board: Board, store: Store, keyring: Keyring,
     app.state.store = store
     app.state.sensors = sensors  # the readings path (None without [[sensors]])
     app.state.schedules = schedules  # None: an app without the runtime's automation
+    app.state.rules = rules
     app.state.config = config
     app.state.max_body_bytes = config.server.max_body_bytes
     app.state.auth_enabled = config.auth.enabled
