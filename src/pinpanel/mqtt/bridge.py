@@ -7,9 +7,12 @@ state of each pin matters, so it is bounded by the pin count however long the ou
 on every (re)connect availability, discovery and every pin's state are published again.
 Each change goes out as ``<base>/<pin>/attributes`` (the pin as the HTTP API shows it, with
 its ``state`` and ``seq``: the one message Home Assistant reads) and then
-``<base>/<pin>/state`` (``ON``/``OFF``, for scripts), both retained.
+``<base>/<pin>/state`` (``ON``/``OFF``, for scripts), both retained; a pwm pin's level and a
+servo's angle follow on ``<base>/<pin>/level`` / ``/angle``.
 
 In: commands on ``<base>/+/set`` go through :meth:`Board.command` / :meth:`Board.pulse`
+(levels and angles on ``<base>/+/level/set`` and ``/angle/set`` through
+:meth:`Board.set_level` / :meth:`Board.set_angle`)
 with the actor ``mqtt``, so interlocks, auto-off and the audit log apply as they do to
 HTTP. Each runs as its own task (the message loop never waits for an fsync), started in
 arrival order; the board takes the pin lock before its first suspension point, so commands
@@ -56,8 +59,8 @@ from pinpanel.hardware import BackendInfo
 from pinpanel.mqtt import device, discovery
 from pinpanel.mqtt import sensors as mqtt_sensors
 from pinpanel.mqtt.client import NO_DELAY, NoiseLimiter, _Client
-from pinpanel.mqtt.payloads import Command, command_id, parse_command
-from pinpanel.mqtt.topics import OFF, OFFLINE, ON, ONLINE, Topics
+from pinpanel.mqtt.payloads import Command, command_id, parse_command, parse_value
+from pinpanel.mqtt.topics import OFF, OFFLINE, ON, ONLINE, VALUE_OF_MODE, Topics
 from pinpanel.sensors.model import Sample, quantities
 from pinpanel.sensors.sampler import Sampler
 from pinpanel.telemetry import Telemetry
@@ -172,6 +175,10 @@ class MqttBridge:
                                         _attributes(view), qos=qos, retain=True))
             calls.append(client.publish(self.topics.state(view.id), ON if view.state else OFF,
                                         qos=qos, retain=True))
+            kind = VALUE_OF_MODE.get(view.mode)
+            if kind is not None:  # a pwm level or a servo angle, for scripts, after state
+                calls.append(client.publish(self.topics.value(view.id, kind),
+                                            _value_text(view), qos=qos, retain=True))
         try:
             # All started in order (paho queues them in call order), acknowledged together.
             await asyncio.gather(*calls)
@@ -251,6 +258,9 @@ class MqttBridge:
         for pin_id in plan.stale_pins:  # retained state of a pin that no longer exists
             await client.publish(self.topics.state(pin_id), b"", qos=qos, retain=True)
             await client.publish(self.topics.attributes(pin_id), b"", qos=qos, retain=True)
+            for kind in VALUE_OF_MODE.values():
+                await client.publish(self.topics.value(pin_id, kind), b"", qos=qos,
+                                     retain=True)
         if after != before:
             await self._memory.write_meta(discovery.RECORD_KEY, after.as_text())
         await self._publish_everything(client)
@@ -271,6 +281,10 @@ class MqttBridge:
                 if not message.retain:  # a retained request would be answered forever
                     self._refresh_due = True
                     self._wake.set()
+                continue
+            valued = self.topics.value_of_command(topic)
+            if valued is not None:
+                self._receive_value(client, topic, data, bool(message.retain), *valued)
                 continue
             pin_id = self.topics.pin_of_command(topic)
             target = self.topics.target_of_command(topic) if pin_id is None else None
@@ -306,6 +320,32 @@ class MqttBridge:
             elif pin_id is not None:
                 self._spawn(self._answered(client, command, named,
                                            self._execute(pin_id, command, topic)))
+
+    def _receive_value(self, client: aiomqtt.Client, topic: str, data: bytes, retain: bool,
+                       pin_id: str, kind: str) -> None:
+        """A level or angle on ``<base>/<pin>/level|angle/set``: checked, then one task."""
+        if retain:
+            self._noise("ignored a retained command on %s (publish commands without the "
+                        "retain flag)", topic)
+            return
+        try:
+            value = parse_value(data, kind)
+        except MqttPayloadError as exc:
+            self._noise("ignored a command on %s: %s", topic, exc)
+            return
+        if len(self._tasks) >= MAX_IN_FLIGHT:
+            self._noise("ignored a command on %s: %d commands already in progress",
+                        topic, MAX_IN_FLIGHT)
+            return
+
+        async def run() -> None:
+            if kind == "level":
+                work = self.board.set_level(pin_id, value, ACTOR)
+            else:
+                work = self.board.set_angle(pin_id, value, ACTOR)
+            await self._guarded(topic, pin_id, work)
+
+        self._spawn(run())
 
     @property
     def _refresh_topics(self) -> tuple[str, str]:
@@ -350,10 +390,16 @@ class MqttBridge:
     async def _execute(self, pin_id: str, command: Command, topic: str,
                        ) -> list[PinView] | BaseException:
         """One command through the board core; every failure is logged and returned."""
+        if command.pulse:
+            work = self.board.pulse(pin_id, command.pulse_ms, ACTOR)
+        else:
+            work = self.board.command(pin_id, command.action, ACTOR)
+        return await self._guarded(topic, pin_id, work)
+
+    async def _guarded(self, topic: str, pin_id: str, work: Awaitable[PinView],
+                       ) -> list[PinView] | BaseException:
         try:
-            if command.pulse:
-                return [await self.board.pulse(pin_id, command.pulse_ms, ACTOR)]
-            return [await self.board.command(pin_id, command.action, ACTOR)]
+            return [await work]
         except UnknownPinError as exc:
             self._noise("ignored a command on %s: no configured pin %r", topic, pin_id)
             return exc
@@ -436,7 +482,8 @@ class MqttBridge:
     async def _session(self, client: aiomqtt.Client, stop: asyncio.Event) -> None:
         qos = self.settings.qos
         await client.subscribe(self.topics.command_filter, qos=qos)
-        for scoped in (*self.topics.group_filters, *self._refresh_topics):
+        for scoped in (*self.topics.group_filters, *self.topics.value_filters,
+                       *self._refresh_topics):
             await client.subscribe(scoped, qos=qos)
         if self.settings.discovery:
             await client.subscribe(self.topics.ha_status, qos=qos)
@@ -474,6 +521,12 @@ class MqttBridge:
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
+
+
+def _value_text(view: PinView) -> str:
+    """``<base>/<pin>/level`` or ``/angle``: the number, or ``null`` for a detached servo."""
+    value = view.level if view.mode == "pwm" else view.angle
+    return "null" if value is None else repr(float(value))
 
 
 def _attributes(view: PinView) -> bytes:

@@ -1,7 +1,9 @@
 """Home Assistant discovery: one retained message per entity, grouped by one device per Pi.
 
-Each pin is an entity: a ``switch`` per output, a ``binary_sensor`` per input, and a
-``button`` per output with a ``pulse_ms`` (pressing it sends ``PULSE``); each
+Each pin is an entity: a ``switch`` per output, a ``binary_sensor`` per input, a
+``light`` with brightness per pwm pin (a ``fan`` with a percentage when ``ha_type =
+"fan"``), a ``number`` per servo (a ``valve`` or ``cover`` with a position when
+configured), and a ``button`` per output with a ``pulse_ms`` (pressing it sends ``PULSE``); each
 ``[[scenes]]`` is a ``scene`` entity (activating it sends ``ON`` to
 ``<base>/scene/<id>/set``). Each entity's
 message goes to ``<prefix>/<platform>/pinpanel_<device_id>/<pin id>/config`` and carries
@@ -66,8 +68,74 @@ class Memory(Protocol):
     def write_meta(self, key: str, value: str) -> Awaitable[None]: ...
 
 
+#: A pwm level as Home Assistant's 0-100 brightness or fan percentage.
+PERCENT_TEMPLATE = "{{ (value_json.level * 100) | round(0) | int }}"
+#: Home Assistant's 0-100 back to a level, for ``<base>/<pin>/level/set``.
+LEVEL_COMMAND = "{{ value / 100 }}"
+
+
 def platform_of(pin: PinConfig) -> str:
+    """switch or binary_sensor; a pwm pin light (or fan); a servo number (valve, cover)."""
+    if pin.mode == "pwm":
+        return pin.ha_type or "light"
+    if pin.mode == "servo":
+        return pin.ha_type or "number"
     return SWITCH if pin.is_output else BINARY_SENSOR
+
+
+def _position(pin: PinConfig) -> tuple[str, str]:
+    """A servo's angle as a 0-100 position (0 at min_angle) and a position back to it."""
+    low, span = pin.min_angle, pin.max_angle - pin.min_angle
+    state = (f"{{{{ (((value_json.angle - ({low})) / ({span})) * 100) | round(0) | int "
+             "if value_json.angle is not none else 'None' }}")
+    return state, f"{{{{ ({low}) + ({span}) * VALUE / 100 }}}}"
+
+
+def _levelled(pin: PinConfig, topics: Topics) -> dict[str, Any]:
+    """What a pwm pin's light or fan, or a servo's number, valve or cover says.
+
+    Every one reads the pin's one attributes topic; levels are sent on ``level/set`` and
+    angles on ``angle/set``, on/off on the pin's ``set`` (where ON is brightness memory).
+    """
+    pin_json = topics.attributes(pin.id)
+    platform = platform_of(pin)
+    if platform in ("light", "fan"):
+        data: dict[str, Any] = {
+            "command_topic": topics.command(pin.id), "payload_on": ON, "payload_off": OFF,
+            "state_topic": pin_json, "state_value_template": VALUE_TEMPLATE}
+        level_set = topics.value_command(pin.id, "level")
+        if platform == "light":
+            return data | {
+                "brightness_command_topic": level_set, "brightness_scale": 100,
+                "brightness_command_template": LEVEL_COMMAND,
+                "brightness_state_topic": pin_json,
+                "brightness_value_template": PERCENT_TEMPLATE,
+                # turning on at a brightness sends only the brightness, not ON as well
+                "on_command_type": "brightness"}
+        return data | {
+            "percentage_command_topic": level_set,
+            "percentage_command_template": LEVEL_COMMAND,
+            "percentage_state_topic": pin_json,
+            "percentage_value_template": PERCENT_TEMPLATE,
+            "speed_range_min": 1, "speed_range_max": 100}
+    angle_set = topics.value_command(pin.id, "angle")
+    if platform == "number":
+        low, high = sorted((pin.min_angle, pin.max_angle))
+        return {"command_topic": angle_set, "state_topic": pin_json,
+                # a detached servo is "None": Home Assistant's reset payload, state unknown
+                "value_template": "{{ value_json.angle }}",
+                "min": low, "max": high, "step": 1, "unit_of_measurement": "°",
+                "mode": "slider"}
+    state, command = _position(pin)
+    if platform == "valve":
+        return {"command_topic": angle_set,
+                "command_template": command.replace("VALUE", "value"),
+                "reports_position": True, "position_open": 100, "position_closed": 0,
+                "state_topic": pin_json, "value_template": state}
+    return {"set_position_topic": angle_set,
+            "set_position_template": command.replace("VALUE", "position"),
+            "position_topic": pin_json, "position_template": state,
+            "position_open": 100, "position_closed": 0}
 
 
 @dataclass(frozen=True)
@@ -100,6 +168,13 @@ def entities(config: Config, topics: Topics, model: str) -> list[Entity]:
     found: list[Entity] = []
     for pin in config.pins:
         pin_json = topics.attributes(pin.id)
+        if pin.mode in ("pwm", "servo"):
+            levelled = {"name": pin.name, "unique_id": topics.unique_id(pin.id),
+                        **_levelled(pin, topics), "json_attributes_topic": pin_json, **shared}
+            found.append(Entity(topics.discovery(platform_of(pin), pin.id), levelled))
+            if pin.pulse_ms:
+                found.append(_pulse_button(pin, topics, shared))
+            continue
         data: dict[str, Any] = {
             "name": pin.name,
             "unique_id": topics.unique_id(pin.id),
@@ -114,14 +189,7 @@ def entities(config: Config, topics: Topics, model: str) -> list[Entity]:
             data["command_topic"] = topics.command(pin.id)
         found.append(Entity(topics.discovery(platform_of(pin), pin.id), data))
         if pin.is_output and pin.pulse_ms:
-            button = {
-                "name": f"{pin.name} pulse",
-                "unique_id": f"{topics.unique_id(pin.id)}_pulse",
-                "command_topic": topics.command(pin.id),
-                "payload_press": PULSE,
-                **shared,
-            }
-            found.append(Entity(topics.discovery(BUTTON, pin.id), button))
+            found.append(_pulse_button(pin, topics, shared))
     for scene in config.scenes:
         data = {
             "name": scene.name,
@@ -133,6 +201,17 @@ def entities(config: Config, topics: Topics, model: str) -> list[Entity]:
         found.append(Entity(topics.discovery(SCENE, scene.id), data))
     found += [Entity(topic, data) for topic, data in sensors.entities(config, topics, shared)]
     return found
+
+
+def _pulse_button(pin: PinConfig, topics: Topics, shared: dict[str, Any]) -> Entity:
+    button = {
+        "name": f"{pin.name} pulse",
+        "unique_id": f"{topics.unique_id(pin.id)}_pulse",
+        "command_topic": topics.command(pin.id),
+        "payload_press": PULSE,
+        **shared,
+    }
+    return Entity(topics.discovery(BUTTON, pin.id), button)
 
 
 def encode(payload: dict[str, Any]) -> bytes:

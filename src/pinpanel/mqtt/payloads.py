@@ -114,3 +114,26 @@ def _one_key(body: object, payload: bytes) -> Command:
             raise MqttPayloadError(f"pulse_ms must be 1 to {PULSE_MAX_MS}, got {value}")
         return Command(pulse=True, pulse_ms=value)
     raise MqttPayloadError(f"unknown key {key!r} in JSON command; expected state or pulse_ms")
+
+
+def parse_value(payload: bytes, kind: str) -> float | None:
+    """The number on ``<base>/<pin>/level/set`` or ``/angle/set``.
+
+    A level or angle as text (``0.4``, ``30``); on ``angle/set`` also ``null``, ``None`` or
+    an empty payload: detach the servo. The range is the board's check, as for HTTP.
+    """
+    if len(payload) > MAX_PAYLOAD:
+        raise MqttPayloadError(f"payload of {len(payload)} bytes is too long for a {kind}")
+    try:
+        text = payload.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise MqttPayloadError(f"payload {_shown(payload)} is not UTF-8 text") from None
+    if kind == "angle" and text.lower() in ("", "null", "none"):
+        return None
+    try:
+        number = float(text)
+    except ValueError:
+        raise MqttPayloadError(f"{kind} must be a number, got {_shown(payload)}") from None
+    if number != number or number in (float("inf"), float("-inf")):
+        raise MqttPayloadError(f"{kind} must be a finite number, got {_shown(payload)}")
+    return number

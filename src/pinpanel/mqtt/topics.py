@@ -12,6 +12,10 @@ topic                           retained   payload
                                            reads only this topic
 ``<base>/<pin id>/state``       yes        ``ON`` / ``OFF`` for scripts, sent right after
 ``<base>/<pin id>/set``         no         ``ON``, ``OFF``, ``TOGGLE``, ``PULSE`` or JSON
+``<base>/<pin id>/level``       yes        a pwm pin's level, ``0.0``-``1.0``, after state
+``<base>/<pin id>/level/set``   no         a level, ``0.0``-``1.0`` (a number)
+``<base>/<pin id>/angle``       yes        a servo's angle, or ``null`` when detached
+``<base>/<pin id>/angle/set``   no         an angle, or ``null`` (or empty): detach
 ``<base>/group/<id>/set``       no         ``ON``, ``OFF`` or ``TOGGLE``: the whole group in
                                            one commit (``all`` is every output)
 ``<base>/scene/<id>/set``       no         ``ON`` (or empty): apply the scene, one commit
@@ -36,6 +40,10 @@ from pinpanel.errors import ConfigError
 
 STATUS = "status"
 STATE = "state"
+LEVEL = "level"
+ANGLE = "angle"
+#: The value topics, by the pin mode that has one.
+VALUE_OF_MODE = {"pwm": LEVEL, "servo": ANGLE}
 ATTRIBUTES = "attributes"
 SET = "set"
 GROUP = "group"
@@ -103,6 +111,28 @@ class Topics:
     @property
     def command_filter(self) -> str:
         return f"{self.base}/+/{SET}"
+
+    def value(self, pin_id: str, kind: str) -> str:
+        """``<base>/<pin>/level`` or ``/angle``: a pwm level or servo angle, retained."""
+        return f"{self.base}/{pin_id}/{kind}"
+
+    def value_command(self, pin_id: str, kind: str) -> str:
+        return f"{self.base}/{pin_id}/{kind}/{SET}"
+
+    @property
+    def value_filters(self) -> tuple[str, str]:
+        return f"{self.base}/+/{LEVEL}/{SET}", f"{self.base}/+/{ANGLE}/{SET}"
+
+    def value_of_command(self, topic: str) -> tuple[str, str] | None:
+        """(pin, ``level`` or ``angle``) of ``<base>/<pin>/level|angle/set``; else None."""
+        head = f"{self.base}/"
+        tail = f"/{SET}"
+        if not (topic.startswith(head) and topic.endswith(tail)):
+            return None
+        pin, _, kind = topic[len(head):-len(tail)].partition("/")
+        if kind not in (LEVEL, ANGLE) or not pin or pin in (GROUP, SCENE):
+            return None
+        return pin, kind
 
     def pin_of_command(self, topic: str) -> str | None:
         """The pin part of ``<base>/<pin>/set``, or None for any other topic."""
