@@ -265,6 +265,12 @@ class HubConfig:
     command_timeout_ms: int = field(default=5000, metadata=about(
         "How long a command waits for each Pi's answer before it says no answer.",
         minimum=100, maximum=60_000))
+    bridge_topics: str = field(default="pinpanel/fleet/bridge/+", metadata=about(
+        "MQTT filter of bridged sites' notification topics: when one changes, the hub asks "
+        "the fleet to refresh and shows Pis that do not answer as unreachable."))
+    probe_ms: int = field(default=3000, metadata=about(
+        "How long the hub waits for the fleet's answers to such a refresh.",
+        minimum=100, maximum=60_000))
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,8 @@ class LocalBroker:
     port: int = field(default_factory=free_port)
     users: dict[str, str] = field(default_factory=dict)
     tls: tuple[Path, Path] | None = None
+    #: More configuration lines, as written (a bridge ``connection``, an ``acl_file``...).
+    extra: list[str] = field(default_factory=list)
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -68,7 +70,7 @@ class LocalBroker:
         if self.tls:
             lines += [f"certfile {self.tls[0]}", f"keyfile {self.tls[1]}"]
         path = self.directory / "mosquitto.conf"
-        path.write_text("\n".join(lines) + "\n")
+        path.write_text("\n".join([*lines, *self.extra]) + "\n")
         return path
 
     def start(self, timeout: float = 10) -> LocalBroker:

@@ -37,7 +37,8 @@ class Device:
     name: str = ""
     version: str = ""
     url: str = ""
-    #: ``online``, ``offline`` or ``unknown`` (heard from, but no status yet).
+    #: ``online``, ``offline``, ``unreachable`` (said online, but did not answer a refresh:
+    #: behind a bridge that is down) or ``unknown`` (heard from, but no status yet).
     status: str = "unknown"
     last_seen: float = 0.0
     described: bool = False
@@ -138,6 +139,9 @@ class Fleet:
             return False
         device = self.device(base)
         changed = False
+        if device.status == "unreachable":  # heard again: its last status holds again
+            device.status = fleetwire.ONLINE
+            changed = True
         if rest == [fleetwire.DEVICE]:
             changed = self._describe(device, _json(payload))
         elif rest == [fleetwire.STATUS]:
@@ -204,6 +208,18 @@ class Fleet:
             return False
         device.sensors[sensor_id]["values"] = data
         return True
+
+    def mark_unreachable(self, before: float) -> list[Device]:
+        """Pis that said ``online`` but sent nothing since ``before`` (a refresh was asked)."""
+        gone = [d for d in self.devices.values()
+                if d.status == fleetwire.ONLINE and d.last_seen < before]
+        for device in gone:
+            device.status = "unreachable"
+            self._touch(device)
+        return gone
+
+    def now(self) -> float:
+        return self._clock()
 
     def take_dirty(self) -> list[Device]:
         """The devices changed since the last call (each once)."""

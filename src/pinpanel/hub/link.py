@@ -75,6 +75,8 @@ class Link:
         self._counter = itertools.count(1)
         self._on_change = on_change
         self.client_id = f"pinpanel-hub-{secrets.token_hex(4)}"
+        self._probing: asyncio.Future[None] | None = None
+        self._probe_again = False
 
     def _make_client(self) -> aiomqtt.Client:
         s = self.mqtt
@@ -113,7 +115,7 @@ class Link:
         log.info("hub: stopped")
 
     async def _session(self, client: aiomqtt.Client, stop: asyncio.Event) -> None:
-        for topic_filter in self.fleet.filters:
+        for topic_filter in (*self.fleet.filters, self.config.hub.bridge_topics):
             await client.subscribe(topic_filter, qos=self.mqtt.qos)
         self._client = client
         self.connections += 1
@@ -147,9 +149,35 @@ class Link:
             payload = message.payload
             data = bytes(payload) if isinstance(payload, bytes | bytearray) else b""
             topic = message.topic.value
-            if topic.endswith("/" + fleetwire.RESULT):
+            if message.topic.matches(self.config.hub.bridge_topics):
+                log.info("hub: bridge %s says %r; asking the fleet who is there", topic,
+                         data[:8])
+                self._probe()
+            elif topic.endswith("/" + fleetwire.RESULT):
                 self._answer(data)
             elif self.fleet.apply(topic, data):
+                self._on_change()
+
+    def _probe(self) -> None:
+        """A fleet refresh; Pis that do not answer within ``probe_ms`` are unreachable.
+
+        Needed across bridges: a site whose bridge is down cannot deliver its Pis' last
+        wills to the central broker, so only silence tells the hub they are out of reach.
+        """
+        self._probe_again = True
+        if self._probing is None or self._probing.done():
+            self._probing = asyncio.ensure_future(self._run_probe())
+
+    async def _run_probe(self) -> None:
+        while self._probe_again:  # a bridge that changed during a probe gets its own
+            self._probe_again = False
+            asked = self.fleet.now()
+            with contextlib.suppress(aiomqtt.MqttError):
+                await self.refresh()
+            await asyncio.sleep(self.config.hub.probe_ms / 1000)
+            gone = self.fleet.mark_unreachable(asked)
+            if gone:
+                log.warning("hub: %d Pi(s) did not answer a refresh: unreachable", len(gone))
                 self._on_change()
 
     def _answer(self, data: bytes) -> None:
