@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
-from pinpanel.local_broker import LocalBroker
 from tests.mqtt.conftest import make_broker, mosquitto  # noqa: F401 (fixtures)
 from tests.support import ServerProcess
 
@@ -38,7 +37,13 @@ pins = ["relay_a", "lamp"]
 """
 
 
-def pi_config(broker: LocalBroker, device: str, pins: str = GARDEN, **mqtt: Any) -> str:
+class Broker(Protocol):
+    """A broker on 127.0.0.1 (mosquitto, or a RabbitMQ node's MQTT listener)."""
+
+    port: int
+
+
+def pi_config(broker: Broker, device: str, pins: str = GARDEN, **mqtt: Any) -> str:
     values = {"enabled": True, "host": "127.0.0.1", "port": broker.port, "device_id": device,
               "reconnect_max_s": 1, "discovery": False, **mqtt}
     lines = ["[gpio]", 'backend = "simulated"', "", "[mqtt]"]
@@ -46,7 +51,7 @@ def pi_config(broker: LocalBroker, device: str, pins: str = GARDEN, **mqtt: Any)
     return "\n".join(lines) + "\n" + pins
 
 
-def hub_config(broker: LocalBroker, **hub: Any) -> str:
+def hub_config(broker: Broker, **hub: Any) -> str:
     lines = ["[gpio]", 'backend = "simulated"', "", "[mqtt]", 'host = "127.0.0.1"',
              f"port = {broker.port}", "reconnect_max_s = 1", "", "[hub]", "enabled = true"]
     lines += [f"{k} = {_toml(v)}" for k, v in hub.items()]
