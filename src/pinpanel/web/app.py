@@ -27,6 +27,7 @@ from pinpanel.telemetry import Telemetry
 from pinpanel.web import (
     api,
     assets,
+    automation_page,
     backup,
     charts,
     compat,
@@ -61,6 +62,7 @@ def app_routes() -> list[BaseRoute]:
         *api.routes(),
         *scenes.routes(),
         *schedules.routes(),
+        *automation_page.routes(),
         *rules.routes(),
         *tokens.routes(),
         *backup.routes(),
