@@ -300,7 +300,7 @@ class Hardware:
 
     def read(self, bcm: int) -> bool:
         """The pin's logical state, read from the pin itself (never a cached copy)."""
-        device = self._devices[bcm]
+        device = self._device(bcm)
         try:
             if isinstance(device, DigitalOutputDevice | PWMOutputDevice):
                 return bool(device.value)
@@ -312,7 +312,7 @@ class Hardware:
 
     def read_value(self, bcm: int) -> Value:
         """A pwm pin's level or a servo's angle (None: detached), read from the device."""
-        device = self._devices[bcm]
+        device = self._device(bcm)
         try:
             if isinstance(device, AngularServo):
                 angle = device.angle
@@ -328,7 +328,7 @@ class Hardware:
 
         Microseconds: fine on the event loop.
         """
-        device = self._devices[bcm]
+        device = self._device(bcm)
         try:
             if isinstance(device, AngularServo):
                 if state is None:
@@ -375,6 +375,30 @@ class Hardware:
         if isinstance(device, AngularServo):
             return bool(device.pwm_device.pin.state)
         return bool(device.pin.state)
+
+    def release(self, bcm: int, on_exit: OnExit) -> None:
+        """Let go of one pin (removed or re-claimed by a live config change) as ``on_exit``
+        says: ``keep`` leaves an output's line driven as it is, so a re-claim at the same
+        level never glitches; an input is closed."""
+        device = self._devices.pop(bcm, None)
+        self._active_low.pop(bcm, None)
+        if device is None:
+            return
+        try:
+            if isinstance(device, DigitalInputDevice) or on_exit == "release":
+                device.close()
+            else:
+                if on_exit == "off":
+                    self._off(device)
+                self._forget(device)
+        except GPIOZeroError as exc:
+            raise HardwareError(f"cannot release GPIO{bcm}: {exc}") from exc
+
+    def _device(self, bcm: int) -> Any:
+        try:
+            return self._devices[bcm]
+        except KeyError:
+            raise HardwareError(f"GPIO{bcm} is not claimed (removed from the config)") from None
 
     # -- sensors: gpiozero's SPI ADC and CPU thermometer (pinpanel.sensors reads them) --------
 

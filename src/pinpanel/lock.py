@@ -55,3 +55,26 @@ def hold(data_dir: Path) -> Iterator[Path]:
         yield data_dir / LOCK_NAME
     finally:
         os.close(fd)  # releases the lock (the kernel does the same on any death)
+
+
+def holder(data_dir: Path) -> int | None:
+    """The pid of the server holding ``data_dir``'s lock, or None if none holds it.
+
+    Read from the kernel's list of locks (``/proc/locks``), never by trying the lock: a
+    probe that took it, even for an instant, could make a server starting right then exit
+    as if the directory were in use.
+    """
+    try:
+        inode = (data_dir / LOCK_NAME).stat().st_ino
+        table = Path("/proc/locks").read_text()
+    except OSError:
+        return None
+    for line in table.splitlines():
+        parts = line.split()
+        # "1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF" (a blocked waiter has "->")
+        if len(parts) < 6 or parts[1] != "FLOCK" or "->" in parts:
+            continue
+        device_inode = parts[5].rsplit(":", 1)
+        if len(device_inode) == 2 and device_inode[1] == str(inode) and parts[4].isdecimal():
+            return int(parts[4])
+    return None

@@ -16,9 +16,10 @@ import os
 import signal
 import socket
 import time
-from collections.abc import AsyncIterator, Coroutine, Iterator, MutableMapping
+from collections.abc import AsyncIterator, Coroutine, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import uvicorn
@@ -31,11 +32,12 @@ from pinpanel.automation.scheduler import Scheduler
 from pinpanel.automation.schedules import ScheduleBook
 from pinpanel.automation.when import Place
 from pinpanel.board import Board, LoopClock
-from pinpanel.changes import parse_time
+from pinpanel.changes import Actor, parse_time
 from pinpanel.config import Config
-from pinpanel.errors import PortInUseError, ServeError
+from pinpanel.errors import ConfigError, PortInUseError, ServeError
 from pinpanel.events import EventHub
 from pinpanel.hardware import Hardware
+from pinpanel.live_config import LiveConfig
 from pinpanel.readingstore import ReadingStore
 from pinpanel.sensors.drivers import open_drivers
 from pinpanel.sensors.sampler import Sampler
@@ -236,8 +238,13 @@ def bind(host: str, port: int) -> list[socket.socket]:
     return sockets
 
 
-async def serve(config: Config) -> int:
+async def serve(config: Config, config_path: Path | None = None,
+                overrides: Mapping[str, Any] | None = None) -> int:
     """Run until SIGINT/SIGTERM; return the process exit code (0 on a clean stop).
+
+    ``config_path`` is the file ``config`` came from (None: none; the first save from the
+    settings page writes one in the data directory), ``overrides`` the command-line flags,
+    applied again over every reload of the file (SIGHUP, ``pinpanel reload``, the page).
 
     The order matters: the data directory's lock first (a second server on it stops here,
     having changed nothing), then the port (a busy one stops here, before a pin is touched
@@ -246,7 +253,7 @@ async def serve(config: Config) -> int:
     with lock.hold(config.server.data_path):
         sockets = bind(config.server.host, config.server.port)
         try:
-            return await _serve(config, sockets)
+            return await _serve(config, sockets, config_path, overrides or {})
         finally:
             for sock in sockets:
                 sock.close()
@@ -262,7 +269,8 @@ def hub_routes(hub: Hub) -> list[BaseRoute]:
         hub, lambda request: csrf_token_of(request.scope))]
 
 
-async def _serve(config: Config, sockets: list[socket.socket]) -> int:
+async def _serve(config: Config, sockets: list[socket.socket], config_path: Path | None,
+                 overrides: Mapping[str, Any]) -> int:
     from pinpanel.web.app import create_app
 
     async with opened(config) as runtime:
@@ -270,10 +278,14 @@ async def _serve(config: Config, sockets: list[socket.socket]) -> int:
         from pinpanel import hub
 
         fleet_hub = hub.adapter(config)
+        live = LiveConfig(runtime.board, config_path, config.server.data_path,
+                          overrides=overrides)
         app = create_app(config, runtime.board, runtime.store, auth.Keyring(runtime.store),
                          runtime.telemetry, sensors=runtime.sampler,
                          schedules=runtime.schedules, rules=runtime.rules,
-                         extra_routes=hub_routes(fleet_hub) if fleet_hub else ())
+                         extra_routes=hub_routes(fleet_hub) if fleet_hub else (),
+                         settings=live)
+        live.listeners.append(lambda new: setattr(app.state, "config", new))
         server = _Server(_server_config(config, app))
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -292,6 +304,8 @@ async def _serve(config: Config, sockets: list[socket.socket]) -> int:
 
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, on_signal, sig)
+        reloads: set[asyncio.Task[None]] = set()
+        loop.add_signal_handler(signal.SIGHUP, lambda: _spawn(reloads, _reload(live)))
         # Adapters beside the web server, each handed what it needs (none reaches through
         # the board for the store or the hub).
         bridge = mqtt.adapter(config, runtime.board, listen=runtime.hub.add_listener,
@@ -317,12 +331,35 @@ async def _serve(config: Config, sockets: list[socket.socket]) -> int:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await asyncio.wait_for(task, timeout=5)
         finally:
-            for sig in (signal.SIGINT, signal.SIGTERM):
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
+            for task in list(reloads):
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
         if not server.started:
             return 1
     log.info("stopped cleanly")
     return 0
+
+
+RELOAD = Actor("system", "reload")
+
+
+async def _reload(live: LiveConfig) -> None:
+    """SIGHUP: the config file again, as a diff; a file that fails to load changes nothing."""
+    log.info("SIGHUP received: reloading %s", live.path)
+    try:
+        await live.reload(RELOAD)
+    except ConfigError:
+        pass  # logged by reload: the running setup stays
+    except Exception:
+        log.exception("reload of %s failed", live.path)
+
+
+def _spawn(tasks: set[asyncio.Task[None]], work: Coroutine[Any, Any, None]) -> None:
+    task = asyncio.get_running_loop().create_task(work)
+    tasks.add(task)
+    task.add_done_callback(tasks.discard)
 
 
 def run(main: Coroutine[Any, Any, int]) -> int:

@@ -48,6 +48,8 @@ LAYERS: dict[str, int] = {
     "pinpanel.telemetry": 40,
     "pinpanel.changelog": 40,
     "pinpanel.logs": 40,
+    # the running server's config file: saved, re-read, handed to the board as a diff
+    "pinpanel.live_config": 35,
     "pinpanel.board": 30,
     # the readings path, beside the board (never through it): sampler and one module a kind
     "pinpanel.sensors": 30,
@@ -62,6 +64,8 @@ LAYERS: dict[str, int] = {
     "pinpanel.lock": 20,
     # the backup archive: a store snapshot and the config, restored under the lock
     "pinpanel.backup": 25,
+    # the TOML file edited with its comments kept, written atomically
+    "pinpanel.config_file": 12,
     "pinpanel.config": 10,
     "pinpanel.sensor_config": 8,
     "pinpanel.schedule_config": 8,

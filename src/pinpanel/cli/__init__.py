@@ -54,6 +54,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                "the server runs)", "pinpanel.cli.backup"),
     "restore": ("put a backup back, the old data kept aside (with the server stopped)",
                 "pinpanel.cli.restore"),
+    "reload": ("make the running server read its config file again (as SIGHUP does): "
+               "changed pins only", "pinpanel.cli.reload"),
     "boot-config": ("print the config.txt gpio= lines that hold each pin at its safe level "
                     "from power-on (--check compares a config.txt)", "pinpanel.cli.boot_config"),
 }

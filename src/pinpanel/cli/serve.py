@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
+from pathlib import Path
 
 from pinpanel.cli.exits import EXIT_ERROR, EXIT_OK
 from pinpanel.cli.options import add_config_arguments, config_from
@@ -26,15 +28,25 @@ def arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pinpanel import logs, runtime
+    from pinpanel import config_file, logs, runtime
 
     logs.setup(args.log_level, args.log_format)
     config = config_from(args)
+    path = Path(args.config) if args.config else None
+    saved = config_file.default_path(config.server.data_path)
+    if path is None and saved.is_file():
+        # Written by an earlier server's first save from the settings page.
+        args.config = str(saved)
+        config, path = config_from(args), saved
+        logging.getLogger("pinpanel").info("config file: %s (written by the settings page)",
+                                           saved)
     if args.get:
         status, body = asyncio.run(runtime.get_once(config, args.get))
         sys.stdout.write(body.decode(errors="replace") + "\n")
         return EXIT_OK if status == 200 else EXIT_ERROR
-    return runtime.run(runtime.serve(config))
+    overrides = {key: value for key, value in vars(args).items()
+                 if "__" in key and value is not None}
+    return runtime.run(runtime.serve(config, path, overrides))
 
 
 COMMANDS = {"serve": (arguments, run)}

@@ -21,6 +21,7 @@ from pinpanel.automation.rulebook import RuleBook
 from pinpanel.automation.schedules import ScheduleBook
 from pinpanel.board import Board
 from pinpanel.config import Config, load
+from pinpanel.live_config import LiveConfig
 from pinpanel.sensors.sampler import Sampler
 from pinpanel.store import Store
 from pinpanel.telemetry import Telemetry
@@ -99,7 +100,8 @@ def create_app(config: Config, board: Board, store: Store, keyring: Keyring,
                sensors: Sampler | None = None,
                schedules: ScheduleBook | None = None,
                rules: RuleBook | None = None,
-               extra_routes: Sequence[BaseRoute] = ()) -> Starlette:
+               extra_routes: Sequence[BaseRoute] = (),
+               settings: LiveConfig | None = None) -> Starlette:
     """Build the web app over ``board``.
 
     ``store`` serves the history reads, ``keyring`` the tokens and sessions and
@@ -142,6 +144,7 @@ def create_app(config: Config, board: Board, store: Store, keyring: Keyring,
     app.state.schedules = schedules  # None: an app without the runtime's automation
     app.state.rules = rules
     app.state.config = config
+    app.state.settings = settings  # the config file's editor (None: in-process tests)
     app.state.max_body_bytes = config.server.max_body_bytes
     app.state.auth_enabled = config.auth.enabled
     app.state.guard = guard
