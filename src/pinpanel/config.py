@@ -27,7 +27,7 @@ import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
-from typing import Any, Literal, get_type_hints
+from typing import Any, Literal, get_args, get_type_hints
 from urllib.parse import urlsplit
 
 from pinpanel.errors import ConfigError
@@ -39,6 +39,7 @@ from pinpanel.settings import Setting, about, about_of, settings_of
 Backend = Literal["auto", "lgpio", "rpigpio", "native", "pigpio", "simulated"]
 OnExit = Literal["keep", "off", "release"]
 Mode = Literal["output", "input", "pwm", "servo"]
+MODE_NAMES: tuple[str, ...] = get_args(Mode)
 #: How Home Assistant shows a pwm pin (light, fan) or a servo (number, valve, cover); empty
 #: is the kind's default (light, number). Plain outputs and inputs take none.
 HaType = Literal["", "light", "fan", "number", "valve", "cover"]
@@ -378,6 +379,13 @@ _KEY_OWNERS: dict[str, str] = {
     "ha_type": "pwm and servo pins"}
 _HA_TYPES: dict[str, tuple[str, ...]] = {"pwm": ("light", "fan"),
                                          "servo": ("number", "valve", "cover")}
+
+
+def pin_keys(mode: str) -> tuple[str, ...]:
+    """The keys a ``[[pins]]`` table of ``mode`` takes, in field order (the settings page
+    and API offer these, so a new kind's settings come along with its declaration)."""
+    own = _MODE_KEYS.get(mode, ())
+    return tuple(s.name for s in PIN_SETTINGS if s.name not in _KEY_OWNERS or s.name in own)
 
 
 def tutorial_pins() -> tuple[PinConfig, ...]:

@@ -49,6 +49,7 @@ from pinpanel.web import (
     stream,
     tokens,
 )
+from pinpanel.web import settings as pin_settings
 from pinpanel.web.problems import EXCEPTION_HANDLERS
 from pinpanel.web.routing import ApiMount, RouteTable, TableRouter
 
@@ -66,6 +67,7 @@ def app_routes() -> list[BaseRoute]:
         *automation_page.routes(),
         *rules.routes(),
         *tokens.routes(),
+        *pin_settings.routes(),
         *backup.routes(),
         *history.routes(),
         *sensors.routes(),
