@@ -68,6 +68,7 @@ DEBS = [
     "libtirpc3", "libcrypt1", "libgssapi-krb5-2", "libkrb5-3", "libk5crypto3", "libkrb5support0",
     "libkeyutils1", "libcom-err2", "libgcc-s1", "libstdc++6", "media-types", "readline-common",
     "libtirpc-common",
+    "tzdata",  # /usr/share/zoneinfo, as on Raspberry Pi OS: schedules resolve time zones
 ]
 PY_BASE_WHEELS = ["gpiozero==2.0.1.post3", "colorzero==2.0"]
 LGPIO_SDIST = "lgpio==0.2.2.0"
@@ -273,7 +274,8 @@ def build_base(out: Path) -> dict:
     log(f"kernel {kver}")
     with step("apt-get download (arm64 .debs)"):
         pkgs = [f"linux-image-{kver}:arm64"] + [
-            p if p in ("media-types", "readline-common", "libtirpc-common") else f"{p}:arm64"
+            p if p in ("media-types", "readline-common", "libtirpc-common", "tzdata")
+            else f"{p}:arm64"
             for p in DEBS]
         run(["apt-get", "download", "-q", *pkgs], cwd=debs)
     versions = {}
@@ -413,7 +415,13 @@ def build_gpiosim(out: Path, kver: str, kdeb: str) -> dict:
             f"{common.group(1)}={kdeb}", f"linux-kbuild-{series}={kdeb}",
             f"linux-image-{kver}:arm64={kdeb}"]
     with step("apt-get download (linux-source, headers, kbuild)"):
-        run(["apt-get", "download", "-q", *pkgs], cwd=debs)
+        try:
+            run(["apt-get", "download", "-q", *pkgs], cwd=debs)
+        except SystemExit as exc:
+            # The base caches a kernel by name; the archive keeps only recent versions.
+            raise SystemExit(f"{exc}\nbuild_image: the cached base's kernel {kver} ({kdeb}) "
+                             "may be gone from the archive: delete tests/hil/.cache to build "
+                             "a base (and gpio-sim) for the current kernel") from None
     with step("dpkg-deb -x + sources from linux-source"):
         for deb in sorted(debs.glob("*.deb")):
             run(["dpkg-deb", "-x", str(deb), str(x)])
