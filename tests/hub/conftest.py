@@ -51,9 +51,11 @@ def pi_config(broker: Broker, device: str, pins: str = GARDEN, **mqtt: Any) -> s
     return "\n".join(lines) + "\n" + pins
 
 
-def hub_config(broker: Broker, **hub: Any) -> str:
+def hub_config(broker: Broker, mqtt: dict[str, Any] | None = None, **hub: Any) -> str:
     lines = ["[gpio]", 'backend = "simulated"', "", "[mqtt]", 'host = "127.0.0.1"',
-             f"port = {broker.port}", "reconnect_max_s = 1", "", "[hub]", "enabled = true"]
+             f"port = {broker.port}", "reconnect_max_s = 1"]
+    lines += [f"{k} = {_toml(v)}" for k, v in (mqtt or {}).items()]
+    lines += ["", "[hub]", "enabled = true"]
     lines += [f"{k} = {_toml(v)}" for k, v in hub.items()]
     return "\n".join(lines) + "\n" + """
 [[pins]]
