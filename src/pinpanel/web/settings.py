@@ -81,8 +81,13 @@ def _outcome(outcome: Outcome) -> dict[str, Any]:
 
 async def _save(request: Request, edit: Edit) -> Outcome:
     """Save through the runtime; a value tomlkit cannot write is a 422 like the loader's."""
+    live = _live(request)
     try:
-        return await _live(request).save(edit, actor_of(request, "settings"))
+        return await live.save(edit, actor_of(request, "settings"))
+    except OSError as exc:  # a read-only file or directory (ProtectSystem=, a root-owned /etc)
+        raise Problem(503, f"cannot write {live.path}: {exc.strerror}; nothing was changed "
+                      "(the server's user must be able to write the file and its "
+                      "directory)") from None
     except (TypeError, ValueError, tomlkit.exceptions.TOMLKitError) as exc:
         if isinstance(exc, ConfigError):
             raise
