@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from bench.stats import percentile
 from pinpanel.fleet import DEFAULT_PINS, PIN_ORDER, parse_broker
 from pinpanel.local_broker import temporary_broker
 
@@ -41,13 +42,6 @@ class LatencyReport:
         return {"devices": self.devices, "commands": self.commands, "p50_ms": self.p50_ms,
                 "p99_ms": self.p99_ms, "mean_ms": self.mean_ms, "max_ms": self.max_ms,
                 "lost": self.lost}
-
-
-def percentile(samples: list[float], fraction: float) -> float:
-    """Nearest-rank percentile of a non-empty list."""
-    ordered = sorted(samples)
-    rank = max(1, round(fraction * len(ordered) + 0.5 - 1e-9))
-    return ordered[min(rank, len(ordered)) - 1]
 
 
 async def measure_latency_async(broker: str, devices: int, commands: int = 200, *,

@@ -21,7 +21,8 @@ import time
 from pathlib import Path
 
 import httpx
-from tests.support import free_port
+
+from pinpanel.local_broker import free_port
 
 
 def _cpu_seconds(pid: int) -> float:

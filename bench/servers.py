@@ -14,7 +14,6 @@ import http.client
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.load import Request
+from pinpanel.local_broker import free_port
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
@@ -213,13 +213,6 @@ class Prepared:
         """The request with this server's extra headers (the bearer token) added."""
         return Request(request.method, request.path, {**request.headers, **self.headers},
                        request.body)
-
-
-def free_port() -> int:
-    """A port nobody listens on right now (the kernel's pick for an ephemeral bind)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
 
 
 def _python(

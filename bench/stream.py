@@ -27,6 +27,7 @@ from typing import Any
 import httpx
 
 from bench.load import Request
+from bench.stats import percentile
 
 CHANGE_MARKERS = (b"event: change", b"event:change")
 
@@ -96,19 +97,12 @@ class StreamResult:
             "missing": self.missing,
             "errors": self.errors,
             "seq_mismatches": self.seq_mismatches,
-            "p50_ms": percentile(self.latencies_s, 50) * 1000 if self.latencies_s else None,
-            "p99_ms": percentile(self.latencies_s, 99) * 1000 if self.latencies_s else None,
+            "p50_ms": percentile(self.latencies_s, 0.50) * 1000 if self.latencies_s else None,
+            "p99_ms": percentile(self.latencies_s, 0.99) * 1000 if self.latencies_s else None,
             "max_ms": max(self.latencies_s) * 1000 if self.latencies_s else None,
             "sample_event": self.sample_event,
             "sample_snapshot": self.sample_snapshot,
         }
-
-
-def percentile(values: list[float], pct: float) -> float:
-    """Nearest-rank percentile (no interpolation: every reported value was observed)."""
-    ordered = sorted(values)
-    rank = max(1, int(-(-pct * len(ordered) // 100)))  # ceil(pct/100 * n)
-    return ordered[min(rank, len(ordered)) - 1]
 
 
 def _parse_block(block: bytes) -> tuple[str, str | None, str]:

@@ -21,6 +21,11 @@ MOSQUITTO = "/usr/sbin/mosquitto"
 
 
 def free_port() -> int:
+    """A port nobody listens on right now (the kernel's pick for an ephemeral bind).
+
+    The one copy: tests/support.py, tests/hil/vm.py and bench/ import it from here, since
+    this module is already the test-and-bench tooling that src ships and both can import.
+    """
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])

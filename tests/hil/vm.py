@@ -24,6 +24,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pinpanel.local_broker import free_port
+
 GPIO_BASE = 0x3F200000  # BCM2837 (Pi 3) GPIO block, ARM physical address
 GPFSEL0, GPSET0, GPSET1, GPCLR0, GPCLR1, GPLEV0, GPLEV1 = 0x00, 0x1C, 0x20, 0x28, 0x2C, 0x34, 0x38
 FSEL_IN, FSEL_OUT = 0b000, 0b001
@@ -43,12 +45,6 @@ def _kill_leftovers() -> None:
     """Last resort (e.g. an interrupted pytest): no QEMU outlives the harness."""
     for machine in list(_LIVE):
         machine.kill()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass(frozen=True)
