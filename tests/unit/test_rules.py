@@ -256,3 +256,51 @@ async def test_rules_over_the_api(tmp_path: Path) -> None:
             assert (await http.delete("/api/v1/rules/hall")).status_code == 204
         actions = [(a["item"], a["action"]) for a in reversed(opened.store.automation_audit())]
         assert actions == [("hall", "create"), ("porch-door", "disable"), ("hall", "delete")]
+
+
+async def test_readings_from_the_sampler_drive_a_rule_in_the_runtime(tmp_path: Path) -> None:
+    """The engine listens to the real sampler (simulated sensor), not only to test samples."""
+    config = config_of(THERMOSTAT + f'\n[server]\ndata_dir = "{tmp_path}"\n[gpio]\n'
+                       'backend = "simulated"\n')
+    async with runtime.opened(config) as opened:
+        assert opened.sampler is not None
+        await opened.sampler.simulate("tank", value=30.0)
+        await settle()
+        assert opened.board.view("fan").state is True
+        await opened.sampler.simulate("tank", value=27.5)  # between the thresholds: stays
+        await settle()
+        assert opened.board.view("fan").state is True
+        await opened.sampler.simulate("tank", value=26.0)
+        await settle()
+        assert opened.board.view("fan").state is False
+        rows = opened.store.history(pins=[22], limit=10)
+        assert [(r.new, r.actor.name, r.actor.cause) for r in reversed(rows)][-2:] == [
+            (True, "rule:thermostat", "rule"), (False, "rule:thermostat", "rule")]
+
+
+async def test_a_schedule_run_triggers_a_rule(tmp_path: Path) -> None:
+    text = PINS + """
+[[schedules]]
+id = "evening"
+at = "18:00"
+pins = ["porch"]
+
+[[rules]]
+id = "after-evening"
+when = { schedule = "evening" }
+then = [{ pins = ["fan"], action = "on" }]
+"""
+    clock = FakeClock(berlin(17, 59))
+    async with running_board(tmp_path, text, clock=clock) as board:
+        from pinpanel.automation.scheduler import Scheduler
+
+        engine = engine_for(board, clock)
+        scheduler = Scheduler(board, BERLIN, clock)
+        scheduler.listeners.append(engine.on_schedule)
+        scheduler.replace(board.config.schedules)
+        clock.advance(61)
+        await settle()
+        assert board.view("porch").state is True and board.view("fan").state is True
+        row = board.store.history(pins=[22], limit=1)[0]
+        assert row.actor.name == "rule:after-evening"
+        scheduler.close()
