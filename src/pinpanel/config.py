@@ -739,7 +739,12 @@ def parse(data: Mapping[str, Any], source: str = "config") -> Config:
             data["schedules"], resolve=lambda ref, path: _output_ref(ref, by_ref, path, problems),
             groups={g.id for g in groups} | {ALL_GROUP}, scenes={s.id for s in scenes},
             problems=problems)
+        modes = {d.config.pin: d.config for d in drafts if d.config is not None}
         for i, schedule in enumerate(schedules):
+            for bcm in schedule.pins if schedule.action == "level" else ():
+                if bcm in modes and not modes[bcm].has_level:
+                    problems.append(f"schedules[{i}].pins: pin {bcm} is not a pwm pin; a "
+                                    "level needs one")
             moment = schedule.moment
             if moment is not None and moment.event is not None and not located:
                 problems.append(f"schedules[{i}].at: {schedule.at!r} needs [location] latitude "

@@ -7,8 +7,9 @@ A schedule says *when*, as exactly one of
   optional ``days = ["mon", ...]``;
 * ``cron = "*/15 6-22 * * *"`` (five fields, local time);
 
-and *what*, as exactly one of ``pins`` (with ``action`` on, off, toggle or pulse and, for a
-pulse, ``ms``), ``group`` (with ``action`` on, off or toggle) or ``scene``.
+and *what*, as exactly one of ``pins`` (with ``action`` on, off, toggle, pulse (with
+``ms``) or level (pwm pins: ``level`` 0.0-1.0, optional ``fade_ms``)), ``group`` (with
+``action`` on, off or toggle) or ``scene``.
 
 The config loader and the API's bodies go through :func:`load_schedule`, so a schedule
 written in TOML and one posted as JSON are checked by the same code and read the same way.
@@ -26,8 +27,10 @@ from typing import Any, Literal
 
 from cronsim import CronSim, CronSimError
 
-ScheduleAction = Literal["on", "off", "toggle", "pulse"]
-SCHEDULE_ACTIONS: tuple[ScheduleAction, ...] = ("on", "off", "toggle", "pulse")
+ScheduleAction = Literal["on", "off", "toggle", "pulse", "level"]
+SCHEDULE_ACTIONS: tuple[ScheduleAction, ...] = ("on", "off", "toggle", "pulse", "level")
+#: The board's limit for a fade (config.FADE_MAX_MS; this leaf cannot import config).
+FADE_MAX_MS = 600_000
 SunEvent = Literal["sunrise", "sunset", "dawn", "dusk"]
 SUN_EVENTS: tuple[SunEvent, ...] = ("sunrise", "sunset", "dawn", "dusk")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -41,8 +44,8 @@ SUN = re.compile(r"^(?P<event>sunrise|sunset|dawn|dusk)\s*(?:(?P<sign>[+-])\s*"
 OFFSET_MAX_MIN = 12 * 60
 #: Where a cron expression is tried when it is checked.
 _EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
-KEYS = ("id", "name", "at", "days", "cron", "action", "ms", "pins", "group", "scene",
-        "enabled")
+KEYS = ("id", "name", "at", "days", "cron", "action", "ms", "level", "fade_ms", "pins",
+        "group", "scene", "enabled")
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +96,8 @@ class ScheduleConfig:
     group: str = ""
     scene: str = ""
     enabled: bool = True
+    level: float | None = None
+    fade_ms: int = 0
 
     @property
     def moment(self) -> Moment | None:
@@ -103,7 +108,8 @@ class ScheduleConfig:
         """Whether a run leaves a state that holds (what start-up after a power cut restores).
 
         A pulse or a toggle does not: a missed pulse is not replayed, and a toggle's effect
-        depends on what was before it.
+        depends on what was before it. Neither does a level, yet: start-up restores on/off
+        (a pwm pin then comes on at its remembered level).
         """
         return bool(self.scene) or self.action in ("on", "off")
 
@@ -182,6 +188,17 @@ def load_schedule(table: object, path: str, *, resolve: Callable[[object, str], 
                         "pulse_ms)")
     elif ms and action != "pulse":
         problems.append(f"{path}.ms: applies only to action = \"pulse\"")
+    level, fade = table.get("level"), table.get("fade_ms", 0)
+    if action == "level":
+        if not isinstance(level, int | float) or isinstance(level, bool) or \
+                not 0.0 <= level <= 1.0:
+            problems.append(f"{path}.level: action = \"level\" needs a level 0.0 to 1.0")
+        if not isinstance(fade, int) or isinstance(fade, bool) or not 0 <= fade <= FADE_MAX_MS:
+            problems.append(f"{path}.fade_ms: must be an integer 0 to {FADE_MAX_MS}")
+        if "pins" not in table:
+            problems.append(f"{path}.action: a level is set on pins (pwm outputs)")
+    elif "level" in table or "fade_ms" in table:
+        problems.append(f"{path}.level: level and fade_ms apply only to action = \"level\"")
     targets = [key for key in ("pins", "group", "scene") if key in table]
     if len(targets) != 1:
         problems.append(f"{path}: give exactly one of pins, group or scene")
@@ -213,7 +230,9 @@ def load_schedule(table: object, path: str, *, resolve: Callable[[object, str], 
     return ScheduleConfig(
         id=ident, name=name or ident, at=at.lower(), days=tuple(days), cron=cron,
         action="on" if scene else action, ms=ms, pins=tuple(pins), group=group, scene=scene,
-        enabled=enabled)
+        enabled=enabled,
+        level=float(level) if action == "level" and isinstance(level, int | float) else None,
+        fade_ms=fade if action == "level" else 0)
 
 
 def load_schedules(raw: object, *, resolve: Callable[[object, str], int | None],

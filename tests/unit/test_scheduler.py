@@ -206,3 +206,57 @@ async def test_schedules_over_the_api_with_an_audit_row_per_edit(tmp_path: Path)
         water = reopened.schedules.entry("water").schedule
         assert water.enabled is False and [s.id for s in reopened.schedules.schedules()] == [
             "porch-on", "porch-off", "water"]
+
+
+LEVELS = """
+[location]
+latitude = 52.52
+longitude = 13.405
+timezone = "Europe/Berlin"
+
+[[pins]]
+pin = 18
+id = "lamp"
+mode = "pwm"
+
+[[pins]]
+pin = 17
+id = "porch"
+
+[[schedules]]
+id = "dim"
+at = "21:00"
+action = "level"
+level = 0.4
+fade_ms = 2000
+pins = ["lamp"]
+"""
+
+
+async def test_a_level_schedule_fades_a_pwm_pin(tmp_path: Path) -> None:
+    clock = FakeClock(berlin(2026, 12, 2, 20, 59).timestamp())
+    async with running_board(tmp_path, LEVELS, clock=clock) as board:
+        scheduler = Scheduler(board, BERLIN, clock)
+        scheduler.replace(board.config.schedules)
+        clock.advance(61)
+        await settle()
+        view = board.view("lamp")
+        assert view.level == 0.4  # the target is committed at once; the fade follows
+        row = board.store.history(pins=[18], limit=1)[0]
+        assert (row.actor.name, row.new_level) == ("schedule:dim", 0.4)
+        scheduler.close()
+
+
+def test_a_level_needs_a_pwm_pin_and_a_level() -> None:
+    import pytest
+
+    from pinpanel.errors import ConfigError
+
+    with pytest.raises(ConfigError) as caught:
+        config_of(LEVELS.replace('pins = ["lamp"]', 'pins = ["porch"]').replace(
+            "level = 0.4", "level = 4"))
+    problems = caught.value.problems
+    assert any("level: action = \"level\" needs a level 0.0 to 1.0" in p for p in problems)
+    with pytest.raises(ConfigError) as caught:
+        config_of(LEVELS.replace('pins = ["lamp"]', 'pins = ["porch"]'))
+    assert any("pin 17 is not a pwm pin" in p for p in caught.value.problems)

@@ -16,9 +16,14 @@ from pinpanel.changes import Actor
 from pinpanel.config import Config
 
 
-async def run_pins(board: Board, pins: Sequence[int], action: str, ms: int, actor: Actor) -> None:
-    """on, off or toggle (one commit for all the pins), or pulse (each pin its own)."""
-    if action == "pulse":
+async def run_pins(board: Board, pins: Sequence[int], action: str, ms: int, actor: Actor, *,
+                   level: float | None = None, fade_ms: int = 0) -> None:
+    """on, off or toggle (one commit for all the pins), or pulse or level (each pin its
+    own: a pulse has its own timer, a fade its own steps)."""
+    if action == "level":
+        await asyncio.gather(*(board.set_level(bcm, level, actor, fade_ms=fade_ms)
+                               for bcm in pins))
+    elif action == "pulse":
         await asyncio.gather(*(board.pulse(bcm, ms or None, actor) for bcm in pins))
     elif action == "toggle":
         await board.apply({bcm: not board.view(bcm).state for bcm in pins}, actor)
@@ -27,14 +32,15 @@ async def run_pins(board: Board, pins: Sequence[int], action: str, ms: int, acto
 
 
 async def run_target(board: Board, *, pins: Sequence[int] = (), group: str = "",
-                     scene: str = "", action: str = "on", ms: int = 0, actor: Actor) -> None:
+                     scene: str = "", action: str = "on", ms: int = 0, actor: Actor,
+                     level: float | None = None, fade_ms: int = 0) -> None:
     """A schedule's or rule's target: a scene, a group, or pins."""
     if scene:
         await groups.apply_scene(board, scene, actor)
     elif group:
         await groups.switch_group(board, group, action, actor)
     else:
-        await run_pins(board, pins, action, ms, actor)
+        await run_pins(board, pins, action, ms, actor, level=level, fade_ms=fade_ms)
 
 
 def states_left(config: Config, *, pins: Sequence[int] = (), group: str = "", scene: str = "",

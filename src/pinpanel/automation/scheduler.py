@@ -157,7 +157,8 @@ class Scheduler:
         try:
             await actions.run_target(self.board, pins=schedule.pins, group=schedule.group,
                                      scene=schedule.scene, action=schedule.action,
-                                     ms=schedule.ms, actor=actor_of(schedule))
+                                     ms=schedule.ms, actor=actor_of(schedule),
+                                     level=schedule.level, fade_ms=schedule.fade_ms)
         except PinpanelError as exc:  # a refused action or a failed commit: the next goes on
             log.warning("schedule %s: its run at %s failed: %s", schedule.id,
                         due.isoformat(), exc)

@@ -63,6 +63,10 @@ def check(config: Config, body: object, path: str = "body") -> ScheduleConfig:
     schedule = load_schedule(body, path, resolve=resolve,
                              groups={g.id for g in config.groups} | {ALL_GROUP},
                              scenes={s.id for s in config.scenes}, problems=problems)
+    if schedule is not None and schedule.action == "level":
+        for bcm in schedule.pins:
+            if not by_ref[bcm].has_level:
+                problems.append(f"{path}.pins: pin {bcm} is not a pwm pin; a level needs one")
     if schedule is not None and schedule.moment is not None and \
             schedule.moment.event is not None and not config.located:
         problems.append(f"{path}.at: {schedule.at!r} needs [location] latitude and longitude "
@@ -205,6 +209,9 @@ def does(board: Board, schedule: ScheduleConfig) -> str:
     except PinpanelError:
         names = ", ".join(map(str, schedule.pins))
     extra = f" {schedule.ms} ms" if schedule.action == "pulse" and schedule.ms else ""
+    if schedule.action == "level" and schedule.level is not None:
+        extra = f" {schedule.level:.0%}" + (f" over {schedule.fade_ms} ms"
+                                           if schedule.fade_ms else "")
     return f"{names} {schedule.action}{extra}"
 
 
@@ -223,5 +230,9 @@ def _spec(schedule: ScheduleConfig) -> dict[str, Any]:
         spec["action"] = schedule.action
     if schedule.ms:
         spec["ms"] = schedule.ms
+    if schedule.level is not None:
+        spec["level"] = schedule.level
+        if schedule.fade_ms:
+            spec["fade_ms"] = schedule.fade_ms
     spec["enabled"] = schedule.enabled
     return spec
