@@ -30,12 +30,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
+import json
 import logging
 import math
 import re
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -59,6 +60,20 @@ TOUCH_EVERY_S = 600.0
 #: before it, so this changes nothing anyone can observe, while under load it spares most
 #: requests the ~10 µs query (a sixth of a small request's cost on this stack).
 RECHECK_S = 0.001
+#: What a grant allows on a pin. Seeing it is implied by any grant of the pin; a new kind of
+#: pin brings its action here (and its route asks :func:`may` with it).
+PIN_ACTIONS: tuple[str, ...] = ("on", "off", "toggle", "pulse", "level", "angle", "simulate")
+#: Shorthands for the forms and the command line: "switch" is on, off and toggle.
+ACTION_SHORTHANDS: dict[str, tuple[str, ...]] = {"switch": ("on", "off", "toggle")}
+#: The action that stands for "may see the pin" (its state, events and history).
+SEE = "see"
+#: Lifetimes offered for guest links and tokens (None: until revoked).
+LIFETIMES: dict[str, float | None] = {"1h": 3600.0, "1d": 86400.0, "1w": 7 * 86400.0,
+                                      "never": None}
+_LIFETIME = re.compile(r"^(\d{1,6})([smhdw])$")
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+#: The audit actor of a guest link is its name with this prefix.
+GUEST_PREFIX = "guest:"
 #: Hex digits of a token's hash used as the cache key (64 bits: no collisions in practice).
 _INDEX = 16
 
@@ -75,9 +90,95 @@ class Principal:
     name: str
     scope: Scope
     via: str = "token"
+    #: None: every pin. Otherwise the (pin, action) pairs allowed, with (pin, "see") for
+    #: every pin it may see (see :func:`may`).
+    grants: frozenset[tuple[int, str]] | None = None
+    #: Unix time after which it is refused (None: until revoked).
+    expires_at: float | None = None
+    #: The token this principal was proved with (its sessions are tied to it); "" = name.
+    token: str = ""
 
     def allows(self, needed: Scope) -> bool:
         return _RANK[self.scope] >= _RANK[needed]
+
+    @property
+    def limited(self) -> bool:
+        return self.grants is not None
+
+    @property
+    def token_name(self) -> str:
+        return self.token or self.name
+
+    def pins(self) -> frozenset[int] | None:
+        """The pins it may see (None: all)."""
+        if self.grants is None:
+            return None
+        return frozenset(pin for pin, action in self.grants if action == SEE)
+
+    def expired(self, now: float) -> bool:
+        return self.expires_at is not None and self.expires_at <= now
+
+
+def may(principal: Principal | None, action: str, pin: int) -> bool:
+    """May ``principal`` do ``action`` (``"see"`` or one of :data:`PIN_ACTIONS`) on ``pin``?
+
+    The one check of per-pin access: the scope first (seeing needs ``read``, any action
+    ``control``), then, for a limited principal, its grant of that pin and action.
+    """
+    if principal is None:
+        return False
+    if not principal.allows("read" if action == SEE else "control"):
+        return False
+    return principal.grants is None or (pin, action) in principal.grants
+
+
+def make_grants(per_pin: Mapping[int, Iterable[str]]) -> frozenset[tuple[int, str]]:
+    """``{pin: actions}`` -> grants; shorthands expanded, unknown actions refused."""
+    grants: set[tuple[int, str]] = set()
+    for pin, actions in per_pin.items():
+        grants.add((pin, SEE))
+        for action in actions:
+            for one in ACTION_SHORTHANDS.get(action, (action,)):
+                if one not in PIN_ACTIONS:
+                    raise AuthError(f"unknown action {action!r}; actions are "
+                                    f"{', '.join((*ACTION_SHORTHANDS, *PIN_ACTIONS))}")
+                grants.add((pin, one))
+    return frozenset(grants)
+
+
+def grants_json(grants: frozenset[tuple[int, str]] | None) -> str | None:
+    """How grants are stored: ``{"17": ["pulse"], "18": []}`` (an empty list: see only)."""
+    if grants is None:
+        return None
+    per_pin: dict[str, list[str]] = {}
+    for pin, action in sorted(grants):
+        actions = per_pin.setdefault(str(pin), [])
+        if action != SEE:
+            actions.append(action)
+    return json.dumps(per_pin, sort_keys=True)
+
+
+def grants_from_json(text: str | None) -> frozenset[tuple[int, str]] | None:
+    if text is None:
+        return None
+    return make_grants({int(pin): actions for pin, actions in json.loads(text).items()})
+
+
+def grants_as_json(grants: frozenset[tuple[int, str]] | None) -> dict[str, list[str]] | None:
+    """Grants for an API answer: BCM number (as a string) -> actions."""
+    text = grants_json(grants)
+    return None if text is None else dict(json.loads(text))
+
+
+def parse_lifetime(text: str) -> float | None:
+    """``1h``, ``1d``, ``1w``, ``never``, or any ``<n>s|m|h|d|w``: seconds (None: never)."""
+    text = text.strip().lower()
+    if text in LIFETIMES:
+        return LIFETIMES[text]
+    found = _LIFETIME.fullmatch(text)
+    if found is None or int(found[1]) == 0:
+        raise AuthError(f"lifetime must be like 1h, 1d, 1w, 90m or never, got {text!r}")
+    return float(int(found[1]) * _UNIT_S[found[2]])
 
 
 #: Everyone, when ``[auth] enabled = false``: the tutorial's open server.
@@ -94,10 +195,21 @@ class TokenInfo:
     scope: Scope
     created_at: str
     last_used_at: str | None
+    grants: frozenset[tuple[int, str]] | None = None
+    expires_at: float | None = None
+    kind: str = "token"
 
     def as_json(self) -> dict[str, Any]:
         return {"name": self.name, "scope": self.scope, "created_at": self.created_at,
-                "last_used_at": self.last_used_at}
+                "last_used_at": self.last_used_at, "pins": grants_as_json(self.grants),
+                "expires_at": stamp(self.expires_at)}
+
+
+def stamp(moment: float | None) -> str | None:
+    """Unix time as the API writes times (UTC, seconds); None stays None."""
+    if moment is None:
+        return None
+    return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def new_token() -> str:
@@ -131,10 +243,18 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def create_token(store: Store, name: str, scope: str = "control") -> str:
-    """Make a token (blocking: CLI and start-up); returns the secret, shown only once."""
+def create_token(store: Store, name: str, scope: str = "control", *,
+                 grants: frozenset[tuple[int, str]] | None = None,
+                 lifetime_s: float | None = None, kind: str = "token",
+                 now: float | None = None) -> str:
+    """Make a token (blocking: CLI and start-up); returns the secret, shown only once.
+
+    ``grants`` limit it to pins and actions, ``lifetime_s`` makes it expire.
+    """
     token = new_token()
-    store.add_token_sync(check_name(name), check_scope(scope), digest(token), _now())
+    expires = None if lifetime_s is None else (time.time() if now is None else now) + lifetime_s
+    store.add_token_sync(check_name(name), check_scope(scope), digest(token), _now(),
+                         grants=grants_json(grants), expires_at=expires, kind=kind)
     return token
 
 
@@ -144,8 +264,17 @@ def revoke_token(store: Store, name: str) -> None:
 
 
 def list_tokens(store: Store) -> list[TokenInfo]:
-    return [TokenInfo(name, check_scope(scope), created, used)
-            for name, scope, created, used in store.token_list()]
+    return [TokenInfo(name, check_scope(scope), created, used, grants_from_json(grants),
+                      expires, kind)
+            for name, scope, created, used, grants, expires, kind in store.token_list()]
+
+
+def _principal(name: str, scope: str, via: str, grants: str | None, expires: float | None,
+               kind: str) -> Principal:
+    if kind == "guest":  # the audit names the link; its sessions are tied to its token
+        return Principal(GUEST_PREFIX + name, check_scope(scope), via,
+                         grants_from_json(grants), expires, name)
+    return Principal(name, check_scope(scope), via, grants_from_json(grants), expires)
 
 
 # -- the cache every request consults ----------------------------------------------------------
@@ -184,10 +313,10 @@ class Keyring:
         if generation == self._generation and not self._dirty:
             return
         tokens, sessions = self._store.auth_rows(self._clock())
-        self._tokens = {h[:_INDEX]: (h, Principal(name, check_scope(scope), "token"))
-                        for h, name, scope in tokens}
-        self._sessions = {h: (Principal(name, check_scope(scope), "session"), expires)
-                          for h, name, scope, expires in sessions}
+        self._tokens = {h[:_INDEX]: (h, _principal(name, scope, "token", grants, until, kind))
+                        for h, name, scope, grants, until, kind in tokens}
+        self._sessions = {h: (_principal(name, scope, "session", grants, until, kind), expires)
+                          for h, name, scope, grants, until, kind, expires in sessions}
         self._generation = generation
         self._dirty = False
 
@@ -203,7 +332,9 @@ class Keyring:
         entry = self._tokens.get(hashed[:_INDEX])
         if entry is None or not hmac.compare_digest(entry[0], hashed):
             return None
-        self._touch(entry[1].name)
+        if entry[1].expired(self._clock()):
+            return None
+        self._touch(entry[1].token_name)
         return entry[1]
 
     def verify_session(self, session_id: str) -> Principal | None:
@@ -212,7 +343,8 @@ class Keyring:
             return None
         self._refresh()
         entry = self._sessions.get(digest(session_id))
-        if entry is None or entry[1] <= self._clock():
+        now = self._clock()
+        if entry is None or entry[1] <= now or entry[0].expired(now):
             return None
         return entry[0]
 
@@ -230,8 +362,10 @@ class Keyring:
         """Start a browser session for ``principal``; returns the id for the cookie."""
         session_id = secrets.token_urlsafe(32)
         now = self._clock()
-        await self._store.add_session(digest(session_id), principal.name, now,
-                                      now + hours * 3600)
+        expires = now + hours * 3600
+        if principal.expires_at is not None:  # never outlives the link it came from
+            expires = min(expires, principal.expires_at)
+        await self._store.add_session(digest(session_id), principal.token_name, now, expires)
         self.invalidate()
         return session_id
 
@@ -239,16 +373,24 @@ class Keyring:
         await self._store.remove_session(digest(session_id))
         self.invalidate()
 
-    async def create(self, name: str, scope: str) -> str:
-        """Make a token from a running server (the admin API); returns the secret once."""
+    async def create(self, name: str, scope: str, *,
+                     grants: frozenset[tuple[int, str]] | None = None,
+                     lifetime_s: float | None = None, kind: str = "token") -> str:
+        """Make a token or guest link from a running server (the admin API); returns the
+        secret once. Expiry is on this keyring's clock."""
         token = new_token()
+        expires = None if lifetime_s is None else self._clock() + lifetime_s
         await self._store.add_token(check_name(name), check_scope(scope), digest(token),
-                                    _now())
+                                    _now(), grants=grants_json(grants), expires_at=expires,
+                                    kind=kind)
         self.invalidate()
         return token
 
-    async def revoke(self, name: str) -> None:
-        await self._store.remove_token(name)
+    def now(self) -> float:
+        return self._clock()
+
+    async def revoke(self, name: str, kind: str | None = None) -> None:
+        await self._store.remove_token(name, kind)
         self.invalidate()
 
     def tokens(self) -> list[TokenInfo]:

@@ -136,6 +136,13 @@ MIGRATIONS: tuple[str, ...] = (
         last_error TEXT
     );
     """,
+    # 5: limited tokens and guest links: the pins and actions a token may use (JSON, NULL:
+    # all), when it stops working (unix time, NULL: until revoked), and what it is
+    """
+    ALTER TABLE tokens ADD COLUMN grants TEXT;
+    ALTER TABLE tokens ADD COLUMN expires_at REAL;
+    ALTER TABLE tokens ADD COLUMN kind TEXT NOT NULL DEFAULT 'token';
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 _ROW_COLUMNS = ("seq, at, pin, pin_id, old, new, cause, actor, client, "
@@ -771,22 +778,25 @@ class Store:
         """The counter every token or session change increments (see :func:`_bump_auth`)."""
         return self.read_meta(AUTH_GENERATION_KEY) or "0"
 
-    def auth_rows(self, now: float) -> tuple[list[tuple[str, str, str]],
-                                             list[tuple[str, str, str, float]]]:
-        """Every token as (hash, name, scope) and every live session as (hash, token name,
-        token scope, expires), read together for the keyring's cache."""
+    def auth_rows(self, now: float) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+        """Every token as (hash, name, scope, grants, expires_at, kind) and every live
+        session as (hash, then its token's name, scope, grants, expires_at and kind, then
+        the session's expires), read together for the keyring's cache."""
         with self.reading() as conn:
-            tokens = conn.execute("SELECT hash, name, scope FROM tokens").fetchall()
+            tokens = conn.execute("SELECT hash, name, scope, grants, expires_at, kind "
+                                  "FROM tokens").fetchall()
             sessions = conn.execute(
-                "SELECT s.hash, t.name, t.scope, s.expires FROM sessions s "
-                "JOIN tokens t ON t.name = s.token_name WHERE s.expires > ?", (now,)).fetchall()
+                "SELECT s.hash, t.name, t.scope, t.grants, t.expires_at, t.kind, s.expires "
+                "FROM sessions s JOIN tokens t ON t.name = s.token_name WHERE s.expires > ?",
+                (now,)).fetchall()
         return tokens, sessions
 
-    def token_list(self) -> list[tuple[str, str, str, str | None]]:
-        """(name, scope, created_at, last_used_at) of every token, by name."""
+    def token_list(self) -> list[tuple[Any, ...]]:
+        """(name, scope, created_at, last_used_at, grants, expires_at, kind) of every
+        token and guest link, by name."""
         with self.reading() as conn:
-            return conn.execute("SELECT name, scope, created_at, last_used_at FROM tokens "
-                                "ORDER BY name").fetchall()
+            return conn.execute("SELECT name, scope, created_at, last_used_at, grants, "
+                                "expires_at, kind FROM tokens ORDER BY name").fetchall()
 
     def unused_token(self, hashed: str) -> str | None:
         """The name of the token with this hash if it was never used, else None."""
@@ -800,18 +810,24 @@ class Store:
         self.write_sync(lambda conn: conn.execute(
             "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value)))
 
-    def add_token(self, name: str, scope: str, hashed: str, created_at: str,
-                  ) -> asyncio.Future[None]:
-        """Record a new token (a running server: on the writer thread)."""
-        return self._submit(_insert_token(name, scope, hashed, created_at))
+    def add_token(self, name: str, scope: str, hashed: str, created_at: str, *,
+                  grants: str | None = None, expires_at: float | None = None,
+                  kind: str = "token") -> asyncio.Future[None]:
+        """Record a new token or guest link (a running server: on the writer thread)."""
+        return self._submit(_insert_token(name, scope, hashed, created_at, grants,
+                                          expires_at, kind))
 
-    def add_token_sync(self, name: str, scope: str, hashed: str, created_at: str) -> None:
+    def add_token_sync(self, name: str, scope: str, hashed: str, created_at: str, *,
+                       grants: str | None = None, expires_at: float | None = None,
+                       kind: str = "token") -> None:
         """:meth:`add_token` from outside the event loop (CLI, start-up)."""
-        self.write_sync(_insert_token(name, scope, hashed, created_at))
+        self.write_sync(_insert_token(name, scope, hashed, created_at, grants, expires_at,
+                                      kind))
 
-    def remove_token(self, name: str) -> asyncio.Future[None]:
-        """Delete a token and its sessions; TokenNotFoundError if there is none."""
-        return self._submit(_delete_token(name))
+    def remove_token(self, name: str, kind: str | None = None) -> asyncio.Future[None]:
+        """Delete a token (of ``kind``, if given) and its sessions; TokenNotFoundError if
+        there is none."""
+        return self._submit(_delete_token(name, kind))
 
     def remove_token_sync(self, name: str) -> None:
         self.write_sync(_delete_token(name))
@@ -888,23 +904,27 @@ def _bump_auth(conn: sqlite3.Connection) -> None:
                  "SET value = CAST(value AS INTEGER) + 1", (AUTH_GENERATION_KEY,))
 
 
-def _insert_token(name: str, scope: str, hashed: str,
-                  created_at: str) -> Callable[[sqlite3.Connection], None]:
+def _insert_token(name: str, scope: str, hashed: str, created_at: str, grants: str | None,
+                  expires_at: float | None, kind: str) -> Callable[[sqlite3.Connection], None]:
     def work(conn: sqlite3.Connection) -> None:
         if conn.execute("SELECT 1 FROM tokens WHERE name = ?", (name,)).fetchone():
-            raise TokenExistsError(f"a token named {name!r} already exists "
+            raise TokenExistsError(f"a token or guest link named {name!r} already exists "
                                    "(revoke it first, or pick another name)")
-        conn.execute("INSERT INTO tokens (name, hash, scope, created_at) VALUES (?, ?, ?, ?)",
-                     (name, hashed, scope, created_at))
+        conn.execute("INSERT INTO tokens (name, hash, scope, created_at, grants, expires_at, "
+                     "kind) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                     (name, hashed, scope, created_at, grants, expires_at, kind))
         _bump_auth(conn)
     return work
 
 
-def _delete_token(name: str) -> Callable[[sqlite3.Connection], None]:
+def _delete_token(name: str, kind: str | None = None) -> Callable[[sqlite3.Connection], None]:
     def work(conn: sqlite3.Connection) -> None:
+        found = conn.execute("SELECT kind FROM tokens WHERE name = ?", (name,)).fetchone()
+        if found is None or (kind is not None and found[0] != kind):
+            what = "guest link" if kind == "guest" else "token"
+            raise TokenNotFoundError(f"no {what} named {name!r}")
         conn.execute("DELETE FROM sessions WHERE token_name = ?", (name,))
-        if conn.execute("DELETE FROM tokens WHERE name = ?", (name,)).rowcount == 0:
-            raise TokenNotFoundError(f"no token named {name!r}")
+        conn.execute("DELETE FROM tokens WHERE name = ?", (name,))
         _bump_auth(conn)
     return work
 

@@ -355,6 +355,8 @@ def test_a_database_from_before_levels_is_migrated_and_its_rows_stay_readable(
     conn.executescript(
         "DROP TABLE history; DROP TABLE pin_state; "
         "DROP TABLE automation; DROP TABLE automation_audit; DROP TABLE outbox; "
+        "ALTER TABLE tokens DROP COLUMN grants; ALTER TABLE tokens DROP COLUMN expires_at; "
+        "ALTER TABLE tokens DROP COLUMN kind; "
         "CREATE TABLE pin_state (pin INTEGER PRIMARY KEY, state INTEGER NOT NULL, "
         "seq INTEGER NOT NULL, changed_at TEXT NOT NULL, actor TEXT NOT NULL, "
         "cause TEXT NOT NULL); "

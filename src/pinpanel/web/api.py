@@ -14,10 +14,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from pinpanel import __version__
+from pinpanel.auth import SEE
 from pinpanel.board import ACTIONS, Action
 from pinpanel.config import FADE_MAX_MS, PULSE_MAX_MS
 from pinpanel.web.bodies import expect_object, read_json
-from pinpanel.web.context import actor_of, board_of
+from pinpanel.web.context import actor_of, board_of, require, visible_pins
 from pinpanel.web.openapi import json_body, json_response, problems, ref
 from pinpanel.web.problems import Problem
 from pinpanel.web.routing import ApiRoute
@@ -25,12 +26,18 @@ from pinpanel.web.routing import ApiRoute
 
 async def list_pins(request: Request) -> Response:
     board = board_of(request)
-    return JSONResponse({"pins": [v.as_json() for v in board.views()], "seq": board.hub.last_seq})
+    shown = visible_pins(request)
+    return JSONResponse({"pins": [v.as_json() for v in board.views()
+                                  if shown is None or v.pin in shown],
+                         "seq": board.hub.last_seq})
 
 
 async def get_pin(request: Request) -> Response:
     """The pin as committed: the state and ``seq`` of its last committed change."""
-    return JSONResponse(board_of(request).view(request.path_params["pin"]).as_json())
+    board = board_of(request)
+    pin = board.resolve(request.path_params["pin"])
+    require(request, SEE, pin.pin)
+    return JSONResponse(board.view(pin.pin).as_json())
 
 
 async def put_pin(request: Request) -> Response:
@@ -44,6 +51,9 @@ async def put_pin(request: Request) -> Response:
                          {"state": bool, "level": object, "angle": object})
     if len(body) != 1:
         raise Problem(422, "send exactly one of state, level (pwm) or angle (servo)")
+    doing = "level" if "level" in body else "angle" if "angle" in body else \
+        "on" if body["state"] else "off"
+    require(request, doing, pin.pin)
     actor = actor_of(request, "api")
     if "level" in body:
         view = await board.set_level(pin, body["level"], actor)
@@ -59,6 +69,7 @@ async def fade_pin(request: Request) -> Response:
     """Commit the target level now; the hardware moves there in steps over ``ms``."""
     board = board_of(request)
     pin = board.resolve(request.path_params["pin"])
+    require(request, "level", pin.pin)
     body = expect_object(await read_json(request), {"level": object, "ms": int},
                          required=("level", "ms"))
     view = await board.set_level(pin, body["level"], actor_of(request, "api"),
@@ -75,6 +86,7 @@ async def switch_pin(request: Request) -> Response:
         expect_object(body, {})
     board = board_of(request)
     pin = board.resolve(request.path_params["pin"])  # 404 before anything else
+    require(request, action, pin.pin)
     view = await board.command(pin, action, actor_of(request, "api"))
     return JSONResponse(view.as_json())
 
@@ -82,6 +94,7 @@ async def switch_pin(request: Request) -> Response:
 async def pulse_pin(request: Request) -> Response:
     board = board_of(request)
     pin = board.resolve(request.path_params["pin"])
+    require(request, "pulse", pin.pin)
     body = await read_json(request, optional=True)
     ms: int | None = None
     if body is not None:
@@ -97,6 +110,7 @@ async def simulate_input(request: Request) -> Response:
     if not board.simulated:
         raise Problem(404, "inputs can be driven by hand only on the simulated board")
     pin = board.resolve(request.path_params["pin"])
+    require(request, "simulate", pin.pin)
     body = expect_object(await read_json(request), {"level": str}, required=("level",))
     level = body["level"]
     if level not in ("high", "low"):
@@ -228,37 +242,42 @@ def routes() -> list[ApiRoute]:
                  openapi={"summary": "Backend, version and board", "tags": ["system"],
                           "responses": {"200": json_response(ref("System"), "System facts")}}),
         ApiRoute("/api/v1/pins", list_pins, methods=["GET"], name="pins", policy="read",
+                 pin_scoped=True,
                  schemas={**PIN, "PinList": SCHEMAS["PinList"]},
                  openapi={"summary": "Every pin", "tags": ["pins"],
                           "description": READ_AS_COMMITTED,
                           "responses": {"200": json_response(ref("PinList"), "All pins")}}),
         ApiRoute("/api/v1/pins/{pin}", get_pin, methods=["GET"], name="pin", policy="read",
+                 pin_scoped=True,
                  schemas=PIN,
                  openapi={"summary": "One pin", "tags": ["pins"], "parameters": [PIN_PARAM],
                           "description": READ_AS_COMMITTED,
                           "responses": {"200": json_response(ref("Pin"), "The pin"),
                                         **problems(WHY, 404)}}),
         ApiRoute("/api/v1/pins/{pin}", put_pin, methods=["PUT"], name="pin_put",
-                 policy="control", schemas={**PIN, "StateBody": SCHEMAS["StateBody"]},
+                 policy="control",
+                 pin_scoped=True, schemas={**PIN, "StateBody": SCHEMAS["StateBody"]},
                  openapi=_switch("Set the state, level or angle",
                                  "Switch an output on or off, set a pwm pin's level or turn a "
                                  "servo (null detaches it). On a pwm pin state true brings "
                                  "back the last level above zero.", "StateBody")),
         ApiRoute("/api/v1/pins/{pin}/fade", fade_pin, methods=["POST"], name="pin_fade",
-                 policy="control", schemas={**PIN, "FadeBody": SCHEMAS["FadeBody"]},
+                 policy="control",
+                 pin_scoped=True, schemas={**PIN, "FadeBody": SCHEMAS["FadeBody"]},
                  openapi=_switch(
                      "Fade", "pwm pins: the target level is committed at once (the answer "
                      "and the event carry it, with fade_until) and the hardware moves there "
                      "in steps over ms. The request returns at once; any later command on "
                      "the pin ends the fade.", "FadeBody")),
         ApiRoute("/api/v1/pins/{pin}/pulse", pulse_pin, methods=["POST"], name="pin_pulse",
-                 policy="control", schemas={**PIN, "PulseBody": SCHEMAS["PulseBody"]},
+                 policy="control",
+                 pin_scoped=True, schemas={**PIN, "PulseBody": SCHEMAS["PulseBody"]},
                  openapi=_switch(
                      "Pulse", "On now, off after ms (default: the pin's pulse_ms, else 500). "
                      "The request returns at once; a later command on the pin cancels the "
                      "turn-off.", "PulseBody", optional_body=True, cause="pulse")),
         ApiRoute("/api/v1/pins/{pin}/simulate", simulate_input, methods=["POST"],
-                 name="pin_simulate", policy="control",
+                 name="pin_simulate", policy="control", pin_scoped=True,
                  schemas={**PIN, "SimulateBody": SCHEMAS["SimulateBody"]},
                  openapi=_switch(
                      "Drive a simulated input", "Simulated board only (404 on real pins): "
@@ -266,7 +285,7 @@ def routes() -> list[ApiRoute]:
                      cause="input")),
         # One handler for on, off and toggle; the document spells them out as three paths.
         ApiRoute("/api/v1/pins/{pin}/{action:str}", switch_pin, methods=["POST"],
-                 name="pin_switch", policy="control", schemas=PIN, openapi_paths={
+                 name="pin_switch", policy="control", pin_scoped=True, schemas=PIN, openapi_paths={
                      "/api/v1/pins/{pin}/on": _switch("Switch on",
                                                       "Interlocked pins go off first."),
                      "/api/v1/pins/{pin}/off": _switch("Switch off",

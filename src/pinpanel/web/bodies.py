@@ -83,6 +83,7 @@ def expect_object(value: Any, allowed: dict[str, type],
                 item = value[key] = int(item)  # 137.0 is an integer to JSON Schema too
             wrong = not isinstance(item, kind) or (kind is int and isinstance(item, bool))
             if wrong:
-                name = {bool: "true or false", int: "an integer", str: "a string"}[kind]
+                name = {bool: "true or false", int: "an integer", str: "a string",
+                        list: "a list", dict: "an object"}.get(kind, "something else")
                 raise Problem(422, f"field {key!r} must be {name}")
     return value

@@ -17,7 +17,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from pinpanel.config import Config
 from pinpanel.errors import PinError
 from pinpanel.web.bodies import is_json
-from pinpanel.web.context import actor_of, board_of
+from pinpanel.web.context import actor_of, board_of, require, visible_pins
 from pinpanel.web.openapi import json_response, ref
 from pinpanel.web.routing import ApiRoute
 
@@ -28,7 +28,9 @@ INVALID_PIN = {"Error": "Invalid Pin Number"}
 async def api_list(request: Request) -> Response:
     if not is_json(request):
         return JSONResponse(ONLY_JSON, status_code=400)
-    return JSONResponse({str(v.pin): v.state for v in board_of(request).views()})
+    shown = visible_pins(request)
+    return JSONResponse({str(v.pin): v.state for v in board_of(request).views()
+                         if shown is None or v.pin in shown})
 
 
 async def api_toggle(request: Request) -> Response:
@@ -38,7 +40,10 @@ async def api_toggle(request: Request) -> Response:
     if not ref.isdecimal():
         return JSONResponse(INVALID_PIN, status_code=400)
     try:
-        await board_of(request).command(int(ref), "toggle", actor_of(request, "api"))
+        board = board_of(request)
+        pin = board.resolve(int(ref))
+        require(request, "toggle", pin.pin)
+        await board.command(pin, "toggle", actor_of(request, "api"))
     except PinError:
         return JSONResponse(INVALID_PIN, status_code=400)
     return JSONResponse({"Success": True})
@@ -49,7 +54,10 @@ async def form_toggle(request: Request) -> Response:
     if not ref.isdecimal():
         return JSONResponse(INVALID_PIN, status_code=400)
     try:
-        await board_of(request).command(int(ref), "toggle", actor_of(request, "form"))
+        board = board_of(request)
+        pin = board.resolve(int(ref))
+        require(request, "toggle", pin.pin)
+        await board.command(pin, "toggle", actor_of(request, "form"))
     except PinError:
         return JSONResponse(INVALID_PIN, status_code=400)
     return RedirectResponse(request.url_for("page").path, status_code=303)
@@ -100,6 +108,7 @@ def _form_toggle_doc(config: Config) -> dict[str, Any]:
 def routes() -> list[ApiRoute]:
     return [
         ApiRoute("/api/list", api_list, methods=["GET"], name="compat_list", policy="read",
+                 pin_scoped=True,
                  schemas=SCHEMAS, openapi={
                      "summary": "Tutorial: every pin's state", "tags": ["tutorial"],
                      "parameters": [JSON_CT_HEADER],
@@ -107,7 +116,8 @@ def routes() -> list[ApiRoute]:
                                    "400": json_response(ref("CompatError"),
                                                         "Not a JSON request")}}),
         ApiRoute("/api/toggle/{pin}", api_toggle, methods=["POST"], name="compat_toggle",
-                 policy="control", schemas=SCHEMAS, openapi=_toggle_doc),
+                 policy="control", pin_scoped=True, schemas=SCHEMAS, openapi=_toggle_doc),
         ApiRoute("/toggle", form_toggle, methods=["POST"], name="form_toggle",
-                 policy="control", schemas=SCHEMAS, openapi=_form_toggle_doc),
+                 policy="control", pin_scoped=True, schemas=SCHEMAS,
+                 openapi=_form_toggle_doc),
     ]

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
+from pinpanel.auth import SEE, Principal, may
 from pinpanel.board import Board
 from pinpanel.changes import Actor
 from pinpanel.store import Store
+from pinpanel.web.problems import Problem
 
 PRINCIPAL_KEY = "pinpanel.principal"
 
@@ -33,3 +35,27 @@ def store_of(request: Request) -> Store:
     """The store handed to the app by the runtime (history reads), never ``board.store``."""
     store: Store = request.app.state.store
     return store
+
+
+def principal_of(request: Request) -> Principal | None:
+    principal = request.scope.get(PRINCIPAL_KEY)
+    return principal if isinstance(principal, Principal) else None
+
+
+def require(request: Request, action: str, pin: int) -> None:
+    """403 unless the caller may do ``action`` on ``pin`` (:func:`pinpanel.auth.may`).
+
+    Asked before the body is used and before the board is: a refusal changes nothing.
+    """
+    principal = principal_of(request)
+    if principal is None:  # no security layer in front (cannot happen in the app)
+        raise Problem(403, "no principal")
+    if not may(principal, action, pin):
+        doing = "see" if action == SEE else action
+        raise Problem(403, f"{principal.name!r} may not {doing} pin {pin}")
+
+
+def visible_pins(request: Request) -> frozenset[int] | None:
+    """The pins this caller may see; None: every pin (an unlimited principal)."""
+    principal = principal_of(request)
+    return None if principal is None else principal.pins()

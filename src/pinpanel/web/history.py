@@ -23,11 +23,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from pinpanel.auth import SEE
 from pinpanel.board import Board
 from pinpanel.changes import Committed, format_time, parse_time
 from pinpanel.store import Store
 from pinpanel.web import openapi
-from pinpanel.web.context import board_of, store_of
+from pinpanel.web.context import board_of, require, store_of, visible_pins
 from pinpanel.web.problems import Problem
 from pinpanel.web.routing import ApiRoute
 
@@ -92,6 +93,7 @@ def history_query(request: Request) -> dict[str, Any]:
         if not ref.strip():
             raise Problem(422, "pin must be a BCM number or a pin id, got an empty value")
         bcm = board.resolve(ref).pin  # unknown pin: 404
+        require(request, SEE, bcm)  # a guest's other pins: 403
         if bcm not in pins:
             pins.append(bcm)
     limit_text = _single(request, "limit")
@@ -103,6 +105,9 @@ def history_query(request: Request) -> dict[str, Any]:
     until = None if until_text is None else parse_rfc3339("until", until_text)
     # since >= until is an empty range, answered with an empty page like any other range
     # with nothing in it (no constraint between two parameters the document cannot state).
+    shown = visible_pins(request)
+    if shown is not None and not pins:  # a guest's history is of its own pins only
+        pins = sorted(shown) or [-1]  # no pin at all: a pin number no row has
     return {"pins": pins, "since": since, "until": until, "before_seq": cursor, "limit": limit}
 
 
@@ -351,6 +356,7 @@ PARAMETER_DOCS = [
 def routes() -> list[ApiRoute]:
     return [ApiRoute(
         "/api/v1/history", history_api, methods=["GET"], name="history", policy="read",
+        pin_scoped=True,
         schemas=SCHEMAS, openapi={
             "summary": "Audit history", "tags": ["history"],
             "description": "Committed changes, newest first, paged with a cursor. Filters "

@@ -119,7 +119,9 @@ def build_spec(routes: Iterable[BaseRoute], config: Config,
     schemas: dict[str, Any] = dict(SCHEMAS)
     for path, method, op, route in operations(routes, config):
         paths.setdefault(path, {})[method] = op
-        for name, schema in route.schemas.items():
+        for name, made in route.schemas.items():
+            # A schema may be made from the config (one whose values are the pins).
+            schema = made(config) if callable(made) else made
             if schemas.setdefault(name, schema) != schema:
                 raise ValueError(f"two routes define the schema {name!r} differently")
     return {

@@ -26,7 +26,7 @@ from starlette.responses import Response
 from starlette.templating import Jinja2Templates
 
 from pinpanel import __version__
-from pinpanel.auth import Principal
+from pinpanel.auth import Principal, may
 from pinpanel.changes import format_time
 from pinpanel.web import assets, charts, header_diagram, history, security
 from pinpanel.web.context import PRINCIPAL_KEY, board_of
@@ -79,18 +79,22 @@ class PageCache:
 
     async def render(self, request: Request) -> bytes:
         board = board_of(request)
-        views = board.views()
         scope = request.scope
+        principal = scope.get(PRINCIPAL_KEY)
+        grants = principal.grants if isinstance(principal, Principal) else None
+        # A guest's page lists only its pins, with only the buttons it may use.
+        views = [v for v in board.views() if grants is None or (v.pin, "see") in grants]
         csrf = security.csrf_token_of(scope)
         user = security.session_user_of(scope)
         admin = _is_admin(scope)
         sampler = getattr(request.app.state, "sensors", None)
-        key = (board.hub.last_seq, tuple(views), int(time.time() // 60), user, admin,
+        key = (board.hub.last_seq, tuple(views), int(time.time() // 60), user, admin, grants,
                bool(csrf), scope["scheme"], request.headers.get("host"),
                scope.get("root_path", ""), sampler.published if sampler is not None else 0)
         parts = self._pages.get(key)
         if parts is None:
-            parts = await self._draw(request, views, mark_csrf=bool(csrf), admin=admin)
+            parts = await self._draw(request, views, mark_csrf=bool(csrf), admin=admin,
+                                     limited=grants is not None)
             if len(self._pages) >= self.MAX_ENTRIES:
                 del self._pages[next(iter(self._pages))]
             self._pages[key] = parts
@@ -100,14 +104,15 @@ class PageCache:
 
     @staticmethod
     async def _draw(request: Request, views: list[Any], *, mark_csrf: bool,
-                    admin: bool) -> list[bytes]:
+                    admin: bool, limited: bool = False) -> list[bytes]:
         """Render index.html with markers; return it split so the markers are own items."""
         board = board_of(request)
         context = page_context(request, pins=views, seq=board.hub.last_seq,
                                header=header_diagram.slots(views), hd=header_diagram,
                                settings={p.pin: p for p in board.config.pins}, now=NOW_MARK,
-                               admin=admin,
-                               sensors=await charts.page_sensors(request),
+                               admin=admin, can=_can(request),
+                               # Guests see their pins only: no sensors unless granted.
+                               sensors=[] if limited else await charts.page_sensors(request),
                                **await history.page_history(request))
         context["request"] = request
         for processor in TEMPLATES.context_processors:
@@ -116,6 +121,15 @@ class PageCache:
             context["csrf_token"] = CSRF_MARK
         html = TEMPLATES.get_template("index.html").render(context).encode()
         return [part for part in _SPLIT.split(html) if part]
+
+
+def _can(request: Request) -> Any:
+    """``can(pin, action)`` for the template: which buttons a limited caller gets (everyone
+    else gets every button, as before: a read token's click is refused by the route)."""
+    principal = request.scope.get(PRINCIPAL_KEY)
+    if not isinstance(principal, Principal) or not principal.limited:
+        return lambda pin, action: True
+    return lambda pin, action: may(principal, action, pin)
 
 
 def _is_admin(scope: Any) -> bool:
@@ -131,6 +145,6 @@ async def page(request: Request) -> Response:
 
 
 def routes() -> list[ApiRoute]:
-    return [ApiRoute("/", page, methods=["GET"], name="page", policy="read",
+    return [ApiRoute("/", page, methods=["GET"], name="page", policy="read", pin_scoped=True,
                      openapi={"summary": "The page", "tags": ["page"],
                               "responses": {"200": html_response()}})]

@@ -45,14 +45,18 @@ class ApiRoute(Route):
     ``openapi_paths`` is for a route whose one pattern the document spells out as several
     paths (``/api/v1/pins/{pin}/{action}`` as ``.../on``, ``.../off``, ``.../toggle``).
     ``schemas`` are the components its operation refers to by ``$ref``.
+    ``pin_scoped`` says the route asks :func:`pinpanel.auth.may` per pin itself (it lists
+    only the pins a guest may see, refuses actions not granted); a route without it is
+    closed to a principal limited to some pins (guest links, per-pin tokens).
     """
 
     def __init__(self, path: str, endpoint: Callable[..., Any], *, methods: Collection[str],
                  name: str, policy: Policy, openapi: Documented | None = None,
                  openapi_paths: Mapping[str, Documented] | None = None,
-                 schemas: Mapping[str, Any] | None = None) -> None:
+                 schemas: Mapping[str, Any] | None = None, pin_scoped: bool = False) -> None:
         super().__init__(path, endpoint, methods=list(methods), name=name)
         self.policy: Policy = policy
+        self.pin_scoped = pin_scoped
         self.openapi = openapi
         self.openapi_paths = openapi_paths
         self.schemas: Mapping[str, Any] = schemas or {}
@@ -64,6 +68,11 @@ class ApiMount(Mount):
     def __init__(self, path: str, app: ASGIApp, *, name: str, policy: Policy) -> None:
         super().__init__(path, app=app, name=name)
         self.policy: Policy = policy
+
+
+def pin_scoped(route: BaseRoute | None) -> bool:
+    """Whether the route checks per-pin grants itself (see :class:`ApiRoute`)."""
+    return bool(getattr(route, "pin_scoped", False))
 
 
 def policy_of(route: BaseRoute | None) -> Policy | None:

@@ -23,7 +23,10 @@ For each request, in this order (the cheap refusals first):
    a bad token is answered 429 instead (logged once). A valid token is never refused here,
    whatever others at the same address send (see web/ratelimit.py).
    No credentials: a browser navigation is redirected to ``/login``, anything else is 401.
-6. **Scope** of the principal against the policy. -> 403
+6. **Scope** of the principal against the policy. -> 403. A principal limited to some pins
+   (a guest link, a per-pin token) reaches only routes declared ``pin_scoped``, which ask
+   :func:`pinpanel.auth.may` per pin; every other route (sensors, settings, tokens...) is
+   closed to it. -> 403
 7. **CSRF**: a state-changing request authenticated by the session cookie must carry the
    session's CSRF token, in ``X-CSRF-Token`` (fetch) or a ``csrf_token`` form field (plain
    forms; the body is read here, within ``server.max_body_bytes``, and replayed to the
@@ -52,7 +55,7 @@ from pinpanel.config import Config
 from pinpanel.web.context import PRINCIPAL_KEY
 from pinpanel.web.problems import ProblemResponse
 from pinpanel.web.ratelimit import FailureLimiter
-from pinpanel.web.routing import Policy, RouteTable, policy_of
+from pinpanel.web.routing import Policy, RouteTable, pin_scoped, policy_of
 
 log = logging.getLogger(__name__)
 
@@ -224,6 +227,10 @@ class SecurityMiddleware:
                 return await ProblemResponse(
                     403, f"this needs {'an' if policy == 'admin' else 'a'} {policy} token; "
                     f"{principal.name!r} has scope {principal.scope}")(scope, receive, send)
+            if principal.limited and not pin_scoped(route):
+                return await ProblemResponse(
+                    403, f"{principal.name!r} is limited to some pins and actions; this "
+                    "route is not among them")(scope, receive, send)
         if principal is not None:
             scope[PRINCIPAL_KEY] = principal
         if session_id is not None:
@@ -384,6 +391,7 @@ class SecurityMiddleware:
             _netloc(origin) == headers.get(b"host", b"").lower()
         if (policy is None or principal is None or not principal.allows(
                 "read" if policy == "open" else policy) or not same
+                or (principal.limited and not pin_scoped(route))
                 or not self._host_ok(headers.get(b"host", b""))):
             await send({"type": "websocket.close", "code": 1008})
             return

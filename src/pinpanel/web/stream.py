@@ -39,7 +39,7 @@ from pinpanel.changes import Change, format_time
 from pinpanel.events import EventHub, SubscriberDropped, Subscription
 from pinpanel.sensors.model import Sample
 from pinpanel.sensors.sampler import ReadingSubscription
-from pinpanel.web.context import board_of
+from pinpanel.web.context import board_of, visible_pins
 from pinpanel.web.openapi import problem
 from pinpanel.web.problems import Problem
 from pinpanel.web.routing import ApiRoute
@@ -135,6 +135,8 @@ class EventStream(Response):
         self.background = None
         self._request = request
         self._last_event_id = last_event_id
+        #: A guest's pins (None: every pin); a limited principal gets no sensor readings.
+        self._shown = visible_pins(request)
         state = request.app.state
         self._keepalive: float = getattr(state, "sse_keepalive", KEEPALIVE_S)
         self._stall_check: float = min(STALL_CHECK_S, self._keepalive)
@@ -152,20 +154,26 @@ class EventStream(Response):
         if seq is not None and seq <= hub.last_seq:
             missed = hub.since(seq)
             if missed is not None:
-                return retry + b"\n" + self._frames(missed)
+                return retry + b"\n" + self._frames(self._only_shown(missed))
         board = board_of(self._request)
         # "at" is the server's now on the board's clock, so a client can tell how long a
         # pending pulse_until has left without trusting its own clock.
         now = datetime.fromtimestamp(board.clock.time(), UTC)
         snapshot = {"seq": hub.last_seq,
                     "at": format_time(now),
-                    "pins": [view.as_json() for view in board.views()]}
+                    "pins": [view.as_json() for view in board.views()
+                             if self._shown is None or view.pin in self._shown]}
         return retry + frame("snapshot", snapshot, hub.last_seq)
+
+    def _only_shown(self, changes: Iterable[Change]) -> list[Change]:
+        """The changes of the pins this client may see (all of them for most)."""
+        shown = self._shown
+        return list(changes) if shown is None else [c for c in changes if c.pin.pin in shown]
 
     def latest_readings(self) -> bytes:
         """A ``reading`` event per sensor with its latest sample (the readings' snapshot)."""
         sampler = getattr(self._request.app.state, "sensors", None)
-        if sampler is None:
+        if sampler is None or self._shown is not None:
             return b""
         return b"".join(reading_frame(s.latest) for s in sampler.states.values()
                         if s.latest is not None)
@@ -182,7 +190,8 @@ class EventStream(Response):
         # this loop, so no change can fall between the snapshot and the subscription.
         sub = hub.subscribe()
         sampler = getattr(self._request.app.state, "sensors", None)
-        readings = sampler.subscribe() if sampler is not None else None
+        readings = sampler.subscribe() if sampler is not None and self._shown is None \
+            else None
         opening = self.opening(hub) + self.latest_readings()
         writer: asyncio.Task[str] | None = None
         watcher: asyncio.Task[str] | None = None
@@ -249,9 +258,9 @@ class EventStream(Response):
                         return "dropped"
                     if not batch:
                         return "closed"
-                    body += self._frames(batch)
+                    body += self._frames(self._only_shown(batch))
                     changes = None
-                if samples in done:
+                if samples in done:  # never for a limited principal (no readings)
                     got = samples.result()
                     if not got:
                         return "dropped" if readings.dropped else "closed"
@@ -276,8 +285,10 @@ class EventStream(Response):
                 return "dropped"
             if not batch:
                 return "closed"
-            await send({"type": "http.response.body", "body": self._frames(batch),
-                        "more_body": True})
+            shown = self._only_shown(batch)
+            if shown:
+                await send({"type": "http.response.body", "body": self._frames(shown),
+                            "more_body": True})
 
     async def _watch(self, receive: Receive, sub: Subscription) -> str:
         """Why the stream must end: ``disconnect``, ``shutdown`` or ``dropped``."""
@@ -346,4 +357,5 @@ OPENAPI = {
 
 def routes() -> list[ApiRoute]:
     return [ApiRoute("/api/v1/events", events, methods=["GET"], name="events", policy="read",
+                      pin_scoped=True,
                      openapi=OPENAPI)]

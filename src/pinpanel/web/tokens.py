@@ -1,5 +1,9 @@
 """The token API, for admins: what ``pinpanel token`` does, over HTTP.
 
+A token may be limited to pins and actions, and may expire: ``{"name": "garage-app",
+"pins": ["garage"], "actions": ["pulse"], "expires": "1d"}`` (the same as ``pinpanel token
+create NAME --pins garage --actions pulse --expires 1d``; see :func:`pinpanel.auth.may`).
+
 ``GET /api/v1/tokens`` lists names and scopes (the secrets are not stored, so they cannot
 be listed); ``POST /api/v1/tokens`` ``{"name": "phone", "scope": "control"}`` makes one and
 answers 201 with the secret, the only time it is ever shown; ``DELETE
@@ -14,7 +18,9 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from pinpanel import auth
 from pinpanel.errors import AuthError, TokenExistsError, TokenNotFoundError
+from pinpanel.web import guests
 from pinpanel.web.bodies import expect_object, read_json
 from pinpanel.web.openapi import json_body, json_response, problems, ref
 from pinpanel.web.problems import Problem
@@ -34,17 +40,31 @@ async def list_tokens(request: Request) -> Response:
 
 
 async def create_token(request: Request) -> Response:
-    body = expect_object(await read_json(request), {"name": str, "scope": str},
+    body = expect_object(await read_json(request), {"name": str, "scope": str, "pins": list,
+                                                    "actions": list, "expires": str},
                          required=("name",))
     scope = body.get("scope", "control")
+    grants = None
+    if "pins" in body or "actions" in body:
+        pins, actions = body.get("pins", []), body.get("actions", [])
+        if not all(isinstance(p, (str, int)) and not isinstance(p, bool) for p in pins) \
+                or not all(isinstance(a, str) for a in actions):
+            raise Problem(422, "pins must be pin ids or numbers, actions strings")
+        grants = guests.grants_of(request, {str(p): list(actions) for p in pins})
+    lifetime = guests.lifetime_of(body["expires"]) if "expires" in body else None
+    keyring = _guard(request).keyring
     try:
-        token = await _guard(request).keyring.create(body["name"], scope)
+        token = await keyring.create(body["name"], scope, grants=grants, lifetime_s=lifetime)
     except TokenExistsError as exc:
         raise Problem(409, str(exc)) from None
     except AuthError as exc:
         raise Problem(422, str(exc)) from None
-    return JSONResponse({"name": body["name"], "scope": scope, "token": token},
-                        status_code=201, headers={"Cache-Control": "no-store"})
+    answer: dict[str, Any] = {"name": body["name"], "scope": scope, "token": token}
+    if grants is not None:
+        answer["pins"] = auth.grants_as_json(grants)
+    if lifetime is not None:
+        answer["expires_at"] = auth.stamp(keyring.now() + lifetime)
+    return JSONResponse(answer, status_code=201, headers={"Cache-Control": "no-store"})
 
 
 async def revoke_token(request: Request) -> Response:
@@ -57,21 +77,39 @@ async def revoke_token(request: Request) -> Response:
 
 WHY = {400: "Malformed JSON", 404: "No token has that name",
        409: "A token with that name exists", 413: "Body too large",
-       415: "Body is not JSON", 422: "Bad name or scope"}
+       415: "Body is not JSON", 422: "Bad name, scope, pin, action or lifetime"}
 _SCOPE = {"type": "string", "enum": ["read", "control", "admin"]}
+_GRANTS = {"type": ["object", "null"], "description": "Limited to these pins (BCM number -> "
+           "actions); null: every pin",
+           "additionalProperties": {"type": "array", "items": {"type": "string"}}}
+_EXPIRES = {"type": ["string", "null"], "description": "When it stops working (UTC); null: "
+            "until revoked"}
 SCHEMAS: dict[str, Any] = {
     "TokenInfo": {"type": "object", "required": ["name", "scope", "created_at"],
                   "properties": {"name": {"type": "string"}, "scope": _SCOPE,
                                  "created_at": {"type": "string"},
-                                 "last_used_at": {"type": ["string", "null"]}}},
-    "TokenBody": {"type": "object", "required": ["name"], "additionalProperties": False,
-                  "properties": {"name": {"type": "string", "pattern":
-                                          "^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$"},
-                                 "scope": {**_SCOPE, "default": "control"}}},
+                                 "last_used_at": {"type": ["string", "null"]},
+                                 "pins": _GRANTS, "expires_at": _EXPIRES}},
+    "TokenBody": lambda config: {
+        "type": "object", "required": ["name"], "additionalProperties": False,
+        "dependentRequired": {"actions": ["pins"]},
+        "properties": {"name": {"type": "string", "pattern":
+                                "^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$"},
+                       "scope": {**_SCOPE, "default": "control"},
+                       "pins": {"type": "array", "minItems": 1, "items": {
+                           "enum": guests.pin_refs(config)},
+                           "description": "Limit it to these pins (ids or BCM numbers)"},
+                       "actions": {"type": "array", "items": {"enum": guests.ACTION_ENUM},
+                                   "description": "What it may do on them (switch = on, off "
+                                                  "and toggle); none: see only"},
+                       "expires": {"type": "string", "pattern": guests.LIFETIME_PATTERN,
+                                   "description": "Lifetime: 1h, 1d, 1w, <n>s|m|h|d|w or "
+                                                  "never"}}},
     "NewToken": {"type": "object", "required": ["name", "scope", "token"],
                  "properties": {"name": {"type": "string"}, "scope": _SCOPE,
                                 "token": {"type": "string",
-                                          "description": "The secret: shown only this once"}}},
+                                          "description": "The secret: shown only this once"},
+                                "pins": _GRANTS, "expires_at": _EXPIRES}},
 }
 
 
