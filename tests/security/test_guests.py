@@ -62,7 +62,7 @@ PROBES = probes(app_routes())
 PIN_SCOPED_OUTCOME = {
     "page": "allowed", "pins": "allowed", "pin": "allowed", "pin_put": "allowed",
     "pin_switch": "allowed", "compat_list": "allowed", "events": "allowed",
-    "history": "allowed",
+    "history": "allowed", "form_value": "allowed",
     "pin_pulse": "other action", "pin_fade": "other action", "compat_toggle": "other action",
     "form_toggle": "other pin", "pin_simulate": "other pin",
 }
@@ -182,6 +182,9 @@ CASES = [
     ("POST", "/toggle?pin=18", None, {}, "allowed"),
     ("POST", "/toggle?pin=23", None, {}, "other action"),
     ("POST", "/toggle?pin=24", None, {}, "other pin"),
+    ("POST", "/pins/18/value", None, {"value": "100"}, "allowed"),
+    ("POST", "/pins/23/value", None, {"value": "100"}, "other action"),
+    ("POST", "/pins/24/value", None, {"value": "100"}, "other pin"),
 ]
 
 
@@ -203,10 +206,11 @@ def test_guest_paths(cast: Cast, via: str, method: str, path: str, body: Any,
             form = {**form, "csrf_token": session.csrf}
         else:
             headers["X-CSRF-Token"] = session.csrf
-    if outcome == "allowed" and path.startswith("/api/v1/pins/") and method != "GET":
+    if outcome == "allowed" and path.startswith(("/api/v1/pins/", "/pins/")) and \
+            method != "GET":
         # From the opposite state, so the allowed change is a change (seq moves).
         target = "18" if "18" in path or "lights" in path else "23"
-        off_first = path.endswith(("/on", "/pulse")) or body == {"state": True}
+        off_first = path.endswith(("/on", "/pulse", "/value")) or body == {"state": True}
         cast.admin.post(f"/api/v1/pins/{target}/{'off' if off_first else 'on'}")
         settle(cast.admin)
     before = pin_snapshot(cast.server, cast.admin)

@@ -21,7 +21,7 @@ from starlette.responses import RedirectResponse, Response
 
 from pinpanel.config import Config
 from pinpanel.web.bodies import media_type, read_body
-from pinpanel.web.context import actor_of, board_of
+from pinpanel.web.context import actor_of, board_of, require
 from pinpanel.web.openapi import ref
 from pinpanel.web.problems import Problem
 from pinpanel.web.routing import ApiRoute
@@ -43,6 +43,13 @@ async def form_value(request: Request) -> Response:
         raise Problem(415, f"send the form as {FORM}")
     body = await read_body(request, request.app.state.max_body_bytes)
     form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+    # The one per-pin check (a guest link may hold only some of these), before the board.
+    if pin.has_level:
+        require(request, "level", pin.pin)
+    elif pin.has_angle:
+        require(request, "angle", pin.pin)
+    else:
+        require(request, "on" if _number(form.get("value"), "value") > 0 else "off", pin.pin)
     actor = actor_of(request, "form")
     if pin.has_level:
         await board.set_level(pin, _number(form.get("value"), "value") / 100, actor)
@@ -93,4 +100,4 @@ SCHEMAS: dict[str, Any] = {"SliderForm": {
 
 def routes() -> list[ApiRoute]:
     return [ApiRoute("/pins/{pin}/value", form_value, methods=["POST"], name="form_value",
-                     policy="control", openapi=doc, schemas=SCHEMAS)]
+                     policy="control", pin_scoped=True, openapi=doc, schemas=SCHEMAS)]
