@@ -9,7 +9,7 @@ import pytest
 
 from pinpanel.board import Board
 from pinpanel.changes import Actor, Change
-from pinpanel.errors import PinModeError, PinValueError, UnknownPinError
+from pinpanel.errors import PinModeError, PinValueError, StoreError, UnknownPinError
 from tests.support import FakeClock
 from tests.unit.conftest import hold_commits, running_board, settle
 
@@ -322,3 +322,53 @@ async def test_on_exit_release_returns_lines_to_inputs(tmp_path: Path) -> None:
         await board.command(18, "on", USER)
         pin = board.hardware._devices[18].pin
     assert pin.function == "input"
+
+
+# -- when the durable commit fails (moved from test_store.py) ---------------------------------
+
+FAIL_ON_23 = ("CREATE TRIGGER fail_23 BEFORE INSERT ON history WHEN NEW.pin = 23 "
+              "BEGIN SELECT RAISE(ABORT, 'disk on fire'); END")
+
+
+async def test_a_failed_commit_puts_the_pins_back_before_the_caller_hears(tmp_path: Path) -> None:
+    text = ("[[pins]]\npin = 18\n[[pins]]\npin = 23\n[[pins]]\npin = 24\n"
+            "[[interlocks]]\npins = [18, 23]\n")
+    async with running_board(tmp_path, text) as board:
+        published: list[int] = []
+        board.hub.add_listener(lambda change: published.append(change.seq))
+        on = await board.command(18, "on", USER)
+        await board.store.write(lambda conn: conn.execute(FAIL_ON_23))
+        with pytest.raises(StoreError, match="disk on fire"):
+            await board.command(23, "on", USER)  # would switch 18 off first (interlock)
+        # Answered only now, with both lines already back as committed.
+        assert board.hardware.read(18) is True and board.hardware.read(23) is False
+        assert board.store.last_changes()[18].seq == on.seq
+        assert published == [on.seq]  # nothing was announced
+        await board.store.write(lambda conn: conn.execute("DROP TRIGGER fail_23"))
+        again = await board.command(23, "on", USER)
+        assert again.seq == on.seq + 2  # 18 off, then 23 on: no gap where the failure was
+        assert board.hardware.read(18) is False and board.hardware.read(23) is True
+
+
+async def test_a_failed_commit_does_not_block_the_next_idempotent_command(
+        tmp_path: Path) -> None:
+    async with running_board(tmp_path) as board:
+        await board.store.write(lambda conn: conn.execute(FAIL_ON_23))
+        with pytest.raises(StoreError):
+            await board.command(23, "on", USER)
+        view = await board.command(23, "off", USER)  # already off: nothing to commit
+        assert view.state is False
+
+
+async def test_restore_never_brings_two_interlocked_pins_up_together(tmp_path: Path) -> None:
+    async with running_board(tmp_path) as board:  # no interlock yet: both on
+        await board.command(18, "on", USER)
+        last = await board.command(23, "on", USER)
+    text = ("[[pins]]\npin = 18\n[[pins]]\npin = 23\n[[interlocks]]\npins = [18, 23]\n")
+    async with running_board(tmp_path, text) as board:
+        assert board.view(23).state is True  # changed last, so it keeps its state
+        assert board.view(18).state is False
+        assert board.hardware.level_history(18)[1:] in ([], [False])  # never on, not even once
+        row = board.store.history(pins=[18], limit=1)[0]
+        assert (row.actor, row.old, row.new) == (Actor("system", "startup"), True, False)
+        assert row.seq > last.seq

@@ -1,4 +1,4 @@
-"""The hub and the event stream in one process: frames, resume, keep-alive, ends, drops.
+"""The event stream (web/stream.py) in one process: frames, resume, keep-alive, ends, drops.
 
 The stream is driven as an ASGI app with a hand-made ``receive``/``send``, so each way a
 stream can end (disconnect, shutdown, falling behind while stuck in ``send``) is exercised
@@ -20,7 +20,7 @@ from starlette.applications import Starlette
 
 from pinpanel.board import Board
 from pinpanel.changes import Actor, Change, Committed, PinView
-from pinpanel.events import EventHub, SubscriberDropped
+from pinpanel.events import EventHub
 from pinpanel.hardware import Hardware
 from pinpanel.store import Store
 from pinpanel.web import stream
@@ -140,41 +140,12 @@ def changes(client: Client) -> list[dict[str, Any]]:
     return [e for e in client.events() if e.get("event") == "change"]
 
 
-# -- the hub ---------------------------------------------------------------------------------
+# -- changes for the frame cache ----------------------------------------------------------
 
 
 def change(seq: int, state: bool = True) -> Change:
     view = PinView(18, "gpio18", "GPIO 18", "output", state, False, seq, "t")
     return Change(Committed(18, "gpio18", not state, state, USER, "t", seq), view)
-
-
-async def test_hub_since_replays_what_it_holds_and_admits_what_it_forgot() -> None:
-    hub = EventHub(replay=3)
-    assert hub.since(0) == []
-    for seq in range(1, 6):
-        hub.publish(change(seq))
-    assert [c.seq for c in hub.since(2) or []] == [3, 4, 5]
-    assert [c.seq for c in hub.since(4) or []] == [5]
-    assert hub.since(5) == []
-    assert hub.since(1) is None  # 2 was forgotten: the client needs a snapshot
-
-
-async def test_a_subscriber_that_falls_behind_is_dropped_and_the_others_are_not() -> None:
-    hub = EventHub(buffer=3)
-    slow, fast = hub.subscribe(), hub.subscribe()
-    for seq in range(1, 4):
-        hub.publish(change(seq))
-    assert [c.seq for c in await fast.next_batch()] == [1, 2, 3]
-    hub.publish(change(4))
-    assert hub.subscriber_count == 1
-    try:
-        await slow.next_batch()
-        raise AssertionError("a dropped subscriber must not read on")
-    except SubscriberDropped:
-        pass
-    assert [c.seq for c in await fast.next_batch()] == [4]
-    fast.close()
-    assert hub.subscriber_count == 0
 
 
 def test_frames_are_one_event_each_with_one_data_line() -> None:
