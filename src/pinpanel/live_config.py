@@ -11,7 +11,9 @@ at a time.
 
 The command-line flags the server was started with (``--port``...) stay applied over every
 new file, as they were over the first. Sections other than the pins' (server, mqtt...) take
-effect at the next start; :class:`Outcome` names the ones that differ.
+effect at the next start; :class:`Outcome` names the ones that differ. Each pin added,
+re-claimed, edited or removed gets an audit row (the store's automation audit, kind
+``pin``) naming who did it; the state changes themselves are in the history as any change.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from pinpanel.board import Board, Reconfigured
 from pinpanel.changes import Actor
 from pinpanel.config import Config, load, with_overrides
 from pinpanel.errors import ConfigError
+from pinpanel.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +54,11 @@ class LiveConfig:
     """The config file of a running server and the one way a new config reaches the board."""
 
     def __init__(self, board: Board, path: Path | None, data_dir: Path, *,
-                 overrides: Mapping[str, Any] | None = None) -> None:
+                 overrides: Mapping[str, Any] | None = None,
+                 store: Store | None = None) -> None:
         self.board = board
+        #: Where each applied pin edit gets an audit row (who, which pin, how, which file).
+        self.store = store
         self.given = path is not None
         self.path = path if path is not None else config_file.default_path(data_dir)
         self.overrides = dict(overrides or {})
@@ -98,6 +104,15 @@ class LiveConfig:
         waiting = tuple(f.name for f in fields(Config) if f.name not in LIVE_FIELDS
                         and getattr(config, f.name) != getattr(running, f.name))
         applied = await self.board.reconfigure(config, running.gpio.on_exit, actor)
+        if self.store is not None:
+            rows = [self.store.audit_automation("pin", str(bcm), action, actor.name,
+                                                str(self.path))
+                    for action, pins in (("added", applied.added),
+                                         ("reclaimed", applied.reclaimed),
+                                         ("edited", applied.edited),
+                                         ("removed", applied.removed)) for bcm in pins]
+            if rows:
+                await asyncio.gather(*rows)
         if waiting:
             log.warning("changed in %s but applied only at the next start: %s", self.path,
                         ", ".join(waiting))

@@ -279,7 +279,7 @@ async def _serve(config: Config, sockets: list[socket.socket], config_path: Path
 
         fleet_hub = hub.adapter(config)
         live = LiveConfig(runtime.board, config_path, config.server.data_path,
-                          overrides=overrides)
+                          overrides=overrides, store=runtime.store)
         app = create_app(config, runtime.board, runtime.store, auth.Keyring(runtime.store),
                          runtime.telemetry, sensors=runtime.sampler,
                          schedules=runtime.schedules, rules=runtime.rules,

@@ -3,7 +3,9 @@ saved over the API; untouched pins are never touched, a bad file changes nothing
 
 from __future__ import annotations
 
+import contextlib
 import signal
+import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -113,6 +115,12 @@ def test_put_saves_into_the_file_keeping_comments_and_touches_only_what_changed(
         assert http.get("/api/v1/pins/fan").json()["state"] is True
         assert http.get("/api/v1/pins/relay").json()["state"] is True
         assert history_of(http, "relay") == relay_rows  # untouched: no re-claim, no write
+    with contextlib.closing(sqlite3.connect(server.data_dir / "pinpanel.sqlite3")) as db:
+        audit = db.execute("SELECT actor, kind, item, action, spec FROM automation_audit "
+                           "ORDER BY seq").fetchall()
+    who = f"tests-{server.port}"
+    assert audit == [(who, "pin", "22", "added", str(server.config_path)),
+                     (who, "pin", "27", "edited", str(server.config_path))]
 
 
 def test_a_bad_edit_is_refused_with_every_path_and_the_file_is_unchanged(
