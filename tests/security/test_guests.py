@@ -31,7 +31,8 @@ from tests.security.conftest import (
     pin_snapshot,
 )
 from tests.security.routes import Probe, probes
-from tests.security.test_matrix import send, settle
+from tests.security.test_matrix import send
+from tests.security.test_matrix import settle as settle_pulses
 from tests.support import ServerProcess, run_cli
 
 CONFIG = """
@@ -76,6 +77,16 @@ class Cast:
     raw: httpx.Client
     links: dict[str, str]  # name -> the token in its login link
     sessions: dict[str, Session]
+
+
+def settle(admin: httpx.Client) -> None:
+    """Wait until no pulse is pending and the garage (only ever pulsed here) is off again:
+    a pulse's turn-off is its own commit, which must not land inside a later check."""
+    settle_pulses(admin)
+    deadline = time.monotonic() + 5  # a hang guard, not a timing assertion
+    while admin.get("/api/v1/pins/23").json()["state"]:
+        assert time.monotonic() < deadline, "the garage's pulse did not end within 5 s"
+        time.sleep(0.02)
 
 
 def token_of(link: str) -> str:
