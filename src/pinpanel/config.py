@@ -255,6 +255,17 @@ class LocationConfig:
 
 
 @dataclass(frozen=True)
+class MdnsConfig:
+    """``[mdns]``: announce this pinpanel on the LAN (needs the ``pinpanel[mdns]`` extra)."""
+
+    enabled: bool = field(default=True, metadata=about(
+        "Announce _pinpanel._tcp and _http._tcp over mDNS/DNS-SD (http://<host>.local:8080/), "
+        "and let a hub list pinpanels found that way; off when zeroconf is not installed."))
+    interfaces: tuple[str, ...] = field(default=(), metadata=about(
+        "IPv4 addresses of the interfaces to announce and browse on. Empty: every interface."))
+
+
+@dataclass(frozen=True)
 class HubConfig:
     """``[hub]``: one page over every pinpanel on the broker (``pinpanel hub`` turns it on)."""
 
@@ -313,6 +324,7 @@ class Config:
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     location: LocationConfig = field(default_factory=LocationConfig)
     hub: HubConfig = field(default_factory=HubConfig)
+    mdns: MdnsConfig = field(default_factory=MdnsConfig)
     pins: tuple[PinConfig, ...] = ()
     sensors: tuple[SensorConfig, ...] = ()
     interlocks: tuple[tuple[int, ...], ...] = field(default=(), metadata=about(

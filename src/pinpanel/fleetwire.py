@@ -81,3 +81,9 @@ def command_topic(base: str, pin_id: str) -> str:
 
 def group_command_topic(base: str, group_id: str) -> str:
     return f"{base}/{GROUP}/{group_id}/{SET}"
+
+
+#: DNS-SD service types every pinpanel announces on the LAN (mDNS), and the TXT keys it sets.
+PINPANEL_SERVICE: Final = "_pinpanel._tcp.local."
+HTTP_SERVICE: Final = "_http._tcp.local."
+TXT_KEYS: Final = ("device_id", "version", "path", "base")

@@ -312,6 +312,14 @@ async def _serve(config: Config, sockets: list[socket.socket], config_path: Path
                               memory=runtime.store, hardware=runtime.hardware.info,
                               telemetry=runtime.telemetry, sensors=runtime.sampler)
         runners = [bridge] if bridge else []
+        from pinpanel import lan
+        from pinpanel.mqtt.topics import Topics
+
+        topics = Topics.of(config.mqtt)
+        announce = lan.announcer(config, topics.device_id,
+                                 topics.base if config.mqtt.enabled else "")
+        if announce is not None:
+            runners.append(announce)
         if fleet_hub is not None:
             runners.append(fleet_hub.run)
             log.info("hub on /hub, listening for %s on %s:%d", config.hub.bases,

@@ -46,13 +46,15 @@ class Broker(Protocol):
 def pi_config(broker: Broker, device: str, pins: str = GARDEN, **mqtt: Any) -> str:
     values = {"enabled": True, "host": "127.0.0.1", "port": broker.port, "device_id": device,
               "reconnect_max_s": 1, "discovery": False, **mqtt}
-    lines = ["[gpio]", 'backend = "simulated"', "", "[mqtt]"]
+    lines = ["[gpio]", 'backend = "simulated"', "", "[mdns]", "enabled = false", "", "[mqtt]"]
     lines += [f"{k} = {_toml(v)}" for k, v in values.items()]
     return "\n".join(lines) + "\n" + pins
 
 
 def hub_config(broker: Broker, mqtt: dict[str, Any] | None = None, **hub: Any) -> str:
-    lines = ["[gpio]", 'backend = "simulated"', "", "[mqtt]", 'host = "127.0.0.1"',
+    # mDNS off: the hub lists only the Pis of its test, not every pinpanel on this network.
+    lines = ["[gpio]", 'backend = "simulated"', "", "[mdns]", "enabled = false", "",
+             "[mqtt]", 'host = "127.0.0.1"',
              f"port = {broker.port}", "reconnect_max_s = 1"]
     lines += [f"{k} = {_toml(v)}" for k, v in (mqtt or {}).items()]
     lines += ["", "[hub]", "enabled = true"]

@@ -226,7 +226,7 @@ def test_one_run_reports_every_problem_once_with_its_path(tmp_path: Path) -> Non
         load(path)
     assert caught.value.problems == [
         "colour: unknown section (expected one of auth, gpio, groups, history, hub, interlocks, "
-        "location, mqtt, notifiers, pins, rules, scenes, schedules, sensors, server)",
+        "location, mdns, mqtt, notifiers, pins, rules, scenes, schedules, sensors, server)",
         "server.port: must be between 1 and 65535, got 0",
         "server.hostname: unknown key (expected one of host, port, data_dir, certfile, keyfile, "
         "trusted_hosts, cors_origins, max_body_bytes, "

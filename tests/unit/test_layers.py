@@ -40,6 +40,8 @@ LAYERS: dict[str, int] = {
     "pinpanel.mqtt": 50,
     # one page and API over every pinpanel on the broker
     "pinpanel.hub": 50,
+    # this pinpanel announced on the LAN (mDNS), beside the web server it names
+    "pinpanel.lan": 50,
     # what the runtime and adapters share below the board's users
     "pinpanel.first_start": 45,
     # a client of the board, like an adapter; the board never imports it
@@ -78,7 +80,7 @@ LEAVES = frozenset({"pinpanel", "pinpanel.errors", "pinpanel.changes",
                     # the fleet's words on the broker, shared by mqtt (the Pi) and hub
                     "pinpanel.fleetwire"})
 #: Packages whose modules are siblings that must not import each other.
-ADAPTERS = ("pinpanel.web", "pinpanel.mqtt", "pinpanel.hub")
+ADAPTERS = ("pinpanel.web", "pinpanel.mqtt", "pinpanel.hub", "pinpanel.lan")
 
 
 def module_name(path: Path) -> str:

@@ -61,10 +61,18 @@ class Hub:
         self._wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
+        from pinpanel.hub import lan
+
         flusher = asyncio.create_task(self._flush_loop())
+        browser = lan.browser(self.config, self.fleet, self._changed)
+        browsing = asyncio.create_task(browser(stop)) if browser else None
         try:
             await self.link.run(stop)
+            if browsing is not None:
+                await browsing
         finally:
+            if browsing is not None:
+                browsing.cancel()
             self.closing.set()
             flusher.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -221,6 +221,27 @@ class Fleet:
     def now(self) -> float:
         return self._clock()
 
+    def found_on_lan(self, device_id: str, url: str, version: str, base: str) -> None:
+        """A pinpanel announced over mDNS: linked (its page), controlled only if on MQTT."""
+        known = self.devices.get(base) if base else None
+        known = known or self.by_id(device_id)
+        if known is None:
+            known = self.devices[f"mdns:{device_id}"] = Device(
+                base=f"mdns:{device_id}", device_id=device_id, status=fleetwire.ONLINE)
+        known.sources.add("mdns")
+        known.url = known.url or url
+        known.version = known.version or version
+        if not known.controllable:
+            known.status = fleetwire.ONLINE
+            known.last_seen = self._clock()
+        self._touch(known)
+
+    def gone_from_lan(self, device_id: str) -> None:
+        known = self.devices.get(f"mdns:{device_id}")
+        if known is not None:
+            known.status = fleetwire.OFFLINE
+            self._touch(known)
+
     def take_dirty(self) -> list[Device]:
         """The devices changed since the last call (each once)."""
         found = [self.devices[b] for b in self.dirty if b in self.devices]
