@@ -516,7 +516,7 @@ class Board:
             pending = self._move(pin, target, actor, pulse_ms, fade)
         return await self._published(pin, pending)
 
-    async def apply(self, targets: Mapping[PinRef, bool], actor: Actor) -> Applied:
+    async def apply(self, targets: Mapping[PinRef, bool | float], actor: Actor) -> Applied:
         """Set several outputs at once, in ONE durable commit (a scene, a group).
 
         The same path as :meth:`command`, for many pins: every pin is checked first (an
@@ -525,11 +525,19 @@ class Board:
         pins going off are written first, interlock partners of pins going on are switched
         off, pins going on are written last; all of it is queued as one commit, so the
         changes carry one contiguous seq range and are published together.
+
+        A target is on/off (a pwm pin on comes up at its remembered level) or, for a pwm
+        pin, a level (a float 0.0-1.0; 0 is off).
         """
         wanted: dict[int, tuple[_Pin, bool]] = {}
+        levels: dict[int, float] = {}
         for ref, state in targets.items():
             pin = self._pin(ref)
             self._check(pin.config, "on", None)
+            if isinstance(state, float) or (isinstance(state, int) and
+                                            not isinstance(state, bool)):
+                levels[pin.bcm] = check_level(pin.config, state)
+                state = levels[pin.bcm] > 0
             wanted[pin.bcm] = (pin, bool(state))
         for pin, state in wanted.values():
             clash = [o.bcm for o in pin.partners if state and wanted.get(o.bcm, (o, False))[1]]
@@ -545,7 +553,7 @@ class Board:
         async with contextlib.AsyncExitStack() as stack:
             for lock in order:
                 await stack.enter_async_context(lock)
-            waits = self._apply_locked(wanted, actor)
+            waits = self._apply_locked(wanted, actor, levels)
         changes: list[Change] = []
         for future in waits:
             for change in await future:
@@ -558,8 +566,8 @@ class Board:
             views.append(mine if mine is not None else self._committed_view(pin))
         return Applied(views, changes)
 
-    def _apply_locked(self, wanted: dict[int, tuple[_Pin, bool]],
-                      actor: Actor) -> list[asyncio.Future[list[Change]]]:
+    def _apply_locked(self, wanted: dict[int, tuple[_Pin, bool]], actor: Actor,
+                      levels: Mapping[int, float]) -> list[asyncio.Future[list[Change]]]:
         """:meth:`apply`'s hardware writes and its one commit; the caller holds the locks.
 
         A hardware write that fails puts back the pins already written, so nothing that
@@ -587,7 +595,10 @@ class Board:
                     steps.append((other, before, off_value(other.config), interlock))
         for pin, state in wanted.values():
             before = self._current(pin)
-            if state and not is_on(pin.config, before):
+            level = levels.get(pin.bcm)
+            if state and level is not None and before != level:
+                steps.append((pin, before, level, actor))
+            elif state and level is None and not is_on(pin.config, before):
                 steps.append((pin, before, on_value(pin.config, pin.memory), actor))
         records: list[ChangeRecord] = []
         written: list[tuple[_Pin, PinValue]] = []
@@ -609,6 +620,7 @@ class Board:
             if pin.pending is not None and all(pin.pending is not w for w in waits):
                 waits.append(pin.pending)  # another caller's commit, still in flight
         return waits
+
     def _move(self, pin: _Pin, target: PinValue, actor: Actor, pulse_ms: int | None,
                fade_ms: int) -> asyncio.Future[list[Change]] | None:
         """Under the pin's lock: move ``pin`` to ``target`` and queue what changed.

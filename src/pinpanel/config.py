@@ -298,12 +298,13 @@ class GroupConfig:
 class SceneConfig:
     """``[[scenes]]``: a state for several outputs at once, applied in one commit.
 
-    ``set`` holds (BCM, state) pairs in the order the file wrote them.
+    ``set`` holds (BCM, state) pairs in the order the file wrote them; a state is on/off
+    (bool) or a pwm pin's level (float, 0 is off).
     """
 
     id: str
     name: str
-    set: tuple[tuple[int, bool], ...]
+    set: tuple[tuple[int, bool | float], ...]
 
 
 #: The group every configuration has: every output.
@@ -650,16 +651,24 @@ def _load_scenes(raw: object, drafts: list[_PinDraft], interlocks: tuple[tuple[i
             problems.append(f"{path}.set: expected a table of pin = state, e.g. "
                             "{ porch = \"on\", hall = false }")
             continue
-        pairs: dict[int, bool] = {}
+        pairs: dict[int, bool | float] = {}
         for ref, value in wanted.items():
             key = int(ref) if ref.isdecimal() else ref
             bcm = _output_ref(key, by_ref, f"{path}.set.{ref}", problems)
-            state = (value if isinstance(value, bool) else
-                     {"on": True, "off": False}.get(value) if isinstance(value, str) else None)
-            if state is None:
-                problems.append(f"{path}.set.{ref}: expected \"on\", \"off\", true or false, "
+            state: bool | float | None = (
+                value if isinstance(value, bool) else
+                {"on": True, "off": False}.get(value) if isinstance(value, str) else
+                float(value) if isinstance(value, int | float) else None)
+            target = by_ref.get(key)
+            if isinstance(state, float) and target is not None and target.config is not None \
+                    and (not target.config.has_level or not 0.0 <= state <= 1.0):
+                problems.append(f"{path}.set.{ref}: a level (0.0 to 1.0) needs a pwm pin; "
                                 f"got {value!r}")
-            elif bcm is not None:
+                state = None
+            elif state is None:
+                problems.append(f"{path}.set.{ref}: expected \"on\", \"off\", true, false or "
+                                f"a pwm level 0.0-1.0, got {value!r}")
+            if state is not None and bcm is not None:
                 if bcm in pairs:
                     problems.append(f"{path}.set.{ref}: pin {bcm} is set twice")
                 pairs[bcm] = state

@@ -80,7 +80,8 @@ def test_groups_and_scenes_are_read_with_the_builtin_all() -> None:
     ('[[groups]]\nid = "g"\npins = [17]\n[[groups]]\nid = "g"\npins = [27]',
      "groups[1].id: 'g' is already used"),
     ('[[groups]]\nid = "g"', "groups[0].pins: required"),
-    ('[[scenes]]\nid = "s"\nset = { porch = 0.5 }', "scenes[0].set.porch: expected"),
+    ('[[scenes]]\nid = "s"\nset = { porch = 0.5 }', "scenes[0].set.porch: a level (0.0 to 1.0)"),
+    ('[[scenes]]\nid = "s"\nset = { porch = [1] }', "scenes[0].set.porch: expected"),
     ('[[scenes]]\nid = "s"\nset = { fan_low = "on", fan_high = "on" }',
      "scenes[0].set: pins 22, 23 are interlocked"),
     ('[[scenes]]\nid = "s"\nset = { porch = "on" }\ncolour = 1',
@@ -195,3 +196,44 @@ async def test_groups_and_scenes_over_http(tmp_path: Path) -> None:
             doc = (await http.get("/openapi.json", headers=as_(reader))).json()
             assert {"/api/v1/groups", "/api/v1/scenes", "/api/v1/scenes/{scene}/apply",
                     "/api/v1/groups/{group}/toggle"} <= set(doc["paths"])
+
+
+DIMMED = """
+[[pins]]
+pin = 18
+id = "lamp"
+mode = "pwm"
+
+[[pins]]
+pin = 17
+id = "porch"
+
+[[scenes]]
+id = "film"
+set = { lamp = 0.25, porch = "off" }
+
+[[scenes]]
+id = "bright"
+set = { lamp = 1.0, porch = "on" }
+
+[[scenes]]
+id = "dark"
+set = { lamp = 0, porch = false }
+"""
+
+
+async def test_a_scene_sets_a_pwm_level_in_the_same_commit(tmp_path: Path) -> None:
+    async with running_board(tmp_path, DIMMED) as board:
+        bright = await groups.apply_scene(board, "bright", USER)
+        assert len(bright.changes) == 2
+        film = await groups.apply_scene(board, "film", USER)
+        seqs = [c.seq for c in film.changes]
+        assert len(seqs) == 2 and seqs[1] == seqs[0] + 1  # one commit, contiguous
+        assert board.view("lamp").level == 0.25 and board.view("porch").state is False
+        assert groups.scene_active(board, board.config.scene("film"))  # type: ignore[arg-type]
+        assert groups.scene_json(board, board.config.scene("film"))["set"] == {  # type: ignore[arg-type]
+            "lamp": 0.25, "porch": "off"}
+        await groups.apply_scene(board, "dark", USER)
+        assert board.view("lamp").state is False
+        with pytest.raises(PinModeError):
+            await board.apply({"porch": 0.5}, USER)  # a level needs a pwm pin

@@ -49,7 +49,7 @@ def states_left(config: Config, *, pins: Sequence[int] = (), group: str = "", sc
     of their own to restore after a power cut)."""
     if scene:
         found = config.scene(scene)
-        return dict(found.set) if found else {}
+        return {bcm: bool(state) for bcm, state in found.set} if found else {}
     if action not in ("on", "off"):
         return {}
     if group:

@@ -64,7 +64,13 @@ async def apply_scene(board: Board, scene_id: str, actor: Actor) -> Applied:
 
 def scene_active(board: Board, scene: SceneConfig) -> bool:
     """Whether every pin of the scene is as the scene sets it now."""
-    return all(board.view(bcm).state == state for bcm, state in scene.set)
+    def held(bcm: int, state: bool | float) -> bool:
+        view = board.view(bcm)
+        if isinstance(state, bool):
+            return view.state == state
+        return view.level == state if state else not view.state
+
+    return all(held(bcm, state) for bcm, state in scene.set)
 
 
 def group_json(board: Board, group: GroupConfig) -> dict[str, Any]:
@@ -75,7 +81,8 @@ def group_json(board: Board, group: GroupConfig) -> dict[str, Any]:
 
 def scene_json(board: Board, scene: SceneConfig) -> dict[str, Any]:
     return {"id": scene.id, "name": scene.name,
-            "set": {board.resolve(bcm).id: "on" if state else "off" for bcm, state in scene.set},
+            "set": {board.resolve(bcm).id: ("on" if state else "off") if isinstance(state, bool)
+                    else state for bcm, state in scene.set},
             "active": scene_active(board, scene)}
 
 

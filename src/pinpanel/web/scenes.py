@@ -76,8 +76,9 @@ SCHEMAS: dict[str, Any] = {
         "groups": {"type": "array", "items": ref("Group")}}},
     "Scene": {"type": "object", "required": ["id", "name", "set", "active"], "properties": {
         "id": {"type": "string"}, "name": {"type": "string"},
-        "set": {"type": "object", "additionalProperties": {"enum": ["on", "off"]},
-                "description": "Pin id -> the state the scene gives it"},
+        "set": {"type": "object", "additionalProperties": {"oneOf": [
+                    {"enum": ["on", "off"]}, {"type": "number", "minimum": 0, "maximum": 1}]},
+                "description": "Pin id -> the state (or a pwm pin's level) the scene gives it"},
         "active": {"type": "boolean", "description": "Every pin is as the scene sets it"}}},
     "SceneList": {"type": "object", "required": ["scenes"], "properties": {
         "scenes": {"type": "array", "items": ref("Scene")}}},
