@@ -23,7 +23,6 @@ import ipaddress
 import os
 import re
 import tomllib
-import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
@@ -35,6 +34,7 @@ from pinpanel.rule_config import NotifierConfig, RuleConfig, load_notifiers, loa
 from pinpanel.schedule_config import ScheduleConfig, load_schedules
 from pinpanel.sensor_config import SENSOR_SETTINGS, SensorConfig, load_sensors
 from pinpanel.settings import Setting, about, about_of, settings_of
+from pinpanel.timezones import ZoneError, zone
 
 Backend = Literal["auto", "lgpio", "rpigpio", "native", "pigpio", "simulated"]
 OnExit = Literal["keep", "off", "release"]
@@ -820,10 +820,9 @@ def _check_timezone(location: LocationConfig, problems: list[str]) -> None:
     if not location.timezone:
         return
     try:
-        zoneinfo.ZoneInfo(location.timezone)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        problems.append(f"location.timezone: {location.timezone!r} is not a known time zone "
-                        "(an IANA name such as Europe/Berlin or America/New_York)")
+        zone(location.timezone)
+    except ZoneError as exc:
+        problems.append(f"location.timezone: {exc}")
 
 
 def load(path: str | os.PathLike[str] | None) -> Config:

@@ -78,7 +78,9 @@ LAYERS: dict[str, int] = {
 #: Leaves: importable from anywhere, importing nothing of pinpanel but other leaves.
 LEAVES = frozenset({"pinpanel", "pinpanel.errors", "pinpanel.changes",
                     # the fleet's words on the broker, shared by mqtt (the Pi) and hub
-                    "pinpanel.fleetwire"})
+                    "pinpanel.fleetwire",
+                    # zones by name, UTC without the tz database (config and schedules)
+                    "pinpanel.timezones"})
 #: Packages whose modules are siblings that must not import each other.
 ADAPTERS = ("pinpanel.web", "pinpanel.mqtt", "pinpanel.hub", "pinpanel.lan")
 

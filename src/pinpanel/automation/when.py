@@ -26,15 +26,15 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from pathlib import Path
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from astral import Observer, sun
 from cronsim import CronSim
 
 from pinpanel.config import LocationConfig
 from pinpanel.schedule_config import DAYS, Moment, ScheduleConfig
+from pinpanel.timezones import ZoneError, name_of, zone
 
 log = logging.getLogger(__name__)
 
@@ -44,19 +44,28 @@ _SUN: dict[str, Callable[..., datetime]] = {
     "sunrise": sun.sunrise, "sunset": sun.sunset, "dawn": sun.dawn, "dusk": sun.dusk}
 
 
-def system_zone() -> ZoneInfo:
-    """The system's zone (/etc/timezone, else /etc/localtime's link), else UTC."""
+def system_zone(etc: Path = Path("/etc")) -> tzinfo:
+    """The system's zone (/etc/timezone, else /etc/localtime's link), else UTC.
+
+    UTC is :data:`datetime.UTC`, which needs no tz database: a system without Debian's
+    tzdata still starts (its clock times are then UTC, and the log says why).
+    """
     names: list[str] = []
     with contextlib.suppress(OSError):
-        names.append(Path("/etc/timezone").read_text().strip())
+        names.append((etc / "timezone").read_text().strip())
     with contextlib.suppress(OSError):
-        target = str(Path("/etc/localtime").resolve())
+        target = str((etc / "localtime").resolve())
         if "zoneinfo/" in target:
             names.append(target.split("zoneinfo/", 1)[1])
-    for name in names:
-        with contextlib.suppress(ZoneInfoNotFoundError, ValueError):
-            return ZoneInfo(name)
-    return ZoneInfo("UTC")
+    failed: ZoneError | None = None
+    for name in filter(None, names):
+        try:
+            return zone(name)
+        except ZoneError as exc:
+            failed = failed or exc
+    if failed is not None:
+        log.warning("system time zone %s; schedules use UTC", failed)
+    return UTC
 
 
 @dataclass(frozen=True)
@@ -65,12 +74,19 @@ class Place:
 
     latitude: float
     longitude: float
-    zone: ZoneInfo
+    zone: tzinfo
 
     @classmethod
     def of(cls, location: LocationConfig) -> Place:
-        zone = ZoneInfo(location.timezone) if location.timezone else system_zone()
-        return cls(location.latitude, location.longitude, zone)
+        """The place of ``[location]``; its timezone was checked by the config loader, so
+        a :class:`ZoneError` here means the tz database went away since."""
+        here = zone(location.timezone) if location.timezone else system_zone()
+        return cls(location.latitude, location.longitude, here)
+
+    @property
+    def timezone(self) -> str:
+        """The zone's name for the API and the page (``Europe/Berlin``, ``UTC``)."""
+        return name_of(self.zone)
 
     @property
     def observer(self) -> Observer:

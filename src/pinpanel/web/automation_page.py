@@ -42,7 +42,7 @@ def _render(request: Request, *, error: str | None = None, status: int = 200,
         admin=pages._is_admin(request.scope), days=DAYS,
         outputs=[p for p in board.config.pins if p.is_output],
         groups=board.config.all_groups(), scenes=board.config.scenes,
-        located=book.config.located, zone=book.place.zone.key)
+        located=book.config.located, zone=book.place.timezone)
     return pages.TEMPLATES.TemplateResponse(request, "automation.html", context,
                                             status_code=status,
                                             headers={"Cache-Control": "no-store"})

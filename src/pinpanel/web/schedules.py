@@ -41,7 +41,7 @@ def listing(request: Request) -> dict[str, Any]:
     return {"schedules": [book.as_json(board, e, now) for e in
                           (book.entry(s.id) for s in book.schedules())],
             "location": {"latitude": place.latitude, "longitude": place.longitude,
-                         "timezone": place.zone.key, "located": book.config.located}}
+                         "timezone": place.timezone, "located": book.config.located}}
 
 
 async def list_schedules(request: Request) -> Response:
