@@ -113,7 +113,9 @@ class Recording:
 
 @dataclass
 class GpioWrite:
-    t: float  # host time the trace line was parsed (ordering is exact, timing is not)
+    #: Host time of the write as QEMU's trace logged it (``-msg timestamp=on``, microseconds;
+    #: single-threaded TCG runs the guest in step with the host clock), else when parsed.
+    t: float
     offset: int
     value: int
 
@@ -211,6 +213,8 @@ class VM:
             "-display", "none", "-serial", "stdio", "-monitor", "none", "-no-reboot",
             "-qmp", f"unix:{self._sockdir / 'qmp.sock'},server=on,wait=off",
             "-D", str(self.trace_log),
+            # Each trace line stamped with the host time of the write (pwm duty, pulse width).
+            "-msg", "timestamp=on",
             "-device", "usb-net,netdev=net0,bus=usb-bus.0,port=1",
             "-netdev", (f"user,id=net0,net=10.0.2.0/24,"
                         f"hostfwd=tcp:127.0.0.1:{self.http_port}-:8080,"
@@ -451,6 +455,7 @@ class VM:
         out = []
         pat = re.compile(r"memory_region_ops_write .*?addr 0x([0-9a-f]+) value 0x([0-9a-f]+)"
                          r" size \d+ name '([^']*)'")
+        stamp = re.compile(r"\d+@(\d+)\.(\d{6}):memory_region_ops_write")
         with self.trace_log.open("rb") as f:
             f.seek(start)
             for raw in f:
@@ -461,7 +466,9 @@ class VM:
                 if m:
                     # QEMU prints the offset in the block here (or an absolute address)
                     off = int(m.group(1), 16) & 0xFFF
-                    out.append(GpioWrite(time.monotonic(), off, int(m.group(2), 16)))
+                    at = stamp.search(line)
+                    t = int(at.group(1)) + int(at.group(2)) / 1e6 if at else time.monotonic()
+                    out.append(GpioWrite(t, off, int(m.group(2), 16)))
         return out
 
     # ---------------------------------------------------------------- HTTP
