@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.inprocess import InProcessApp
 from tests.support import ServerProcess
 
 
@@ -24,6 +26,23 @@ def make_server(tmp_path: Path) -> Iterator[object]:
     yield make
     for server in started:
         server.kill()
+
+
+@pytest.fixture
+def make_app(tmp_path: Path) -> Iterator[object]:
+    """Start the real app in process (tests/inprocess.py); each one is closed after the test.
+
+    Called like ``make_server`` (config text, ``auth``, ``name``, ``token_scope``), for
+    web-layer tests whose point is the app's logic, not the process.
+    """
+    with contextlib.ExitStack() as stack:
+
+        def make(config: str | None = None, *, auth: bool = True, name: str = "data",
+                 token_scope: str | None = "admin") -> InProcessApp:  # noqa: S107
+            app = InProcessApp(tmp_path / name, config, auth=auth, token_scope=token_scope)
+            return stack.enter_context(app.running())
+
+        yield make
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

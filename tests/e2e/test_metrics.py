@@ -9,12 +9,13 @@ from collections.abc import Callable
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.inprocess import InProcessApp
 from tests.support import ServerFactory, ServerProcess
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
-def scrape(server: ServerProcess, token: str | None = None) -> Samples:
+def scrape(server: ServerProcess | InProcessApp, token: str | None = None) -> Samples:
     """Every sample of /metrics, parsed by prometheus_client's own parser."""
     with server.client(token) as http:
         response = http.get("/metrics")
@@ -41,9 +42,9 @@ def wait_for(condition: Callable[[], object], what: str, timeout: float = 15) ->
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def test_metrics_need_read_credentials(make_server: ServerFactory) -> None:
-    server = make_server()
-    with httpx.Client(base_url=server.url, timeout=10) as anonymous:
+def test_metrics_need_read_credentials(make_app: Callable[..., InProcessApp]) -> None:
+    server = make_app()
+    with server.anonymous() as anonymous:
         assert anonymous.get("/metrics").status_code == 401
         wrong = anonymous.get("/metrics", headers={"Authorization": "Bearer pp_wrong"})
         assert wrong.status_code == 401
@@ -52,8 +53,8 @@ def test_metrics_need_read_credentials(make_server: ServerFactory) -> None:
                  simulated="true") == 1
 
 
-def test_counts_move_after_a_toggle(make_server: ServerFactory) -> None:
-    server = make_server()
+def test_counts_move_after_a_toggle(make_app: Callable[..., InProcessApp]) -> None:
+    server = make_app()
     route = "/api/v1/pins/{pin}/{action}"
     before = scrape(server)
     assert value(before, "pinpanel_pin_state", pin="18", id="gpio18", name="GPIO 18",
