@@ -84,11 +84,15 @@ class Link:
         if s.tls:
             tls = aiomqtt.TLSParameters(ca_certs=s.ca_file or None, certfile=s.certfile or None,
                                         keyfile=s.keyfile or None)
-        return aiomqtt.Client(s.host, s.port, username=s.username or None,
+        client = aiomqtt.Client(s.host, s.port, username=s.username or None,
                               password=s.password or None, identifier=self.client_id,
                               keepalive=s.keepalive, clean_session=True, tls_params=tls,
                               timeout=CALL_TIMEOUT_S, socket_options=NO_DELAY,
                               logger=logging.getLogger("pinpanel.hub.client"))
+        # A fleet-wide command is one publish per Pi at once: hundreds in flight are the
+        # design, not a backlog worth a warning per publish.
+        client.pending_calls_threshold = MAX_PENDING
+        return client
 
     async def run(self, stop: asyncio.Event) -> None:
         delay = FIRST_BACKOFF_S
