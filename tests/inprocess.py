@@ -15,7 +15,7 @@ wire, browsers, MQTT, and the e2e contract tests.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -133,3 +133,7 @@ class InProcessApp:
         assert self.portal is not None, "the app is not started"
         return httpx.Client(base_url=self.url, transport=_PortalTransport(self.portal, self.app),
                             **kwargs)
+
+
+#: The ``make_app`` fixture's type, as ``ServerFactory`` is ``make_server``'s.
+AppFactory = Callable[..., InProcessApp]

@@ -1,10 +1,15 @@
-"""API v1 end to end: every endpoint and every error status, on a real server process."""
+"""API v1: every endpoint and every error status, on the real app in process (make_app).
+
+The API as a process over HTTP is pinned by tests/e2e/test_tutorial_contract.py and
+tests/security/test_api_contract.py; here the point is the app's answers.
+"""
 
 from __future__ import annotations
 
 import pytest
 
-from tests.support import JSON, ServerFactory
+from tests.inprocess import AppFactory
+from tests.support import JSON
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 PIN_KEYS = {"pin", "id", "name", "mode", "state", "active_low", "seq", "changed_at"}
@@ -27,8 +32,8 @@ pull = "up"
 """
 
 
-def test_pins_list_and_one_pin_by_number_or_id(make_server: ServerFactory) -> None:
-    server = make_server(CONFIG)
+def test_pins_list_and_one_pin_by_number_or_id(make_app: AppFactory) -> None:
+    server = make_app(CONFIG)
     with server.client() as http:
         pins = http.get("/api/v1/pins").json()["pins"]
         assert [p["pin"] for p in pins] == [18, 17, 27]
@@ -42,8 +47,8 @@ def test_pins_list_and_one_pin_by_number_or_id(make_server: ServerFactory) -> No
         assert http.get("/api/v1/pins/GPIO18").json()["pin"] == 18
 
 
-def test_switching_routes_return_the_committed_pin(make_server: ServerFactory) -> None:
-    server = make_server(CONFIG)
+def test_switching_routes_return_the_committed_pin(make_app: AppFactory) -> None:
+    server = make_app(CONFIG)
     with server.client() as http:
         on = http.post("/api/v1/pins/18/on")
         assert on.status_code == 200 and on.json()["state"] is True
@@ -58,14 +63,14 @@ def test_switching_routes_return_the_committed_pin(make_server: ServerFactory) -
         assert http.post("/api/v1/pins/18/on", json={}).status_code == 200
 
 
-def test_active_low_pin_in_tutorial_list_is_logical(make_server: ServerFactory) -> None:
-    server = make_server(CONFIG)
+def test_active_low_pin_in_tutorial_list_is_logical(make_app: AppFactory) -> None:
+    server = make_app(CONFIG)
     with server.client() as http:
         assert http.get("/api/list", headers=JSON).json() == {"18": False, "17": False, "27": True}
 
 
-def test_pulse_returns_at_once_and_turns_off(make_server: ServerFactory) -> None:
-    server = make_server(CONFIG)
+def test_pulse_returns_at_once_and_turns_off(make_app: AppFactory) -> None:
+    server = make_app(CONFIG)
     with server.client() as http:
         pulsed = http.post("/api/v1/pins/18/pulse", json={"ms": 200}).json()
         assert pulsed["state"] is True and "pulse_until" in pulsed
@@ -79,8 +84,8 @@ def test_pulse_returns_at_once_and_turns_off(make_server: ServerFactory) -> None
         assert after["state"] is False and "pulse_until" not in after
 
 
-def test_simulated_input_is_driven_like_a_button(make_server: ServerFactory) -> None:
-    server = make_server(CONFIG)
+def test_simulated_input_is_driven_like_a_button(make_app: AppFactory) -> None:
+    server = make_app(CONFIG)
     with server.client() as http:
         pressed = http.post("/api/v1/pins/button/simulate", json={"level": "low"})
         assert pressed.status_code == 200 and pressed.json()["state"] is False
@@ -88,8 +93,8 @@ def test_simulated_input_is_driven_like_a_button(make_server: ServerFactory) -> 
         assert http.post("/api/v1/pins/18/simulate", json={"level": "low"}).status_code == 409
 
 
-def test_system_and_health(make_server: ServerFactory) -> None:
-    server = make_server()
+def test_system_and_health(make_app: AppFactory) -> None:
+    server = make_app()
     with server.client() as http:
         assert http.get("/healthz").json() == {"status": "ok"}
         system = http.get("/api/v1/system").json()
@@ -134,17 +139,17 @@ def problem(response: object, status: int) -> dict[str, object]:
     ("GET", "/api/v2/pins", {}, 404),
 ])
 def test_every_error_is_a_problem_document_and_changes_nothing(
-        make_server: ServerFactory, method: str, path: str, kwargs: dict[str, object],
+        make_app: AppFactory, method: str, path: str, kwargs: dict[str, object],
         status: int) -> None:
-    server = make_server(CONFIG)
+    server = make_app(CONFIG)
     with server.client() as http:
         before = http.get("/api/v1/pins").json()
         problem(http.request(method, path, **kwargs), status)  # type: ignore[arg-type]
         assert http.get("/api/v1/pins").json() == before
 
 
-def test_openapi_and_docs(make_server: ServerFactory) -> None:
-    server = make_server()
+def test_openapi_and_docs(make_app: AppFactory) -> None:
+    server = make_app()
     with server.client() as http:
         spec = http.get("/openapi.json").json()
         assert spec["openapi"].startswith("3.1")
