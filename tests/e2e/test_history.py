@@ -1,4 +1,4 @@
-"""GET /api/v1/history and the page's timelines, on a real server process."""
+"""GET /api/v1/history and the page's timelines, on the real app in process (make_app)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import httpx
 import pytest
 
 from tests.e2e.audit import all_history, assert_chained, assert_gapless
-from tests.support import JSON, ServerFactory, ServerProcess
+from tests.inprocess import AppFactory, InProcessApp
+from tests.support import JSON
 
 CONFIG = """
 [[pins]]
@@ -27,18 +28,15 @@ pin = 24
 
 
 @pytest.fixture
-def server(make_server: ServerFactory) -> ServerProcess:
-    return make_server(CONFIG)
+def server(make_app: AppFactory) -> InProcessApp:
+    return make_app(CONFIG)
 
 
 @pytest.fixture(scope="module")
-def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """One server for the tests that only read (starting one per case is slow on a Pi)."""
-    server = ServerProcess(tmp_path_factory.mktemp("shared") / "data", CONFIG).start()
-    try:
+def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessApp]:
+    """One app for the tests that only read (starting one per case is slow on a Pi)."""
+    with InProcessApp(tmp_path_factory.mktemp("shared") / "data", CONFIG).running() as server:
         yield server
-    finally:
-        server.kill()
 
 
 def page(http: httpx.Client, **params: Any) -> dict[str, Any]:
@@ -50,7 +48,7 @@ def page(http: httpx.Client, **params: Any) -> dict[str, Any]:
     return body
 
 
-def test_every_change_is_recorded_with_who_what_when_and_where(server: ServerProcess) -> None:
+def test_every_change_is_recorded_with_who_what_when_and_where(server: InProcessApp) -> None:
     phone = server.create_token("phone", "control")
     with server.client(token=phone) as http:
         http.post("/api/v1/pins/18/on")
@@ -75,7 +73,7 @@ def test_every_change_is_recorded_with_who_what_when_and_where(server: ServerPro
     assert [r["at"] for r in items] == sorted((r["at"] for r in items), reverse=True)
 
 
-def toggle_many(server: ServerProcess, count: int, pins: tuple[int, ...] = (18, 23, 24),
+def toggle_many(server: InProcessApp, count: int, pins: tuple[int, ...] = (18, 23, 24),
                 clients: int = 6) -> None:
     def run(start: int) -> None:
         with server.client() as http:
@@ -89,7 +87,7 @@ def toggle_many(server: ServerProcess, count: int, pins: tuple[int, ...] = (18, 
         thread.join(60)
 
 
-def test_paging_with_the_cursor_visits_every_row_once(server: ServerProcess) -> None:
+def test_paging_with_the_cursor_visits_every_row_once(server: InProcessApp) -> None:
     toggle_many(server, 40)
     with server.client() as http:
         everything = page(http, limit=1000)
@@ -116,7 +114,7 @@ def test_paging_with_the_cursor_visits_every_row_once(server: ServerProcess) -> 
         assert len(default["items"]) == 44 and default["next"] is None  # limit 100
 
 
-def test_pin_filters_take_bcm_numbers_and_ids_and_repeat(server: ServerProcess) -> None:
+def test_pin_filters_take_bcm_numbers_and_ids_and_repeat(server: InProcessApp) -> None:
     toggle_many(server, 12)
     with server.client() as http:
         lamp = page(http, pin="lamp")["items"]
@@ -129,7 +127,7 @@ def test_pin_filters_take_bcm_numbers_and_ids_and_repeat(server: ServerProcess) 
         assert_chained(all_history(http, pin=["18", "lamp"]))
 
 
-def test_since_and_until_select_a_time_range(server: ServerProcess) -> None:
+def test_since_and_until_select_a_time_range(server: InProcessApp) -> None:
     toggle_many(server, 9, clients=1)
     with server.client() as http:
         rows = all_history(http)
@@ -161,7 +159,7 @@ def test_since_and_until_select_a_time_range(server: ServerProcess) -> None:
     "cursor=abc", "cursor=0", "cursor=99999999999999999999999",
     "pin=", "pins=18", "order=asc",
 ])
-def test_bad_parameters_are_422_problems(shared_server: ServerProcess, query: str) -> None:
+def test_bad_parameters_are_422_problems(shared_server: InProcessApp, query: str) -> None:
     with shared_server.client() as http:
         response = http.get(f"/api/v1/history?{query}")
     assert response.status_code == 422, response.text
@@ -171,14 +169,14 @@ def test_bad_parameters_are_422_problems(shared_server: ServerProcess, query: st
 
 
 @pytest.mark.parametrize("pin", ["4", "gpio4", "nope", "99"])
-def test_unknown_pins_are_404(shared_server: ServerProcess, pin: str) -> None:
+def test_unknown_pins_are_404(shared_server: InProcessApp, pin: str) -> None:
     with shared_server.client() as http:
         response = http.get("/api/v1/history", params={"pin": ["18", pin]})
     assert response.status_code == 404
     assert response.json()["detail"] == f"no configured pin '{pin}'"
 
 
-def test_history_is_read_only_and_documented(shared_server: ServerProcess) -> None:
+def test_history_is_read_only_and_documented(shared_server: InProcessApp) -> None:
     with shared_server.client() as http:
         assert http.post("/api/v1/history").status_code == 405
         assert http.delete("/api/v1/history").status_code == 405
@@ -198,7 +196,7 @@ def row_html(html: str, bcm: int) -> str:
     return match.group(0)
 
 
-def test_page_shows_the_last_change_and_a_timeline_without_script(server: ServerProcess) -> None:
+def test_page_shows_the_last_change_and_a_timeline_without_script(server: InProcessApp) -> None:
     with server.client(token=server.create_token("phone", "control")) as http:
         http.post("/api/v1/pins/18/on")
     with server.client() as http:
@@ -217,7 +215,7 @@ def test_page_shows_the_last_change_and_a_timeline_without_script(server: Server
         assert "src=" in tag, tag
 
 
-def test_page_stays_bounded_when_a_pin_is_busy(server: ServerProcess) -> None:
+def test_page_stays_bounded_when_a_pin_is_busy(server: InProcessApp) -> None:
     toggle_many(server, 300, pins=(24,), clients=8)
     with server.client() as http:
         html = http.get("/").text
