@@ -33,7 +33,8 @@ DURATION = re.compile(r"^(?:(?P<h>\d+)h)?\s*(?:(?P<m>\d+)m)?\s*(?:(?P<s>\d+)s)?$
 DURATION_MAX_S = 7 * 86_400
 RULE_KEYS = ("id", "name", "when", "for", "between", "unless_pin", "cooldown", "then",
              "otherwise", "enabled")
-ACTION_KEYS = ("pins", "action", "ms", "group", "scene", "notify", "message", "title")
+ACTION_KEYS = ("pins", "action", "ms", "level", "fade_ms", "group", "scene", "notify",
+               "message", "title")
 
 
 def parse_duration(text: object) -> float | None:
@@ -61,6 +62,8 @@ class RuleAction:
     notify: str = ""
     message: str = ""
     title: str = ""
+    level: float | None = None
+    fade_ms: int = 0
 
     def as_json(self) -> dict[str, Any]:
         if self.notify:
@@ -71,6 +74,10 @@ class RuleAction:
         data["action"] = self.action
         if self.ms:
             data["ms"] = self.ms
+        if self.level is not None:
+            data["level"] = self.level
+            if self.fade_ms:
+                data["fade_ms"] = self.fade_ms
         return data
 
 
@@ -132,8 +139,18 @@ def _actions(raw: object, path: str, resolve: Callable[[object, str], int | None
             continue
         action = item.get("action", "on")
         ms = item.get("ms", 0)
-        if action not in ("on", "off", "toggle", "pulse"):
-            problems.append(f"{where}.action: {action!r} must be on, off, toggle or pulse")
+        if action not in ("on", "off", "toggle", "pulse", "level"):
+            problems.append(f"{where}.action: {action!r} must be on, off, toggle, pulse or "
+                            "level")
+        level, fade = item.get("level"), item.get("fade_ms", 0)
+        if action == "level" and (not isinstance(level, int | float) or isinstance(level, bool)
+                                  or not 0.0 <= level <= 1.0 or "pins" not in item):
+            problems.append(f"{where}.level: action = \"level\" needs pins and a level 0.0 "
+                            "to 1.0")
+            level = None
+        if not isinstance(fade, int) or isinstance(fade, bool) or fade < 0:
+            problems.append(f"{where}.fade_ms: expected a whole number of milliseconds")
+            fade = 0
         if not isinstance(ms, int) or isinstance(ms, bool) or ms < 0:
             problems.append(f"{where}.ms: expected a whole number of milliseconds")
             ms = 0
@@ -144,8 +161,10 @@ def _actions(raw: object, path: str, resolve: Callable[[object, str], int | None
                 if isinstance(refs, list) and refs else []
             if not pins:
                 problems.append(f"{where}.pins: expected a list of at least one pin")
-            found.append(RuleAction(pins=tuple(p for p in pins if p is not None),
-                                    action=str(action), ms=ms))
+            found.append(RuleAction(
+                pins=tuple(p for p in pins if p is not None), action=str(action), ms=ms,
+                level=float(level) if action == "level" and level is not None else None,
+                fade_ms=fade if action == "level" else 0))
         elif kind == "group":
             if item["group"] not in groups:
                 problems.append(f"{where}.group: {item['group']!r} is not a configured group")

@@ -304,3 +304,24 @@ then = [{ pins = ["fan"], action = "on" }]
         row = board.store.history(pins=[22], limit=1)[0]
         assert row.actor.name == "rule:after-evening"
         scheduler.close()
+
+
+async def test_a_rule_sets_a_pwm_level(tmp_path: Path) -> None:
+    text = PINS + """
+[[pins]]
+pin = 18
+id = "lamp"
+mode = "pwm"
+
+[[rules]]
+id = "dim-on-door"
+when = { pin = "door", to = "on" }
+then = [{ pins = ["lamp"], action = "level", level = 0.3, fade_ms = 1000 }]
+"""
+    clock = FakeClock(berlin(12))
+    async with running_board(tmp_path, text, clock=clock) as board:
+        engine_for(board, clock)
+        await board.simulate("door", True)
+        await settle()
+        assert board.view("lamp").level == 0.3
+        assert board.store.history(pins=[18], limit=1)[0].actor.name == "rule:dim-on-door"

@@ -263,7 +263,8 @@ class RuleEngine:
                 else:
                     await actions.run_target(self.board, pins=action.pins, group=action.group,
                                              scene=action.scene, action=action.action,
-                                             ms=action.ms, actor=actor)
+                                             ms=action.ms, actor=actor, level=action.level,
+                                             fade_ms=action.fade_ms)
             except PinpanelError as exc:
                 log.warning("rule %s: an action failed: %s", rule.id, exc)
             except Exception:
