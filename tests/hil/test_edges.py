@@ -32,6 +32,9 @@ pytestmark = pytest.mark.hil
 
 SIM = "pinpanel-sim"
 BUTTON, BOUNCY, COUNTER, IDLE_DOWN, IDLE_UP = 17, 22, 5, 23, 24
+#: A ``[[rules]]`` rule: this input pressed -> that output on (otherwise off), both on the
+#: sim chip, so the output is read back from the chip's line.
+RULE_IN, RULE_OUT, RULE = 25, 26, "doorbell"
 DEBOUNCE_MS = 2000  # far above a burst's length, even on a loaded host
 PULSES = 100
 #: Pi 5 on its first kernels: four brcmstb banks as gpiochip0-3, RP1 as gpiochip4.
@@ -172,11 +175,16 @@ def sim_panel(vm: VM, broker: LocalBroker, tmp_path_factory: pytest.TempPathFact
             'device_id = "pi"\ndiscovery = false\n')
     sensor = (f'[[sensors]]\nid = "meter"\nkind = "counter"\npin = {COUNTER}\npull = "up"\n'
               "interval_s = 1\n")
+    rule = (f'[[rules]]\nid = "{RULE}"\nwhen = {{ pin = "in{RULE_IN}", to = "on" }}\n'
+            f'then = [{{ pins = ["lamp"], action = "on" }}]\n'
+            f'otherwise = [{{ pins = ["lamp"], action = "off" }}]\n')
     pins = [button(BUTTON, pull="up", active_low=True),
             button(BOUNCY, pull="up", active_low=True, debounce_ms=DEBOUNCE_MS),
-            button(IDLE_DOWN, pull="down"), button(IDLE_UP, pull="up")]
+            button(IDLE_DOWN, pull="down"), button(IDLE_UP, pull="up"),
+            button(RULE_IN, pull="up", active_low=True),
+            {"pin": RULE_OUT, "id": "lamp", "name": "Lamp", "mode": "output"}]
     sub = Subscriber(broker, "pinpanel/pi/+/state", tmp_path_factory.mktemp("mqtt") / "sub")
-    started = vm.start_pinpanel(config(SIM, pins, mqtt + "\n" + sensor),
+    started = vm.start_pinpanel(config(SIM, pins, "\n".join([mqtt, sensor, rule])),
                                 data_dir="/data/state-edges")
     vm.shared_pinpanel = True
     stream = Stream(vm)
@@ -301,6 +309,39 @@ class TestInputsOnASimChip:
             value = total()
             seen.add(value[1])
         assert value[0] == (start or 0) + PULSES, value
+
+    def test_a_rule_turns_an_output_on_the_chip_on_when_the_input_is_pressed(
+            self, vm: VM, sim_panel: dict[str, Any]) -> None:
+        """``when = { pin = "in25", to = "on" }`` -> ``then`` lamp on, ``otherwise`` off:
+        the press is a real edge on the sim chip, and the rule's change is read back from
+        the chip's output line (gpio-sim's ``value`` is what lgpio drives it to)."""
+        stream: Stream = sim_panel["stream"]
+
+        def lamp_on_chip() -> int:
+            return int(vm.agent("POST", "/gpiosim/values",
+                                {"chip": SIM, "lines": [RULE_OUT]})[str(RULE_OUT)])
+
+        assert (lamp_on_chip(), api_state(vm, RULE_OUT)) == (0, False)
+        before = len(history(vm, RULE_OUT))
+        pull(vm, SIM, [(RULE_IN, "down", 0)])  # pressed
+        stream.wait_for(lambda _c: len(stream.of(RULE_OUT)) >= 1, describe="the rule's on")
+        assert lamp_on_chip() == 1
+        pull(vm, SIM, [(RULE_IN, "up", 0)])  # released: otherwise
+        stream.wait_for(lambda _c: len(stream.of(RULE_OUT)) >= 2, describe="the rule's off")
+        assert lamp_on_chip() == 0
+        presses, lamps = stream.of(RULE_IN), stream.of(RULE_OUT)
+        assert [(c["pin"]["state"], c["cause"]) for c in presses] == [
+            (True, "input"), (False, "input")], presses
+        assert [(c["pin"]["state"], c["cause"], c["actor"]) for c in lamps] == [
+            (True, "rule", f"rule:{RULE}"), (False, "rule", f"rule:{RULE}")], lamps
+        # Each switch follows the edge that caused it.
+        assert presses[0]["seq"] < lamps[0]["seq"] < presses[1]["seq"] < lamps[1]["seq"]
+        rows = history(vm, RULE_OUT)[before:]
+        assert [(r["old"], r["new"], r["cause"], r["actor"]) for r in rows] == [
+            (False, True, "rule", f"rule:{RULE}"), (True, False, "rule", f"rule:{RULE}")], rows
+        assert [r["seq"] for r in rows] == [c["seq"] for c in lamps]
+        fired: Any = vm.http_json("GET", f"/api/v1/rules/{RULE}")
+        assert fired["last_fired"] is not None and fired["stopped"] is None, fired
 
 
 # --------------------------------------------------------------- auto, on a Pi 5's numbering
