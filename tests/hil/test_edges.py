@@ -4,7 +4,8 @@ model does not have. The host moves a line as a button would, by writing the sim
 ``pull`` in sysfs through the guest agent; the kernel's GPIO character device reports the
 edge, lgpio's alert thread reads it, gpiozero calls back on its thread, and pinpanel hops
 onto its event loop, commits and publishes: on the event stream, over MQTT (a mosquitto on
-the host, reached from the guest at 10.0.2.2) and in the history.
+the host, reached from the guest at 10.0.2.2) and in the history. A ``[[rules]]`` rule on
+a pressed input drives an output line of the same chip, read back from the chip.
 
 Also: ``[gpio] chip`` by label on the real character device, and ``auto`` picking a chip
 labelled ``pinctrl-rp1`` numbered as on a Pi 5's first kernels (gpiochip4), or refusing two
