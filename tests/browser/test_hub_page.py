@@ -42,6 +42,7 @@ def test_hub_page_with_100_pis_filtered_and_a_command_confirmed(
     page.wait_for_selector("body[data-ready=true]")
     summary = page.locator("#summary")
     summary.filter(has_text=f"{PIS} Pis, {PIS} online, 0 offline").wait_for()
+    assert "not connected" not in summary.inner_text()
     # Paged: 20 cards drawn of 100, a phone does not draw a thousand.
     assert page.locator("section.dev").count() == 20
     assert page.locator("#page").inner_text() == f"page 1 of 5 ({PIS} Pis)"

@@ -177,7 +177,8 @@ DEVICES_DOC = {
 STREAM_DOC = {
     "summary": "The hub's devices, live (Server-Sent Events)",
     "description": "One `snapshot` event (as GET /api/v1/hub/devices), then a `device` "
-                   "event with the whole device each time it changes (coalesced).",
+                   "event with the whole device each time it changes (coalesced), and a "
+                   "`hub` event ({connected}) when the hub's broker connection changes.",
     "tags": ["hub"],
     "responses": {"200": {"description": "An event stream",
                           "content": {"text/event-stream": {"schema": {"type": "string"}}}}},

@@ -56,6 +56,7 @@ class Hub:
         self.closing = asyncio.Event()
         self._streams: set[asyncio.Queue[bytes | None]] = set()
         self._wake = asyncio.Event()
+        self._told_connected = False
 
     def _changed(self) -> None:
         self._wake.set()
@@ -87,8 +88,12 @@ class Hub:
             await self._wake.wait()
             self._wake.clear()
             devices = self.fleet.take_dirty()
-            if devices and self._streams:
-                frames = [frame("device", d.as_json()) for d in devices]
+            frames = [frame("device", d.as_json()) for d in devices]
+            connected = self.link.connected.is_set()
+            if connected != self._told_connected:  # the page says when the broker is away
+                self._told_connected = connected
+                frames.append(frame("hub", {"connected": connected}))
+            if frames and self._streams:
                 self.broadcast(b"".join(frames))
             await asyncio.sleep(FLUSH_S)  # coalesce: the next batch waits a little
 

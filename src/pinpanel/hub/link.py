@@ -109,6 +109,7 @@ class Link:
             finally:
                 self._client = None
                 self.connected.clear()
+                self._on_change()
             if stop.is_set():
                 break
             with contextlib.suppress(TimeoutError):
@@ -124,6 +125,7 @@ class Link:
         self._client = client
         self.connections += 1
         self.connected.set()
+        self._on_change()
         log.info("hub: connected to %s:%d; listening on %s", self.mqtt.host, self.mqtt.port,
                  self.fleet.bases)
         await self.refresh()

@@ -257,6 +257,7 @@ source.addEventListener("snapshot", (e) => {
   options(); later();
   document.body.dataset.ready = "true";
 });
+source.addEventListener("hub", (e) => { connected = JSON.parse(e.data).connected; later(); });
 source.addEventListener("device", (e) => {
   const d = JSON.parse(e.data);
   const fresh = !devices.has(d.base);
