@@ -2,7 +2,7 @@
 
 Run: ``.venv/bin/python -m bench.readings_cost [--days 365] [--sensors 10] [--dir DIR]``.
 
-Two parts, both through :class:`pinpanel.readingstore.ReadingStore` with a fake clock:
+Two parts, both through :class:`pinpanel.store.readings.ReadingStore` with a fake clock:
 
 1. **Disk**: ``--days`` of readings (every 30 s per sensor, values that wander like a
    temperature) written in a batch per hour of clock, with retention run as the store runs it (every
@@ -28,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from pinpanel.readingstore import ReadingStore
+from pinpanel.store.readings import ReadingStore
 
 START = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 EVERY_S = 30.0

@@ -10,7 +10,7 @@ open it) of:
 * ``pinpanel.sqlite3``: a snapshot made with SQLite's online backup while the server runs
   (:func:`pinpanel.store.snapshot`), never a copy of the live file;
 * ``readings.sqlite3``: a snapshot of the sensors' readings and rollups the same way, if
-  the Pi keeps any (:mod:`pinpanel.readingstore`; a year of them is worth keeping too);
+  the Pi keeps any (:mod:`pinpanel.store.readings`; a year of them is worth keeping too);
 * ``pinpanel.toml``: the config file the server was started with, if it had one.
 
 A restore changes nothing until everything has been checked: the gzip stream to its end
@@ -37,7 +37,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pinpanel import __version__, lock, readingstore
+from pinpanel import __version__, lock
 from pinpanel.config import Config
 from pinpanel.errors import BackupError, StoreError
 from pinpanel.store import (
@@ -48,6 +48,7 @@ from pinpanel.store import (
     snapshot,
     verify_file,
 )
+from pinpanel.store import readings as readingstore
 
 FORMAT = "pinpanel-backup"
 FORMAT_VERSION = 1

@@ -38,10 +38,10 @@ from pinpanel.errors import ConfigError, PortInUseError, ServeError
 from pinpanel.events import EventHub
 from pinpanel.hardware import Hardware
 from pinpanel.live_config import LiveConfig
-from pinpanel.readingstore import ReadingStore
 from pinpanel.sensors.drivers import open_drivers
 from pinpanel.sensors.sampler import Sampler
 from pinpanel.store import Store
+from pinpanel.store.readings import ReadingStore
 from pinpanel.telemetry import Telemetry
 
 if TYPE_CHECKING:

@@ -16,12 +16,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pinpanel.readingstore import DB_NAME
+from pinpanel.store.readings import DB_NAME
 
 CHILD = r"""
 import sys, threading, time
 from pathlib import Path
-from pinpanel.readingstore import ReadingStore
+from pinpanel.store.readings import ReadingStore
 
 store = ReadingStore.open(Path(sys.argv[1]), flush_n=50)
 committed = 0

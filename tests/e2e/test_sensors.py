@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from pinpanel.readingstore import DB_NAME
+from pinpanel.store.readings import DB_NAME
 from tests.e2e.sse import Reader, async_client
 from tests.e2e.test_metrics import scrape, value, wait_for
 from tests.support import ServerFactory, ServerProcess

@@ -23,8 +23,8 @@ from pinpanel import backup, lock
 from pinpanel.cli import build_parser, main
 from pinpanel.cli.exits import EXIT_DATA_DIR_IN_USE, EXIT_ERROR, EXIT_OK
 from pinpanel.errors import BackupError, DataDirInUseError
-from pinpanel.readingstore import ReadingStore
 from pinpanel.store import DB_NAME, SCHEMA_VERSION, Store
+from pinpanel.store.readings import ReadingStore
 from tests.support import REPO
 from tests.unit.test_store import history_seqs, make_real_db
 

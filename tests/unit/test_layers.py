@@ -62,7 +62,6 @@ LAYERS: dict[str, int] = {
     # which /dev/gpiochipN is the Pi's (labels, not numbers); hardware opens lgpio on it
     "pinpanel.chips": 15,
     "pinpanel.store": 20,
-    "pinpanel.readingstore": 20,
     "pinpanel.lock": 20,
     # the backup archive: a store snapshot and the config, restored under the lock
     "pinpanel.backup": 25,

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from pinpanel import readingstore
-from pinpanel.readingstore import RAW_KEEP_S, ReadingStore
+from pinpanel.store import readings as readingstore
+from pinpanel.store.readings import RAW_KEEP_S, ReadingStore
 
 DAY = 86_400
 START = 1_767_225_600.0  # 2026-01-01T00:00:00Z, a whole hour

@@ -12,11 +12,11 @@ import pytest
 
 from pinpanel.errors import SensorReadError, SimulationOnlyError, UnknownSensorError
 from pinpanel.hardware import Hardware
-from pinpanel.readingstore import ReadingStore
 from pinpanel.sensors import drivers
 from pinpanel.sensors.model import Sample
 from pinpanel.sensors.sampler import HEARTBEAT_S, Sampler
 from pinpanel.sensors.simulated import Simulated
+from pinpanel.store.readings import ReadingStore
 from tests.unit.conftest import config_of
 
 SENSORS = """

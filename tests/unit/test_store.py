@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 
-from pinpanel import store as store_module
 from pinpanel.changes import Actor, ChangeRecord, format_time
 from pinpanel.errors import StoreCorruptError, StoreError, StoreVersionError
 from pinpanel.store import (
@@ -27,6 +26,8 @@ from pinpanel.store import (
     Store,
     check_integrity,
 )
+from pinpanel.store import core as store_core
+from pinpanel.store import schema as store_schema
 
 USER = Actor("tester", "api", "127.0.0.1")
 
@@ -88,7 +89,7 @@ async def test_commits_get_gapless_seq_in_queue_order_and_share_fsyncs(tmp_path:
     batches: list[int] = []
     run_batch = store._run_batch
 
-    def counting(batch: list[store_module._Job]) -> None:
+    def counting(batch: list[store_core._Job]) -> None:
         batches.append(len(batch))
         run_batch(batch)
 
@@ -310,8 +311,8 @@ def test_a_failing_migration_changes_nothing(tmp_path: Path,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     make_v1_database(tmp_path / DB_NAME)
     broken = (*MIGRATIONS, "CREATE TABLE half (x INTEGER); THIS IS NOT SQL")
-    monkeypatch.setattr(store_module, "MIGRATIONS", broken)
-    monkeypatch.setattr(store_module, "SCHEMA_VERSION", len(broken))
+    monkeypatch.setattr(store_schema, "MIGRATIONS", broken)
+    monkeypatch.setattr(store_schema, "SCHEMA_VERSION", len(broken))
     with pytest.raises(StoreError):
         Store.open(tmp_path, max_age_days=0)
     conn = sqlite3.connect(tmp_path / DB_NAME)

@@ -30,9 +30,9 @@ from pinpanel.errors import (
     SimulationOnlyError,
     UnknownSensorError,
 )
-from pinpanel.readingstore import ReadingStore
 from pinpanel.sensor_config import SensorConfig
 from pinpanel.sensors.model import Driver, Quantity, Sample, quantities
+from pinpanel.store.readings import ReadingStore
 
 log = logging.getLogger("pinpanel.sensors")
 

@@ -22,8 +22,8 @@ from markupsafe import Markup, escape
 from starlette.requests import Request
 from starlette.responses import Response
 
-from pinpanel.readingstore import Bucket, ReadingStore
 from pinpanel.sensors.model import Quantity
+from pinpanel.store.readings import Bucket, ReadingStore
 from pinpanel.web.openapi import problem
 from pinpanel.web.problems import Problem
 from pinpanel.web.routing import ApiRoute

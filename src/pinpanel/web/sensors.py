@@ -3,7 +3,7 @@
 ``GET /api/v1/sensors`` and ``/api/v1/sensors/{sensor}`` answer from the sampler's memory
 (the last published sample: the one the event stream and MQTT carried). ``.../readings`` is
 served by the readings store from the finest table that holds the range (raw, 1-minute or
-1-hour rollups; see :meth:`~pinpanel.readingstore.ReadingStore.source_for`), including the
+1-hour rollups; see :meth:`~pinpanel.store.readings.ReadingStore.source_for`), including the
 batch not yet written. ``POST .../simulate`` exists for the simulated board only. The chart
 (:mod:`pinpanel.web.charts`) is drawn from the same buckets.
 """
