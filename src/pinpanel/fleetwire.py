@@ -23,6 +23,8 @@ between its nodes, and a hub started later asks the whole fleet for a refresh in
 
 from __future__ import annotations
 
+import ipaddress
+from collections.abc import Sequence
 from typing import Final, Literal
 
 DEVICE: Final = "device"
@@ -87,3 +89,24 @@ def group_command_topic(base: str, group_id: str) -> str:
 PINPANEL_SERVICE: Final = "_pinpanel._tcp.local."
 HTTP_SERVICE: Final = "_http._tcp.local."
 TXT_KEYS: Final = ("device_id", "version", "path", "base")
+
+
+def mdns_interfaces(configured: Sequence[str], listen_host: str) -> list[str] | None:
+    """The IPv4 interfaces mDNS speaks on, for the announcer and the hub's browser alike.
+
+    Those ``[mdns] interfaces`` names; else the one the web server listens on, so a server
+    on 127.0.0.1 (a laptop, a test) is announced on loopback only, where it can be reached,
+    and never multicasts onto a network that could not reach it; else (``0.0.0.0``, a host
+    name) every interface, which None means.
+    """
+    if configured:
+        return list(configured)
+    try:
+        address = ipaddress.ip_address(listen_host)
+    except ValueError:
+        return None
+    if address.is_unspecified:
+        return None
+    if address.version == 6:
+        return ["127.0.0.1"] if address.is_loopback else None
+    return [str(address)]

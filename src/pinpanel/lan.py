@@ -56,8 +56,8 @@ def announcer(config: Config, device_id: str, base: str,
                              properties=txt, server=f"{host}.local.",
                              parsed_addresses=addresses)
                  for kind in (fleetwire.PINPANEL_SERVICE, fleetwire.HTTP_SERVICE)]
-        interfaces: Any = list(config.mdns.interfaces) or "all"
-        if interfaces == "all":
+        interfaces: Any = fleetwire.mdns_interfaces(config.mdns.interfaces, config.server.host)
+        if interfaces is None:
             from zeroconf import InterfaceChoice
 
             interfaces = InterfaceChoice.All

@@ -33,7 +33,8 @@ def browser(config: Config, fleet: Fleet, changed: Callable[[], None],
         from zeroconf import InterfaceChoice, IPVersion, ServiceStateChange
         from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
-        interfaces: Any = list(config.mdns.interfaces) or InterfaceChoice.All
+        interfaces: Any = (fleetwire.mdns_interfaces(config.mdns.interfaces, config.server.host)
+                           or InterfaceChoice.All)
         try:
             zc = AsyncZeroconf(interfaces=interfaces, ip_version=IPVersion.V4Only)
         except OSError as exc:
