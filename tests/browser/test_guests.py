@@ -46,8 +46,9 @@ def test_a_guest_link_made_on_the_page_shows_the_guest_only_its_pins(
     assert sorted(rows.evaluate_all("rows => rows.map(r => r.dataset.pin)")) == ["18", "23"]
     assert page.get_by_text("Workshop").count() == 0
     garage = page.locator("#pin-23")
-    garage.get_by_role("button", name="Pulse Garage door for 300 ms").wait_for()
     assert garage.get_by_role("button", name="Toggle Garage door").count() == 0
+    garage.get_by_role("button", name="Pulse Garage door for 300 ms").click()  # a plain form
+    page.wait_for_url(server.url + "/")
     assert page.get_by_role("link", name="Guest links and phones").count() == 0
     lights = page.locator("#pin-18")
     was = lights.get_attribute("class")
@@ -57,6 +58,8 @@ def test_a_guest_link_made_on_the_page_shows_the_guest_only_its_pins(
     with server.client() as admin:
         history = admin.get("/api/v1/history?pin=18&limit=1").json()["items"]
         assert history[0]["actor"] == "guest:plumber"
+        pulsed = admin.get("/api/v1/history?pin=23&limit=5").json()["items"]
+        assert any(i["new"] and i["actor"] == "guest:plumber" for i in pulsed)
         assert admin.delete("/api/v1/guests/plumber").status_code == 204
     page.goto(server.url + "/")
     page.wait_for_url(server.url + "/login?next=/")

@@ -64,6 +64,7 @@ PIN_SCOPED_OUTCOME = {
     "page": "allowed", "pins": "allowed", "pin": "allowed", "pin_put": "allowed",
     "pin_switch": "allowed", "compat_list": "allowed", "events": "allowed",
     "history": "allowed", "form_value": "allowed",
+    "form_pulse": "allowed",  # no ?pin= in the probe: the tutorial's 400, not a refusal
     "pin_pulse": "other action", "pin_fade": "other action", "compat_toggle": "other action",
     "form_toggle": "other pin", "pin_simulate": "other pin",
 }
@@ -194,6 +195,9 @@ CASES = [
     ("POST", "/toggle?pin=23", None, {}, "other action"),
     ("POST", "/toggle?pin=24", None, {}, "other pin"),
     ("POST", "/pins/18/value", None, {"value": "100"}, "allowed"),
+    ("POST", "/pulse?pin=23", None, {}, "allowed"),
+    ("POST", "/pulse?pin=18", None, {}, "other action"),
+    ("POST", "/pulse?pin=24", None, {}, "other pin"),
     ("POST", "/pins/23/value", None, {"value": "100"}, "other action"),
     ("POST", "/pins/24/value", None, {"value": "100"}, "other pin"),
 ]
@@ -217,11 +221,12 @@ def test_guest_paths(cast: Cast, via: str, method: str, path: str, body: Any,
             form = {**form, "csrf_token": session.csrf}
         else:
             headers["X-CSRF-Token"] = session.csrf
-    if outcome == "allowed" and path.startswith(("/api/v1/pins/", "/pins/")) and \
+    if outcome == "allowed" and path.startswith(("/api/v1/pins/", "/pins/", "/pulse")) and \
             method != "GET":
         # From the opposite state, so the allowed change is a change (seq moves).
         target = "18" if "18" in path or "lights" in path else "23"
-        off_first = path.endswith(("/on", "/pulse", "/value")) or body == {"state": True}
+        off_first = path.endswith(("/on", "/pulse", "/value")) or body == {"state": True} \
+            or path.startswith("/pulse")
         cast.admin.post(f"/api/v1/pins/{target}/{'off' if off_first else 'on'}")
         settle(cast.admin)
     before = pin_snapshot(cast.server, cast.admin)
@@ -256,6 +261,7 @@ def test_guest_sees_only_its_pins_and_the_audit_names_the_link(cast: Cast) -> No
     assert 'id="pin-18"' in page.text and 'id="pin-23"' in page.text
     assert 'id="pin-24"' not in page.text and 'id="pin-27"' not in page.text
     assert "Toggle Garage door" not in page.text  # pulse only: no Toggle button
+    assert 'action="/pulse?pin=23"' in page.text  # its Pulse works without a script
     assert "Pulse Garage door" in page.text and "Toggle Garden lights" in page.text
     assert "Guest links" not in page.text
 

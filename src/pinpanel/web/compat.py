@@ -63,6 +63,22 @@ async def form_toggle(request: Request) -> Response:
     return RedirectResponse(request.url_for("page").path, status_code=303)
 
 
+async def form_pulse(request: Request) -> Response:
+    """``POST /pulse?pin=N``: the page's Pulse button without JavaScript (a guest link that
+    may only pulse a pin gets this form instead of Toggle)."""
+    ref = request.query_params.get("pin", "")
+    if not ref.isdecimal():
+        return JSONResponse(INVALID_PIN, status_code=400)
+    try:
+        board = board_of(request)
+        pin = board.resolve(int(ref))
+        require(request, "pulse", pin.pin)
+        await board.pulse(pin, None, actor_of(request, "pulse"))
+    except PinError:
+        return JSONResponse(INVALID_PIN, status_code=400)
+    return RedirectResponse(request.url_for("page").path, status_code=303)
+
+
 # -- the routes and their document -------------------------------------------------------
 
 JSON_CT_HEADER = {"name": "Content-Type", "in": "header", "required": True,
@@ -105,6 +121,10 @@ def _form_toggle_doc(config: Config) -> dict[str, Any]:
                       "400": json_response(ref("CompatError"), "Not a configured output")}}
 
 
+def _form_pulse_doc(config: Config) -> dict[str, Any]:
+    return {**_form_toggle_doc(config), "summary": "The page's Pulse form post (no script)"}
+
+
 def routes() -> list[ApiRoute]:
     return [
         ApiRoute("/api/list", api_list, methods=["GET"], name="compat_list", policy="read",
@@ -120,4 +140,6 @@ def routes() -> list[ApiRoute]:
         ApiRoute("/toggle", form_toggle, methods=["POST"], name="form_toggle",
                  policy="control", pin_scoped=True, schemas=SCHEMAS,
                  openapi=_form_toggle_doc),
+        ApiRoute("/pulse", form_pulse, methods=["POST"], name="form_pulse",
+                 policy="control", pin_scoped=True, schemas=SCHEMAS, openapi=_form_pulse_doc),
     ]
