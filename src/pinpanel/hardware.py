@@ -224,6 +224,8 @@ class Hardware:
         self._devices: dict[int, Any] = {}
         self._active_low: dict[int, bool] = {}
         self._sensor_devices: list[Any] = []
+        #: Lines let go of with their level kept (:meth:`release`), claimed again next.
+        self._released: set[int] = set()
         self.info = BackendInfo(name=name, simulated=isinstance(factory, MockFactory),
                                 board=self._board_model(factory), chip=chip)
 
@@ -274,6 +276,11 @@ class Hardware:
             raise HardwareError(f"cannot claim GPIO{pin.pin} as {pin.mode}: {exc}") from exc
         self._devices[pin.pin] = device
         self._active_low[pin.pin] = pin.active_low
+        if pin.pin in self._released:
+            # A re-claim (a live config change) of a line this process still holds: lgpio
+            # keeps the old request's level for it, so the level is written once more.
+            self._released.discard(pin.pin)
+            self.write(pin.pin, state)
 
     def claim_input(self, pin: PinConfig, on_edge: EdgeCallback) -> None:
         """Claim an input with its pull and debounce; ``on_edge(bcm)`` is called on edges.
@@ -391,6 +398,7 @@ class Hardware:
                 if on_exit == "off":
                     self._off(device)
                 self._forget(device)
+                self._released.add(bcm)
         except GPIOZeroError as exc:
             raise HardwareError(f"cannot release GPIO{bcm}: {exc}") from exc
 
