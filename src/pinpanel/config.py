@@ -262,7 +262,8 @@ class MdnsConfig:
         "Announce _pinpanel._tcp and _http._tcp over mDNS/DNS-SD (http://<host>.local:8080/), "
         "and let a hub list pinpanels found that way; off when zeroconf is not installed."))
     interfaces: tuple[str, ...] = field(default=(), metadata=about(
-        "IPv4 addresses of the interfaces to announce and browse on. Empty: every interface."))
+        "IPv4 addresses of the interfaces to announce and browse on. Empty: the one the "
+        "server listens on (loopback only for 127.0.0.1), every interface for 0.0.0.0."))
 
 
 @dataclass(frozen=True)
