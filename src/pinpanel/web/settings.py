@@ -164,17 +164,21 @@ async def put_settings(request: Request) -> Response:
 
 def _render(request: Request, *, status: int = 200, errors: dict[str, dict[str, str]] | None
             = None, general: list[str] | None = None, values: dict[str, dict[str, Any]]
-            | None = None, saved: str = "", interlocks: str | None = None) -> Response:
+            | None = None, saved: str = "", interlocks: str | None = None,
+            group_values: dict[str, dict[str, str]] | None = None) -> Response:
     live = _live(request)
     config = current(live.config)
     forms = {str(t["pin"]): t for t in config["pins"]}
     forms.update(values or {})
+    group_forms = {g["id"]: {"id": g["id"], "name": g["name"],
+                             "pins": ", ".join(map(str, g["pins"]))} for g in config["groups"]}
+    group_forms.update(group_values or {})
     context = page_context(
         request, live_path=str(live.path), exists=live.path.exists(), forms=forms,
         fields=[_field(s) for s in PIN_SETTINGS], modes=MODE_NAMES,
         interlocks=interlocks if interlocks is not None else "\n".join(
             ", ".join(map(str, g)) for g in config["interlocks"]),
-        errors=errors or {}, general=general or [], saved=saved)
+        group_forms=group_forms, errors=errors or {}, general=general or [], saved=saved)
     return TEMPLATES.TemplateResponse(request, "settings.html", context, status_code=status,
                                       headers=NO_STORE)
 
@@ -276,6 +280,55 @@ async def save_interlocks(request: Request) -> Response:
     return _saved(request, outcome, "interlocks saved")
 
 
+def _refs(text: str) -> list[int | str]:
+    """A comma-separated list of pins (BCM numbers or ids), as the file would hold it."""
+    refs = [r.strip() for r in text.replace(";", ",").split(",") if r.strip()]
+    return [int(r) if r.isdecimal() else r for r in refs]
+
+
+async def save_group(request: Request) -> Response:
+    """One group's form: edit the group it names (``original``), or add one (``new``)."""
+    form = await request.form()
+    tables = current(_live(request).config)
+    groups: list[dict[str, Any]] = tables["groups"]
+    original = str(form.get("original", "new"))
+    typed = {k: str(form.get(k, "")).strip() for k in ("id", "name", "pins")}
+    table: dict[str, Any] = {"id": typed["id"], "pins": _refs(typed["pins"])}
+    if typed["name"]:
+        table["name"] = typed["name"]
+    index = next((i for i, g in enumerate(groups) if g["id"] == original), len(groups))
+    groups = [*groups[:index], table, *groups[index + 1:]]
+    try:
+        outcome = await _save(request, Edit(tables["pins"], tables["interlocks"], groups))
+    except ConfigError as exc:
+        fields: dict[str, str] = {}
+        general: list[str] = []
+        prefix = f"groups[{index}]"
+        for problem in exc.problems:
+            path, detail = split(problem)
+            key = path[len(prefix) + 1:].split("[")[0] if path.startswith(prefix + ".") else ""
+            if key in typed:
+                fields.setdefault(key, detail)
+            else:
+                general.append(detail if path == prefix else problem)
+        return _render(request, status=422, errors={f"group-{original}": fields},
+                       general=general, group_values={original: typed})
+    return _saved(request, outcome, f"group {table['id']} saved")
+
+
+async def remove_group(request: Request) -> Response:
+    form = await request.form()
+    tables = current(_live(request).config)
+    target = str(form.get("group", ""))
+    groups = [g for g in tables["groups"] if g["id"] != target]
+    try:
+        outcome = await _save(request, Edit(tables["pins"], tables["interlocks"], groups))
+    except ConfigError as exc:
+        return _render(request, status=422, general=[f"group {target} was not removed: "
+                                                     + "; ".join(exc.problems)])
+    return _saved(request, outcome, f"group {target} removed")
+
+
 def _saved(request: Request, outcome: Outcome, what: str) -> Response:
     note = f"{what} in {outcome.path}"
     if outcome.created:
@@ -308,7 +361,8 @@ _FORM = {"required": True, "content": {"application/x-www-form-urlencoded": {
 _FORM_SCHEMA = {"SettingsForm": {
     "type": "object", "required": ["csrf_token"], "description": "The page's form: one pin's "
     "settings (with original: its BCM number, or new), a pin to remove, or interlocks "
-    "(one group a line)", "properties": {"csrf_token": {"type": "string"}}}}
+    "(one group a line), or a group (id, name, pins; original: its id, or new) or a group "
+    "to remove", "properties": {"csrf_token": {"type": "string"}}}}
 
 
 def routes() -> list[ApiRoute]:
@@ -351,5 +405,15 @@ def routes() -> list[ApiRoute]:
                  name="settings_interlocks", policy="admin", schemas=_FORM_SCHEMA, openapi={
                      "summary": "Save the interlocks (form)", "tags": ["page"],
                      "requestBody": _FORM, "responses": {"303": {"description": "Saved"},
+                                                         "422": html_response("Refused")}}),
+        ApiRoute("/settings/groups", save_group, methods=["POST"], name="settings_group",
+                 policy="admin", schemas=_FORM_SCHEMA, openapi={
+                     "summary": "Save or add one group (form)", "tags": ["page"],
+                     "requestBody": _FORM, "responses": {"303": {"description": "Saved"},
+                                                         "422": html_response("Refused")}}),
+        ApiRoute("/settings/groups/remove", remove_group, methods=["POST"],
+                 name="settings_group_remove", policy="admin", schemas=_FORM_SCHEMA, openapi={
+                     "summary": "Remove one group (form)", "tags": ["page"],
+                     "requestBody": _FORM, "responses": {"303": {"description": "Removed"},
                                                          "422": html_response("Refused")}}),
     ]
