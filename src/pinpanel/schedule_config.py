@@ -108,10 +108,9 @@ class ScheduleConfig:
         """Whether a run leaves a state that holds (what start-up after a power cut restores).
 
         A pulse or a toggle does not: a missed pulse is not replayed, and a toggle's effect
-        depends on what was before it. Neither does a level, yet: start-up restores on/off
-        (a pwm pin then comes on at its remembered level).
+        depends on what was before it. A level does: a pwm pin comes up at it.
         """
-        return bool(self.scene) or self.action in ("on", "off")
+        return bool(self.scene) or self.action in ("on", "off", "level")
 
     def as_json(self) -> dict[str, Any]:
         data = asdict(self)

@@ -260,3 +260,52 @@ def test_a_level_needs_a_pwm_pin_and_a_level() -> None:
     with pytest.raises(ConfigError) as caught:
         config_of(LEVELS.replace('pins = ["lamp"]', 'pins = ["porch"]'))
     assert any("pin 17 is not a pwm pin" in p for p in caught.value.problems)
+
+
+EVENING = """
+[location]
+latitude = 52.52
+longitude = 13.405
+timezone = "Europe/Berlin"
+
+[[pins]]
+pin = 18
+id = "lamp"
+mode = "pwm"
+initial = "schedule"
+
+[[schedules]]
+id = "lamp-on"
+at = "18:00"
+pins = ["lamp"]
+
+[[schedules]]
+id = "lamp-dim"
+at = "19:00"
+action = "level"
+level = 0.4
+pins = ["lamp"]
+"""
+
+
+async def test_start_up_after_a_power_cut_takes_the_scheduled_level(tmp_path: Path) -> None:
+    """The latest on/off/level at or before now wins: the 19:00 level 0.4, not the 18:00 on."""
+    config = config_of(EVENING)
+    states = initial_states(config, config.schedules, BERLIN, berlin(2026, 12, 2, 19, 30))
+    assert states[18][0] == 0.4 and states[18][1].name == "schedule:lamp-dim"
+    from pinpanel.board import Board
+    from pinpanel.events import EventHub
+    from pinpanel.hardware import Hardware
+    from pinpanel.store import Store
+
+    store = Store.open(tmp_path)
+    board = Board(config, Hardware.open("simulated"), store, EventHub(), clock=FakeClock())
+    await board.start(states)
+    try:
+        assert board.view("lamp").level == 0.4
+        row = store.history(pins=[18], limit=1)[0]
+        assert (row.actor.name, row.actor.cause, row.new_level) == \
+            ("schedule:lamp-dim", "schedule", 0.4)
+    finally:
+        await board.close("keep")
+        store.close()

@@ -44,15 +44,18 @@ async def run_target(board: Board, *, pins: Sequence[int] = (), group: str = "",
 
 
 def states_left(config: Config, *, pins: Sequence[int] = (), group: str = "", scene: str = "",
-                action: str = "on") -> dict[int, bool]:
-    """The pin states the target leaves behind; empty for a toggle or a pulse (no state
-    of their own to restore after a power cut)."""
+                action: str = "on", level: float | None = None) -> dict[int, bool | float]:
+    """The pin states the target leaves behind (on/off, or a pwm level as a float); empty
+    for a toggle or a pulse (no state of their own to restore after a power cut)."""
     if scene:
         found = config.scene(scene)
         return {bcm: bool(state) for bcm, state in found.set} if found else {}
-    if action not in ("on", "off"):
+    if action not in ("on", "off", "level") or (action == "level" and level is None):
         return {}
     if group:
         chosen = config.group(group)
         pins = chosen.pins if chosen else ()
+    if action == "level":
+        assert level is not None
+        return dict.fromkeys(pins, float(level))
     return dict.fromkeys(pins, action == "on")

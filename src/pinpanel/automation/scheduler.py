@@ -44,18 +44,20 @@ def actor_of(schedule: ScheduleConfig) -> Actor:
     return Actor(f"schedule:{schedule.id}", "schedule")
 
 
-def states_of(config: Config, schedule: ScheduleConfig) -> dict[int, bool]:
+def states_of(config: Config, schedule: ScheduleConfig) -> dict[int, bool | float]:
     return actions.states_left(config, pins=schedule.pins, group=schedule.group,
-                               scene=schedule.scene, action=schedule.action)
+                               scene=schedule.scene, action=schedule.action,
+                               level=schedule.level)
 
 
 def initial_states(config: Config, schedules: Iterable[ScheduleConfig], place: Place,
-                   now: datetime) -> dict[int, tuple[bool, Actor]]:
-    """Each ``initial = "schedule"`` pin's state now: its latest scheduled on/off (or scene)
+                   now: datetime) -> dict[int, tuple[bool | float, Actor]]:
+    """Each ``initial = "schedule"`` pin's state now: its latest scheduled on/off/level
+    (or scene)
     at or before ``now``, looking back :data:`LOOK_BACK`; pins with none are left out
     (the board then restores their last state)."""
     wanted = {p.pin for p in config.pins if p.is_output and p.initial == "schedule"}
-    latest: dict[int, tuple[datetime, bool, Actor]] = {}
+    latest: dict[int, tuple[datetime, bool | float, Actor]] = {}
     for schedule in schedules:
         if not schedule.enabled:
             continue

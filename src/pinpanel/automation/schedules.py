@@ -119,7 +119,7 @@ class ScheduleBook:
             raise UnknownNameError("schedule", schedule_id)
         return found
 
-    def initial_states(self, now: datetime) -> dict[int, tuple[bool, Actor]]:
+    def initial_states(self, now: datetime) -> dict[int, tuple[bool | float, Actor]]:
         return initial_states(self.config, self.schedules(), self.place, now)
 
     # -- edits -------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pinpanel.board.inputs import Inputs
 from pinpanel.board.pin import SYSTEM, PinRecord, interlock_groups
 from pinpanel.changes import Actor, Change, ChangeRecord
-from pinpanel.config import Config, OnExit
+from pinpanel.config import Config, OnExit, PinConfig
 from pinpanel.levels import PinValue, committed_value, is_on, off_value, on_value
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,8 @@ class Reconfigured:
 class Lifecycle(Inputs):
     """Start the board, and take a new config's pins live."""
 
-    async def start(self, scheduled: Mapping[int, tuple[bool, Actor]] | None = None) -> None:
+    async def start(self, scheduled: Mapping[int, tuple[bool | float, Actor]] | None = None,
+                    ) -> None:
         """Claim every pin at its start-up level and record what differs from the store.
 
         ``scheduled`` holds the state of each ``initial = "schedule"`` pin and who decided
@@ -68,7 +69,7 @@ class Lifecycle(Inputs):
             before = committed_value(pin.config, pin.last) if pin.last else None
             if pin.last is None or before != state:
                 decided = scheduled.get(pin.bcm)
-                by = decided[1] if decided and decided[0] == is_on(pin.config, state) \
+                by = decided[1] if decided and _matches(pin.config, decided[0], state) \
                     else SYSTEM
                 records.append(self._record(pin, before, state, by,
                                             old_known=pin.last is not None))
@@ -80,7 +81,7 @@ class Lifecycle(Inputs):
                 self._arm_timer(pin, auto_off)
         log.info("board ready: %d pins on %s", len(self._pins), self.hardware.info.name)
 
-    def _startup_levels(self, scheduled: Mapping[int, tuple[bool, Actor]],
+    def _startup_levels(self, scheduled: Mapping[int, tuple[bool | float, Actor]],
                         ) -> dict[int, PinValue]:
         """Each output's start-up value: ``initial`` (``schedule``: on or off as
         ``scheduled`` says, else as ``restore``), or the last committed state or level.
@@ -95,7 +96,9 @@ class Lifecycle(Inputs):
             c = pin.config
             if c.is_output:
                 decided = scheduled.get(pin.bcm) if c.initial == "schedule" else None
-                if c.initial == "on" or (decided is not None and decided[0]):
+                if decided is not None and not isinstance(decided[0], bool):
+                    levels[pin.bcm] = float(decided[0])  # a scheduled pwm level
+                elif c.initial == "on" or (decided is not None and decided[0]):
                     levels[pin.bcm] = on_value(c, pin.memory)
                 elif c.initial == "off" or decided is not None or pin.last is None:
                     levels[pin.bcm] = off_value(c)
@@ -117,7 +120,7 @@ class Lifecycle(Inputs):
         return levels
 
     async def reconfigure(self, config: Config, on_exit: OnExit, actor: Actor,
-                          scheduled: Mapping[int, tuple[bool, Actor]] | None = None,
+                          scheduled: Mapping[int, tuple[bool | float, Actor]] | None = None,
                           ) -> Reconfigured:
         """Take a new config's pins as a diff, live: untouched pins are not touched at all.
 
@@ -212,3 +215,10 @@ class Lifecycle(Inputs):
                             reclaimed=tuple(c.pin for c in reclaimed),
                             edited=tuple(c.pin for c in edited if c not in reclaimed),
                             removed=tuple(p.bcm for p in removed), changes=changes)
+
+
+def _matches(config: PinConfig, decided: bool | float, state: PinValue) -> bool:
+    """Whether the pin came up as its schedule said (so the schedule is who set it)."""
+    if isinstance(decided, bool):
+        return decided == is_on(config, state)
+    return state == decided
