@@ -16,7 +16,7 @@ import os
 import signal
 import socket
 import time
-from collections.abc import AsyncIterator, Coroutine, Iterator, Mapping, MutableMapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -308,10 +308,14 @@ async def _serve(config: Config, sockets: list[socket.socket], config_path: Path
         loop.add_signal_handler(signal.SIGHUP, lambda: _spawn(reloads, _reload(live)))
         # Adapters beside the web server, each handed what it needs (none reaches through
         # the board for the store or the hub).
-        bridge = mqtt.adapter(config, runtime.board, listen=runtime.hub.add_listener,
-                              memory=runtime.store, hardware=runtime.hardware.info,
-                              telemetry=runtime.telemetry, sensors=runtime.sampler)
-        runners = [bridge] if bridge else []
+        bridge = mqtt.make_bridge(config, runtime.board, listen=runtime.hub.add_listener,
+                                  memory=runtime.store, hardware=runtime.hardware.info,
+                                  telemetry=runtime.telemetry, sensors=runtime.sampler,
+                                  ) if config.mqtt.enabled else None
+        runners: list[Callable[[asyncio.Event], Coroutine[Any, Any, None]]] = (
+            [bridge.run] if bridge else [])
+        if bridge is not None:  # a live apply: the bridge follows once the board applied it
+            live.listeners.append(bridge.reconfigure)
         from pinpanel import lan
         from pinpanel.mqtt.topics import Topics
 

@@ -115,6 +115,7 @@ class MqttBridge:
         self._wake = asyncio.Event()
         self._discovery_due = False
         self._refresh_due = False
+        self._reconfigure_due = False
         self._device = device.device_payload(config, self.topics)
         self._tasks: set[asyncio.Task[None]] = set()
         self._noise = NoiseLimiter(log)
@@ -131,6 +132,27 @@ class MqttBridge:
             self._samples = {i: st.latest for i, st in sensors.states.items()
                              if st.latest is not None}
             sensors.add_listener(self._on_reading)
+
+    def reconfigure(self, config: Config) -> None:
+        """Follow a config the board has applied live (the page, the API, SIGHUP, reload).
+
+        The runtime calls this after :meth:`Board.reconfigure`; the next round of the
+        publish loop announces again, as on a connect: entities of pins that left are
+        removed (empty retained payloads), the others and ``<base>/device`` republished.
+        Only the pins' sections apply live; the broker settings stay as started.
+        """
+        self.config = config
+        self._ids = {p.pin: p.id for p in config.pins}
+        self._device = device.device_payload(config, self.topics)
+        held = self._latest
+        self._latest = {}
+        for view in self.board.views():  # what the board holds after applying it
+            old = held.get(view.pin)
+            self._latest[view.pin] = old if old is not None and old.seq > view.seq and \
+                old.id == view.id else view
+        self._dirty = {bcm: None for bcm in self._dirty if bcm in self._latest}
+        self._reconfigure_due = True
+        self._wake.set()
 
     def _on_reading(self, sample: Sample) -> None:
         """Sampler listener: remember the newest sample; never blocks, never fails."""
@@ -191,6 +213,9 @@ class MqttBridge:
         while True:
             await self._wake.wait()
             self._wake.clear()
+            if self._reconfigure_due:
+                self._reconfigure_due = False
+                await self._announce(client)
             if self._discovery_due:
                 self._discovery_due = False
                 await self._publish_discovery(client)
