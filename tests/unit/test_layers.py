@@ -67,6 +67,8 @@ LAYERS: dict[str, int] = {
     "pinpanel.backup": 25,
     # the TOML file edited with its comments kept, written atomically
     "pinpanel.config_file": 12,
+    # the config package: types, sections, pins, model, schema/cross-field passes, loader;
+    # its modules import each other by full path (through the package face is a cycle)
     "pinpanel.config": 10,
     "pinpanel.sensor_config": 8,
     "pinpanel.schedule_config": 8,
