@@ -234,3 +234,60 @@ async def test_the_stream_needs_the_read_scope(make_server: ServerFactory) -> No
         refused = await anonymous.get("/api/v1/events")
         assert refused.status_code == 401
         assert refused.headers["content-type"] == "application/problem+json"
+
+
+LOOPING_RULES = """
+[[pins]]
+pin = 17
+id = "ping"
+[[pins]]
+pin = 27
+id = "pong"
+[[pins]]
+pin = 22
+id = "other"
+
+[[rules]]
+id = "a"
+when = { pin = "ping", to = "on" }
+then = [{ pins = ["pong"], action = "on" }]
+otherwise = [{ pins = ["pong"], action = "off" }]
+
+[[rules]]
+id = "b"
+when = { pin = "pong", to = "on" }
+then = [{ pins = ["ping"], action = "off" }]
+otherwise = [{ pins = ["ping"], action = "on" }]
+"""
+
+
+async def test_a_rule_stopped_by_the_loop_protection_is_one_event_on_the_stream(
+        make_server: ServerFactory) -> None:
+    server = make_server(LOOPING_RULES)
+    async with async_client(server) as http, Reader(http) as stream:
+        await stream.wait_for(lambda r: r.events, "snapshot")
+        await http.post("/api/v1/pins/ping/on")
+        await stream.wait_for(lambda r: any(e.event == "rule_stopped" for e in r.events),
+                              "rule_stopped")
+        # A change after the stop on a pin no rule watches: once the stream has it, it has
+        # everything published before it (and a second stop would have been published).
+        barrier = (await http.post("/api/v1/pins/other/on")).json()["seq"]
+        await stream.wait_seq(barrier)
+        stops = [e for e in stream.events if e.event == "rule_stopped"]
+        assert len(stops) == 1 and stops[0].id is None
+        rule = stops[0].data["rule"]
+        assert stops[0].data["reason"] == "depth"
+        assert stops[0].data["detail"] == (await http.get(f"/api/v1/rules/{rule}")).json()[
+            "stopped"]
+        assert f"rule {rule} stopped: loop" in server.log()
+        # A resume gets the missed changes, then the rule's state, not a replay of events.
+        async with Reader(http, headers={"Last-Event-ID": str(barrier - 1)}) as again:
+            await again.wait_for(lambda r: any(e.event == "rule_stopped" for e in r.events),
+                                 "rule_stopped in the opening")
+            assert [e.event for e in again.events] == ["change", "rule_stopped"]
+            assert again.events[1].data == stops[0].data
+        assert (await http.put(f"/api/v1/rules/{rule}", json={"enabled": True})).is_success
+        await stream.wait_for(lambda r: any(e.event == "rule_resumed" for e in r.events),
+                              "rule_resumed")
+        resumed = [e.data for e in stream.events if e.event == "rule_resumed"]
+        assert [(d["rule"], d["enabled"]) for d in resumed] == [(rule, True)]

@@ -130,9 +130,8 @@ class RuleBook:
             spec = json.dumps(merged, sort_keys=True)
         enabled = bool(body.get("enabled", entry.rule.enabled))
         action = ("enable" if enabled else "disable") if only_switch else "update"
-        state = self.engine.state(rule_id)
-        if state is not None and enabled:
-            state.stopped = None  # enabling again restarts a rule the loop guard stopped
+        if enabled:
+            self.engine.resume(rule_id)  # enabling again restarts a rule the loop guard stopped
         await self.store.put_automation_item(KIND, rule_id, spec, enabled, actor, action)
         self.reload()
         return self.entry(rule_id)

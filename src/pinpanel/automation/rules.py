@@ -11,7 +11,8 @@ Loop protection lives here, not in each rule: every change a rule makes carries 
 ``rule:<id>``, so a change that triggers a rule knows how deep in a chain of rules it is. A
 chain deeper than :data:`MAX_DEPTH`, or a rule firing more than :data:`RATE_MAX` times in
 :data:`RATE_WINDOW_S`, stops that rule: one error line in the log, an audit row
-(``stopped``) and ``stopped`` in the API, until it is enabled again. Never a hang.
+(``stopped``), ``stopped`` in the API and a ``rule_stopped`` notice (the event stream's), until
+it is enabled again, which sends ``rule_resumed``. Never a hang.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pinpanel.automation import actions
+from pinpanel.automation.notices import Notice, Notices, StopReason
 from pinpanel.automation.notify import Outbox
 from pinpanel.automation.when import Place, moment_on
 from pinpanel.board import Board, Clock, Timer
@@ -52,6 +54,9 @@ class RuleState:
     last_fired: float | None = None
     fires: deque[float] = field(default_factory=deque)
     stopped: str | None = None
+    #: Which limit stopped it (``depth`` or ``rate``) and when, on the board's clock.
+    stopped_by: StopReason | None = None
+    stopped_at: float | None = None
     depth: int = 0
 
 
@@ -71,6 +76,8 @@ class RuleEngine:
         self.outbox = outbox
         self._states: dict[str, RuleState] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        #: rule_stopped / rule_resumed for the event stream.
+        self.notices = Notices()
 
     # -- the rules --------------------------------------------------------------------------
 
@@ -83,8 +90,9 @@ class RuleEngine:
             previous = old.get(rule.id)
             if previous is not None:
                 state.last_fired = previous.last_fired
-                state.stopped = previous.stopped if previous.rule.enabled == rule.enabled \
-                    else None
+                if previous.rule.enabled == rule.enabled:
+                    state.stopped = previous.stopped
+                    state.stopped_by, state.stopped_at = previous.stopped_by, previous.stopped_at
                 if previous.hold is not None:
                     previous.hold.cancel()
             if rule.pin is not None:
@@ -93,6 +101,21 @@ class RuleEngine:
         for state in old.values():
             if state.hold is not None and state.rule.id not in self._states:
                 state.hold.cancel()
+            now = self._states.get(state.rule.id)
+            if state.stopped and (now is None or not now.stopped):
+                # disabled or removed while stopped: whoever showed it stopped hears so
+                self._resumed(state.rule, enabled=now is not None and now.rule.enabled)
+
+    def resume(self, rule_id: str) -> None:
+        """Lift the loop protection's stop (the rule is being enabled again)."""
+        state = self._states.get(rule_id)
+        if state is not None and state.stopped:
+            state.stopped = state.stopped_by = state.stopped_at = None
+            self._resumed(state.rule, enabled=True)
+
+    def stopped_notices(self) -> list[Notice]:
+        """A ``rule_stopped`` notice per rule stopped now (a new stream's opening)."""
+        return [self._stopped_notice(s) for s in self._states.values() if s.stopped]
 
     def state(self, rule_id: str) -> RuleState | None:
         return self._states.get(rule_id)
@@ -196,13 +219,13 @@ class RuleEngine:
             return
         now = self.clock.time()
         if depth > MAX_DEPTH:
-            self._stop(state, f"loop: it was triggered {depth} rules deep (more than "
+            self._stop(state, "depth", f"loop: it was triggered {depth} rules deep (more than "
                               f"{MAX_DEPTH}); rules trigger each other")
             return
         while state.fires and now - state.fires[0] > RATE_WINDOW_S:
             state.fires.popleft()
         if len(state.fires) >= RATE_MAX:
-            self._stop(state, f"loop: it fired {len(state.fires)} times within "
+            self._stop(state, "rate", f"loop: it fired {len(state.fires)} times within "
                               f"{RATE_WINDOW_S:.0f} s")
             return
         if checks:
@@ -239,14 +262,30 @@ class RuleEngine:
             return start <= instant < end
         return instant >= start or instant < end  # wraps past midnight
 
-    def _stop(self, state: RuleState, reason: str) -> None:
+    def _stop(self, state: RuleState, by: StopReason, reason: str) -> None:
         state.stopped = reason
+        state.stopped_by, state.stopped_at = by, self.clock.time()
         if state.hold is not None:
             state.hold.cancel()
             state.hold = None
         log.error("rule %s stopped: %s; enable it again to restart it", state.rule.id, reason)
         self.store.audit_automation(KIND, state.rule.id, "stopped", "rule engine",
                                     json.dumps({"reason": reason}))
+        self.notices.publish(self._stopped_notice(state))
+
+    def _stopped_notice(self, state: RuleState) -> Notice:
+        return Notice("rule_stopped", {
+            "rule": state.rule.id, "name": state.rule.name, "reason": state.stopped_by,
+            "detail": state.stopped, "at": self._iso(state.stopped_at)})
+
+    def _resumed(self, rule: RuleConfig, *, enabled: bool) -> None:
+        self.notices.publish(Notice("rule_resumed", {
+            "rule": rule.id, "name": rule.name, "enabled": enabled,
+            "at": self._iso(self.clock.time())}))
+
+    @staticmethod
+    def _iso(when: float | None) -> str | None:
+        return None if when is None else format_time(datetime.fromtimestamp(when, UTC))
 
     async def _run(self, rule: RuleConfig, then: tuple[RuleAction, ...]) -> None:
         actor = actor_of(rule)

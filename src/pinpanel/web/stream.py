@@ -5,6 +5,13 @@ one ``change`` event per committed change, in sequence order, each with ``id: <s
 client that reconnects with ``Last-Event-ID`` (EventSource does this by itself) gets the
 changes it missed, or a fresh snapshot when the hub no longer holds them.
 
+Two more sources ride along, for a principal that sees every pin (a guest limited to some
+pins gets neither): ``reading`` events from the sampler and the automation's notices
+(``rule_stopped``, ``rule_resumed``). Neither has an ``id``: only the changes have a sequence
+to resume from. Both describe a state the server still holds, so instead of a replay each
+opening carries that state: the latest reading per sensor, and a ``rule_stopped`` per rule
+stopped now (with the ``at`` it stopped, so a client tells a repeat from a new stop).
+
 Why the response is hand-written rather than a plain streaming response: a stream has to
 end for four different reasons and each needs noticing even while nothing is being sent:
 
@@ -27,18 +34,19 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from pinpanel.automation.notices import Notice, NoticeSubscription
 from pinpanel.changes import Change, format_time
 from pinpanel.events import EventHub, SubscriberDropped, Subscription
 from pinpanel.sensors.model import Sample
-from pinpanel.sensors.sampler import ReadingSubscription
 from pinpanel.web.context import board_of, visible_pins
 from pinpanel.web.openapi import problem
 from pinpanel.web.problems import Problem
@@ -101,6 +109,27 @@ def reading_frame(sample: Sample) -> bytes:
     return frame("reading", sample.as_json())
 
 
+def notice_frame(notice: Notice) -> bytes:
+    """One automation event (``rule_stopped``, ``rule_resumed``; no ``id``, as readings)."""
+    return frame(notice.event, notice.data)
+
+
+class Source(Protocol):
+    """A subscription besides the changes' (readings, notices): batches until closed."""
+
+    dropped: bool
+
+    async def next_batch(self) -> Sequence[Any]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Feed:
+    """A source and how to encode one of its items as an SSE event."""
+
+    source: Source
+    encode: Callable[[Any], bytes]
+
+
 def change_frames(changes: Iterable[Change]) -> bytes:
     """Change events without the shared cache (for one-off use)."""
     return b"".join(frame("change", c.as_json(), c.seq) for c in changes)
@@ -135,7 +164,8 @@ class EventStream(Response):
         self.background = None
         self._request = request
         self._last_event_id = last_event_id
-        #: A guest's pins (None: every pin); a limited principal gets no sensor readings.
+        #: A guest's pins (None: every pin); a limited principal gets no sensor readings
+        #: and no automation notices (a rule may touch pins it cannot see).
         self._shown = visible_pins(request)
         state = request.app.state
         self._keepalive: float = getattr(state, "sse_keepalive", KEEPALIVE_S)
@@ -178,6 +208,15 @@ class EventStream(Response):
         return b"".join(reading_frame(s.latest) for s in sampler.states.values()
                         if s.latest is not None)
 
+    def _notices(self) -> tuple[NoticeSubscription | None, bytes]:
+        """The automation notices' subscription and opening (rules stopped now)."""
+        book = getattr(self._request.app.state, "rules", None)
+        if book is None or self._shown is not None:
+            return None, b""
+        engine = book.engine
+        return engine.notices.subscribe(), b"".join(
+            notice_frame(n) for n in engine.stopped_notices())
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         hub = board_of(self._request).hub
         start = {"type": "http.response.start", "status": self.status_code,
@@ -192,12 +231,18 @@ class EventStream(Response):
         sampler = getattr(self._request.app.state, "sensors", None)
         readings = sampler.subscribe() if sampler is not None and self._shown is None \
             else None
-        opening = self.opening(hub) + self.latest_readings()
+        notices, stopped = self._notices()
+        opening = self.opening(hub) + self.latest_readings() + stopped
+        feeds: list[Feed] = []
+        if readings is not None:
+            feeds.append(Feed(readings, reading_frame))
+        if notices is not None:
+            feeds.append(Feed(notices, notice_frame))
         writer: asyncio.Task[str] | None = None
         watcher: asyncio.Task[str] | None = None
         try:
             await send(start)
-            writer = asyncio.create_task(self._write(send, sub, opening, readings))
+            writer = asyncio.create_task(self._write(send, sub, opening, feeds))
             watcher = asyncio.create_task(self._watch(receive, sub))
             await asyncio.wait({writer, watcher}, return_when=asyncio.FIRST_COMPLETED)
             reason = self._reason(writer, watcher)
@@ -219,6 +264,8 @@ class EventStream(Response):
             sub.close()
             if readings is not None:
                 readings.close()
+            if notices is not None:
+                notices.close()
             for leftover in (writer, watcher):
                 if leftover is not None and not leftover.done():
                     leftover.cancel()
@@ -233,18 +280,20 @@ class EventStream(Response):
         return writer.result()
 
     async def _write(self, send: Send, sub: Subscription, opening: bytes,
-                     readings: ReadingSubscription | None = None) -> str:
-        """Send the opening, then batches of changes (and readings) and keep-alives."""
+                     feeds: Sequence[Feed] = ()) -> str:
+        """Send the opening, then batches of changes (and the feeds') and keep-alives."""
         await send({"type": "http.response.body", "body": opening, "more_body": True})
-        if readings is None:
+        if not feeds:
             return await self._write_changes(send, sub)
         changes: asyncio.Task[list[Change]] | None = None
-        samples: asyncio.Task[list[Sample]] | None = None
+        waiting: list[asyncio.Task[Sequence[Any]] | None] = [None] * len(feeds)
         try:
             while True:
                 changes = changes or asyncio.create_task(sub.next_batch())
-                samples = samples or asyncio.create_task(readings.next_batch())
-                done, _ = await asyncio.wait({changes, samples}, timeout=self._keepalive,
+                for i, feed in enumerate(feeds):
+                    waiting[i] = waiting[i] or asyncio.create_task(feed.source.next_batch())
+                pending: set[asyncio.Task[Any]] = {changes, *(t for t in waiting if t)}
+                done, _ = await asyncio.wait(pending, timeout=self._keepalive,
                                              return_when=asyncio.FIRST_COMPLETED)
                 if not done:
                     await send({"type": "http.response.body", "body": KEEPALIVE_FRAME,
@@ -260,17 +309,22 @@ class EventStream(Response):
                         return "closed"
                     body += self._frames(self._only_shown(batch))
                     changes = None
-                if samples in done:  # never for a limited principal (no readings)
-                    got = samples.result()
+                for i, feed in enumerate(feeds):  # never for a limited principal
+                    task = waiting[i]
+                    if task is None or task not in done:
+                        continue
+                    got = task.result()
                     if not got:
-                        return "dropped" if readings.dropped else "closed"
-                    body += b"".join(reading_frame(s) for s in got)
-                    samples = None
-                await send({"type": "http.response.body", "body": body, "more_body": True})
+                        return "dropped" if feed.source.dropped else "closed"
+                    body += b"".join(feed.encode(item) for item in got)
+                    waiting[i] = None
+                if body:
+                    await send({"type": "http.response.body", "body": body,
+                                "more_body": True})
         finally:
-            for task in (changes, samples):
-                if task is not None:
-                    task.cancel()
+            for leftover in (changes, *waiting):
+                if leftover is not None:
+                    leftover.cancel()
 
     async def _write_changes(self, send: Send, sub: Subscription) -> str:
         while True:
@@ -324,10 +378,12 @@ async def events(request: Request) -> Response:
 
 #: One event of the stream (OpenAPI 3.1: a text/event-stream schema describes each event).
 EVENT = {"type": "object", "properties": {
-    "event": {"type": "string", "enum": ["snapshot", "change"]},
-    "id": {"type": "string", "pattern": "^[0-9]+$", "description": "The seq"},
+    "event": {"type": "string",
+              "enum": ["snapshot", "change", "reading", "rule_stopped", "rule_resumed"]},
+    "id": {"type": "string", "pattern": "^[0-9]+$",
+           "description": "The seq (snapshot and change only)"},
     "data": {"type": "string", "contentMediaType": "application/json",
-             "description": "One line of JSON: the snapshot or the change"},
+             "description": "One line of JSON: the snapshot, change, reading or notice"},
     "retry": {"type": "integer", "description": "Reconnect delay in milliseconds"}}}
 OPENAPI = {
     "summary": "Live events (Server-Sent Events)", "tags": ["pins"],
@@ -336,10 +392,16 @@ OPENAPI = {
         "committed change ({seq, pin: Pin, old, actor, cause, at}) with `id: seq`, in "
         "sequence order. Sensors: one `reading` event per sensor with its latest sample "
         "after the snapshot, then one per stored reading ({sensor, at, values, error, "
-        "detail}; no id). A keep-alive comment at least every 15 s. Reconnect with the "
-        "Last-Event-ID header (or ?last_event_id=) to get the changes missed, or a fresh "
-        "snapshot when they are no longer held. A client that falls too far behind is "
-        "disconnected and must reconnect."),
+        "detail}; no id). Rules: a `rule_stopped` event when the loop protection stops a "
+        "rule ({rule, name, reason: depth or rate, detail, at}; no id), one per rule still "
+        "stopped after the snapshot, and `rule_resumed` when it is enabled again ({rule, "
+        "name, enabled, at}; enabled false when it was disabled or removed instead). A guest "
+        "token limited to some pins gets neither readings nor rule events. A keep-alive "
+        "comment at least every 15 s. Reconnect with the Last-Event-ID header (or "
+        "?last_event_id=) to get the changes missed, or a fresh snapshot when they are no "
+        "longer held; readings and rule events are not replayed (the opening says how they "
+        "stand now). A client that falls too far behind is disconnected and must "
+        "reconnect."),
     "parameters": [
         {"name": "Last-Event-ID", "in": "header", "required": False,
          "description": "The last id received; ignored unless a number",
