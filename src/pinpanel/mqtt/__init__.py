@@ -4,7 +4,8 @@
 MQTT client only when ``[mqtt] enabled = true``, so a pinpanel without MQTT starts as fast
 as before. Modules: :mod:`~pinpanel.mqtt.topics` (names), :mod:`~pinpanel.mqtt.payloads`
 (what a command may say), :mod:`~pinpanel.mqtt.discovery` (Home Assistant) and
-:mod:`~pinpanel.mqtt.bridge` (the connection).
+:mod:`~pinpanel.mqtt.bridge` (the connection), with :mod:`~pinpanel.mqtt.commands`
+(commands in).
 """
 
 from __future__ import annotations

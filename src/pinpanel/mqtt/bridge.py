@@ -10,16 +10,10 @@ its ``state`` and ``seq``: the one message Home Assistant reads) and then
 ``<base>/<pin>/state`` (``ON``/``OFF``, for scripts), both retained; a pwm pin's level and a
 servo's angle follow on ``<base>/<pin>/level`` / ``/angle``.
 
-In: commands on ``<base>/+/set`` go through :meth:`Board.command` / :meth:`Board.pulse`
-(levels and angles on ``<base>/+/level/set`` and ``/angle/set`` through
-:meth:`Board.set_level` / :meth:`Board.set_angle`)
-with the actor ``mqtt``, so interlocks, auto-off and the audit log apply as they do to
-HTTP. Each runs as its own task (the message loop never waits for an fsync), started in
-arrival order; the board takes the pin lock before its first suspension point, so commands
-for one pin apply in the order they arrived. Bad payloads, unknown pins and commands to
-inputs are logged (rate-limited) and dropped; nothing a client sends can stop the bridge.
-A JSON command with an ``id`` is answered on ``<base>/result`` (``ok`` with the commit's
-seq, or the refusal's reason), so a hub confirms each command per Pi.
+In: commands on ``<base>/+/set`` (and a pin's ``level/set`` / ``angle/set``, a group's or a
+scene's) are handed to :class:`~pinpanel.mqtt.commands.Commands`, which runs each through
+the board as its own task, logs and drops what it must refuse, and answers a JSON command
+with an ``id`` on ``<base>/result``; the message loop here never waits for a commit.
 
 Fleet: ``<base>/device`` (retained) says who this Pi is; a message on ``<base>/refresh`` or
 on the fleet-wide ``pinpanel/fleet/refresh`` has it publish device, states and ``online``
@@ -43,23 +37,14 @@ from collections.abc import Awaitable, Callable
 import aiomqtt
 
 from pinpanel import fleetwire
-from pinpanel.automation import groups
 from pinpanel.board import Board
-from pinpanel.changes import Actor, Change, PinView
+from pinpanel.changes import Change, PinView
 from pinpanel.config import Config
-from pinpanel.errors import (
-    MqttPayloadError,
-    PinModeError,
-    PinValueError,
-    StoreError,
-    UnknownNameError,
-    UnknownPinError,
-)
 from pinpanel.hardware import BackendInfo
 from pinpanel.mqtt import device, discovery
 from pinpanel.mqtt import sensors as mqtt_sensors
 from pinpanel.mqtt.client import NO_DELAY, NoiseLimiter, _Client
-from pinpanel.mqtt.payloads import Command, command_id, parse_command, parse_value
+from pinpanel.mqtt.commands import Commands
 from pinpanel.mqtt.topics import OFF, OFFLINE, ON, ONLINE, VALUE_OF_MODE, Topics
 from pinpanel.sensors.model import Sample, quantities
 from pinpanel.sensors.sampler import Sampler
@@ -67,11 +52,8 @@ from pinpanel.telemetry import Telemetry
 
 log = logging.getLogger("pinpanel.mqtt")
 
-ACTOR = Actor("mqtt", "mqtt", client=None)
 #: First wait after a failed connection; doubles up to ``reconnect_max_s``.
 FIRST_BACKOFF_S = 0.5
-#: Commands executing at once; more are dropped (logged) rather than queued without bound.
-MAX_IN_FLIGHT = 256
 #: Home Assistant asks for a random delay before re-sending discovery after its birth
 #: message, so a fleet does not answer all at once.
 HA_ONLINE_JITTER_S = 1.0
@@ -117,8 +99,8 @@ class MqttBridge:
         self._refresh_due = False
         self._reconfigure_due = False
         self._device = device.device_payload(config, self.topics)
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._noise = NoiseLimiter(log)
+        self._commands = Commands(board, self.topics, qos=config.mqtt.qos,
+                                  noise=NoiseLimiter(log))
         self._memory = memory
         self._telemetry = telemetry or Telemetry()  # none given: counted for nobody
         self._model = model
@@ -300,163 +282,23 @@ class MqttBridge:
             topic = message.topic.value
             if topic == self.topics.ha_status:
                 if data.strip().lower() == ONLINE.encode():
-                    self._spawn(self._home_assistant_online())
+                    self._commands.spawn(self._home_assistant_online())
                 continue
             if topic in self._refresh_topics:
                 if not message.retain:  # a retained request would be answered forever
                     self._refresh_due = True
                     self._wake.set()
                 continue
-            valued = self.topics.value_of_command(topic)
-            if valued is not None:
-                self._receive_value(client, topic, data, bool(message.retain), *valued)
-                continue
-            pin_id = self.topics.pin_of_command(topic)
-            target = self.topics.target_of_command(topic) if pin_id is None else None
-            if pin_id is None and target is None:
-                continue
-            named = f"{target[0]}/{target[1]}" if target else str(pin_id)
-            if message.retain:
-                # A retained command would switch the pin again on every reconnect.
-                self._refuse(client, command_id(data), named, "not_allowed",
-                             "retained commands are ignored")
-                self._noise("ignored a retained command on %s (publish commands without the "
-                            "retain flag)", topic)
-                continue
-            try:
-                command = parse_command(data if data.strip() or target is None else b"ON")
-                if target is not None and (command.pulse or (
-                        target[0] == "scene" and command.action != "on")):
-                    raise MqttPayloadError("expected ON, OFF or TOGGLE for a group, ON for a "
-                                           "scene")
-            except MqttPayloadError as exc:
-                self._refuse(client, command_id(data), named, "invalid", str(exc))
-                self._noise("ignored a command on %s: %s", topic, exc)
-                continue
-            if len(self._tasks) >= MAX_IN_FLIGHT:
-                self._refuse(client, command.id, named, "busy",
-                             f"{MAX_IN_FLIGHT} commands already in progress")
-                self._noise("ignored a command on %s: %d commands already in progress",
-                            topic, MAX_IN_FLIGHT)
-                continue
-            if target is not None:
-                self._spawn(self._answered(client, command, named,
-                                           self._execute_many(*target, command, topic)))
-            elif pin_id is not None:
-                self._spawn(self._answered(client, command, named,
-                                           self._execute(pin_id, command, topic)))
-
-    def _receive_value(self, client: aiomqtt.Client, topic: str, data: bytes, retain: bool,
-                       pin_id: str, kind: str) -> None:
-        """A level or angle on ``<base>/<pin>/level|angle/set``: checked, then one task."""
-        if retain:
-            self._noise("ignored a retained command on %s (publish commands without the "
-                        "retain flag)", topic)
-            return
-        try:
-            value = parse_value(data, kind)
-        except MqttPayloadError as exc:
-            self._noise("ignored a command on %s: %s", topic, exc)
-            return
-        if len(self._tasks) >= MAX_IN_FLIGHT:
-            self._noise("ignored a command on %s: %d commands already in progress",
-                        topic, MAX_IN_FLIGHT)
-            return
-
-        async def run() -> None:
-            if kind == "level":
-                work = self.board.set_level(pin_id, value, ACTOR)
-            else:
-                work = self.board.set_angle(pin_id, value, ACTOR)
-            await self._guarded(topic, pin_id, work)
-
-        self._spawn(run())
+            self._commands.receive(client, topic, data, bool(message.retain))
 
     @property
     def _refresh_topics(self) -> tuple[str, str]:
         return fleetwire.refresh_topic(self.topics.base), fleetwire.FLEET_REFRESH
 
-    def _refuse(self, client: aiomqtt.Client, ident: str | None, target: str,
-                reason: fleetwire.Refusal, detail: str) -> None:
-        if ident is not None and len(self._tasks) < 2 * MAX_IN_FLIGHT:
-            self._spawn(self._answer(client, device.refused_payload(ident, target, reason,
-                                                                    detail)))
-
-    async def _answer(self, client: aiomqtt.Client, payload: bytes) -> None:
-        """Publish a result; a lost broker loses it (the hub reports no answer)."""
-        with contextlib.suppress(aiomqtt.MqttError):
-            await client.publish(fleetwire.result_topic(self.topics.base), payload,
-                                 qos=self.settings.qos)
-
-    async def _answered(self, client: aiomqtt.Client, command: Command, target: str,
-                        work: Awaitable[list[PinView] | BaseException | None]) -> None:
-        """Run a command; with an id, say how it went once it is committed (or refused)."""
-        outcome = await work
-        if command.id is None or outcome is None:
-            return
-        if isinstance(outcome, BaseException):
-            payload = device.refused_payload(command.id, target, device.refusal_of(outcome),
-                                             str(outcome).strip("'\""))
-        else:
-            seq = max((v.seq for v in outcome), default=0)
-            payload = device.ok_payload(command.id, target, seq, [v.as_json() for v in outcome])
-        await self._answer(client, payload)
-
-    def _spawn(self, work: Awaitable[None]) -> None:
-        task: asyncio.Task[None] = asyncio.ensure_future(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
     async def _home_assistant_online(self) -> None:
         await asyncio.sleep(random.uniform(0, HA_ONLINE_JITTER_S))
         self._discovery_due = True
         self._wake.set()
-
-    async def _execute(self, pin_id: str, command: Command, topic: str,
-                       ) -> list[PinView] | BaseException:
-        """One command through the board core; every failure is logged and returned."""
-        if command.pulse:
-            work = self.board.pulse(pin_id, command.pulse_ms, ACTOR)
-        else:
-            work = self.board.command(pin_id, command.action, ACTOR)
-        return await self._guarded(topic, pin_id, work)
-
-    async def _guarded(self, topic: str, pin_id: str, work: Awaitable[PinView],
-                       ) -> list[PinView] | BaseException:
-        try:
-            return [await work]
-        except UnknownPinError as exc:
-            self._noise("ignored a command on %s: no configured pin %r", topic, pin_id)
-            return exc
-        except (PinModeError, PinValueError) as exc:
-            self._noise("ignored a command on %s: %s", topic, exc)
-            return exc
-        except StoreError as exc:
-            log.warning("mqtt: command on %s not applied: %s", topic, exc)
-            return exc
-        except Exception as exc:
-            log.exception("mqtt: command on %s failed", topic)
-            return exc
-
-    async def _execute_many(self, kind: str, name: str, command: Command, topic: str,
-                            ) -> list[PinView] | BaseException:
-        """A group or scene command: one commit through the board, like the HTTP route."""
-        try:
-            if kind == "scene":
-                applied = await groups.apply_scene(self.board, name, Actor("mqtt", "scene"))
-            else:
-                applied = await groups.switch_group(self.board, name, command.action,
-                                                    Actor("mqtt", "group"))
-            return list(applied.pins)
-        except (UnknownNameError, PinModeError, PinValueError) as exc:
-            self._noise("ignored a command on %s: %s", topic, exc)
-            return exc
-        except StoreError as exc:
-            log.warning("mqtt: command on %s not applied: %s", topic, exc)
-            return exc
-        except Exception as exc:
-            log.exception("mqtt: command on %s failed", topic)
-            return exc
 
     # -- the connection ----------------------------------------------------------------------
 
@@ -501,7 +343,7 @@ class MqttBridge:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), random.uniform(delay / 2, delay))
             delay = min(delay * 2, float(s.reconnect_max_s))
-        await self._finish_tasks()
+        await self._commands.finish(STOP_GRACE_S)
         log.info("mqtt: bridge stopped")
 
     async def _session(self, client: aiomqtt.Client, stop: asyncio.Event) -> None:
@@ -534,18 +376,10 @@ class MqttBridge:
         if receiver in done:
             raise aiomqtt.MqttError("the broker closed the message stream")
         # A clean stop: let commands in flight commit, send what they changed, say goodbye.
-        await self._finish_tasks()
+        await self._commands.finish(STOP_GRACE_S)
         with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
             await asyncio.wait_for(self._publish_dirty(client), STOP_GRACE_S)
         await client.publish(self.topics.status, OFFLINE, qos=qos, retain=True)
-
-    async def _finish_tasks(self) -> None:
-        if not self._tasks:
-            return
-        _, pending = await asyncio.wait(set(self._tasks), timeout=STOP_GRACE_S)
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
 
 
 def _value_text(view: PinView) -> str:
