@@ -30,41 +30,76 @@ class SubscriberDropped(Exception):
 
 
 class Subscription:
-    """A bounded queue of changes for one subscriber; read with :meth:`next_batch`."""
+    """A bounded queue of changes for one subscriber; read with :meth:`next_batch`.
+
+    Why a bare future rather than an :class:`asyncio.Event`: with 1,000 open streams a
+    change wakes 1,000 readers, and the fan-out's time is what the last of them waits;
+    setting one future per waiting reader is the least the loop can do per wake.
+    """
 
     def __init__(self, hub: EventHub, limit: int) -> None:
         self._hub = hub
         self._limit = limit
         self._items: deque[Change] = deque()
-        self._wake = asyncio.Event()
+        self._waiter: asyncio.Future[None] | None = None
+        self._gone: asyncio.Future[None] | None = None
+        self._poked = False
         self.dropped = False
         self.closed = False
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def push(self, change: Change) -> bool:
         if len(self._items) >= self._limit:
             self.dropped = True
             self.closed = True
-            self._wake.set()
+            self._wake()
+            if self._gone is not None and not self._gone.done():
+                self._gone.set_result(None)
             return False
         self._items.append(change)
-        self._wake.set()
+        self._wake()
         return True
 
+    def poke(self) -> None:
+        """Wake the reader with nothing new: :meth:`next_batch` returns [] though open.
+
+        The event stream's one keep-alive timer does this to the streams that have been
+        quiet, instead of every stream keeping a timer of its own.
+        """
+        self._poked = True
+        self._wake()
+
     async def next_batch(self) -> list[Change]:
-        """Every change queued so far (waiting for one); [] once closed."""
-        while not self._items and not self.closed:
-            self._wake.clear()
-            await self._wake.wait()
+        """Every change queued so far (waiting for one); [] once closed or when poked."""
+        while not self._items and not self.closed and not self._poked:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        self._poked = False
         if self.dropped:
             raise SubscriberDropped
         batch = list(self._items)
         self._items.clear()
         return batch
 
+    async def wait_dropped(self) -> None:
+        """Return once the hub drops this subscriber (a watcher's wait, with no polling)."""
+        if self.dropped:
+            return
+        if self._gone is None:
+            self._gone = asyncio.get_running_loop().create_future()
+        await asyncio.shield(self._gone)
+
     def close(self) -> None:
         """Unsubscribe; wakes a reader waiting in :meth:`next_batch`."""
         self.closed = True
-        self._wake.set()
+        self._wake()
         self._hub.discard(self)
 
     def __enter__(self) -> Subscription:

@@ -58,8 +58,6 @@ log = logging.getLogger(__name__)
 KEEPALIVE_S = 15.0
 #: Reconnect delay suggested to EventSource, in milliseconds.
 RETRY_MS = 2000
-#: How often a writer stuck in ``send`` checks whether the hub has dropped its client.
-STALL_CHECK_S = 1.0
 #: The most a final frame may take to go out before the connection is simply released.
 CLOSE_GRACE_S = 1.0
 
@@ -102,6 +100,46 @@ class FrameCache:
         if len(self._frames) > self._size:
             del self._frames[next(iter(self._frames))]  # the oldest entry
         return data
+
+
+class KeepAlive:
+    """One timer for the keep-alive comments of every open stream.
+
+    Why not a timeout per stream: with 1,000 open streams, 1,000 timers re-armed on every
+    change, and as many woken each time they expire, are work the loop does in the middle
+    of a fan-out. Here each stream only notes when it last sent; one timer, running only
+    while a stream is open, ticks every half interval and pokes the streams that have been
+    quiet since, so none is silent for longer than the interval.
+    """
+
+    def __init__(self, every: float) -> None:
+        self.every = every
+        self._last: dict[Subscription, float] = {}
+        self._timer: asyncio.TimerHandle | None = None
+
+    def add(self, sub: Subscription) -> None:
+        loop = asyncio.get_running_loop()
+        self._last[sub] = loop.time()
+        if self._timer is None:
+            self._timer = loop.call_later(self.every / 2, self._tick)
+
+    def sent(self, sub: Subscription) -> None:
+        """The stream just sent something: its silence starts now."""
+        self._last[sub] = asyncio.get_running_loop().time()
+
+    def remove(self, sub: Subscription) -> None:
+        self._last.pop(sub, None)
+        if not self._last and self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _tick(self) -> None:
+        loop = asyncio.get_running_loop()
+        quiet = loop.time() - self.every / 2
+        for sub, last in self._last.items():
+            if last <= quiet:
+                sub.poke()
+        self._timer = loop.call_later(self.every / 2, self._tick) if self._last else None
 
 
 def reading_frame(sample: Sample) -> bytes:
@@ -169,11 +207,14 @@ class EventStream(Response):
         self._shown = visible_pins(request)
         state = request.app.state
         self._keepalive: float = getattr(state, "sse_keepalive", KEEPALIVE_S)
-        self._stall_check: float = min(STALL_CHECK_S, self._keepalive)
         self._shutdown: asyncio.Event | None = getattr(state, "shutdown", None)
         if getattr(state, "sse_frames", None) is None:
             state.sse_frames = FrameCache()
         self._frames: FrameCache = state.sse_frames
+        ticker = getattr(state, "sse_ticker", None)
+        if ticker is None or ticker.every != self._keepalive:
+            ticker = state.sse_ticker = KeepAlive(self._keepalive)
+        self._ticker: KeepAlive = ticker
         self.init_headers({"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
     def opening(self, hub: EventHub) -> bytes:
@@ -327,45 +368,57 @@ class EventStream(Response):
                     leftover.cancel()
 
     async def _write_changes(self, send: Send, sub: Subscription) -> str:
-        while True:
-            try:
-                async with asyncio.timeout(self._keepalive):
+        """Changes as they come, a keep-alive when the shared timer pokes a quiet stream.
+
+        No timer or task of its own per change: with many streams, what one change costs
+        each of them is what the last one waits.
+        """
+        ticker = self._ticker
+        ticker.add(sub)
+        try:
+            while True:
+                try:
                     batch = await sub.next_batch()
-            except TimeoutError:
-                await send({"type": "http.response.body", "body": KEEPALIVE_FRAME,
-                            "more_body": True})
-                continue
-            except SubscriberDropped:
-                return "dropped"
-            if not batch:
-                return "closed"
-            shown = self._only_shown(batch)
-            if shown:
-                await send({"type": "http.response.body", "body": self._frames(shown),
-                            "more_body": True})
+                except SubscriberDropped:
+                    return "dropped"
+                if batch:
+                    shown = self._only_shown(batch)
+                    if not shown:
+                        continue
+                    body = self._frames(shown)
+                elif sub.closed:
+                    return "closed"
+                else:
+                    body = KEEPALIVE_FRAME
+                await send({"type": "http.response.body", "body": body, "more_body": True})
+                ticker.sent(sub)
+        finally:
+            ticker.remove(sub)
 
     async def _watch(self, receive: Receive, sub: Subscription) -> str:
-        """Why the stream must end: ``disconnect``, ``shutdown`` or ``dropped``."""
+        """Why the stream must end: ``disconnect``, ``shutdown`` or ``dropped``.
+
+        The hub's drop is waited on like the others, not polled for: a writer stuck in
+        ``send`` (a client that stopped reading) is released as soon as it happens.
+        """
 
         async def disconnected() -> None:
             while (await receive())["type"] != "http.disconnect":
                 pass
 
-        waits: set[asyncio.Task[Any]] = {asyncio.create_task(disconnected())}
+        dropped = asyncio.create_task(sub.wait_dropped())
+        waits: set[asyncio.Task[Any]] = {asyncio.create_task(disconnected()), dropped}
         stopping = None
         if self._shutdown is not None:
             stopping = asyncio.create_task(self._shutdown.wait())
             waits.add(stopping)
         try:
-            while True:
-                done, _ = await asyncio.wait(waits, timeout=self._stall_check,
-                                             return_when=asyncio.FIRST_COMPLETED)
-                if stopping is not None and stopping in done:
-                    return "shutdown"
-                if done:
-                    return "disconnect"
-                if sub.dropped:  # the writer may be stuck in send(): release it
-                    return "dropped"
+            done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            if stopping is not None and stopping in done:
+                return "shutdown"
+            if dropped in done:
+                return "dropped"
+            return "disconnect"
         finally:
             for task in waits:
                 task.cancel()

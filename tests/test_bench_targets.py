@@ -1,0 +1,39 @@
+"""The #21 target benches still run end to end, each in its ``--quick`` mode.
+
+Why: like ``test_bench_quick.py`` for ``python -m bench``, each of these is only useful if it
+works on the day someone needs a figure. Each runs as a user would (a subprocess from the
+repository root, a real ``pinpanel serve`` process) and the test checks what came out is
+correct and complete: never how fast, which on a shared machine would make it flaky.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_quick(module: str, tmp_path: Path, *extra: str) -> tuple[str, Any]:
+    """``python -m <module> --quick --json FILE``: (stdout, the parsed JSON)."""
+    out = tmp_path / f"{module}.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", module, "--quick", "--json", str(out), *extra],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, f"{module} --quick failed:\n{proc.stderr[-3000:]}"
+    return proc.stdout, json.loads(out.read_text(encoding="utf-8"))
+
+
+def test_fanout_quick_delivers_every_change_to_every_stream_in_order(tmp_path: Path) -> None:
+    stdout, results = run_quick("bench.fanout", tmp_path)
+    assert len(results) == 1
+    res = results[0]
+    assert res["subscribers"] == 5 and res["toggles"] == 3
+    assert res["deliveries"] == 15
+    assert res["missing"] == 0 and res["seq_mismatches"] == 0 and res["errors"] == []
+    assert "auth on" in res["mode"]
+    assert "| subscribers | deliveries | p50 ms | p99 ms |" in stdout
+    assert "| 5 | 15 of 15 |" in stdout
