@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -43,6 +44,9 @@ class NoticeSubscription:
         self._wake = asyncio.Event()
         self.dropped = False
         self.closed = False
+        #: Called after each push: the event stream rings its one wake-up with it, so it
+        #: waits on one future for every source instead of a task per source.
+        self.notify: Callable[[], None] | None = None
 
     def push(self, notice: Notice) -> None:
         if len(self._items) >= self._limit:
@@ -50,12 +54,20 @@ class NoticeSubscription:
         else:
             self._items.append(notice)
         self._wake.set()
+        if self.notify is not None:
+            self.notify()
 
     async def next_batch(self) -> list[Notice]:
         """Every notice queued so far (waiting for one); [] once closed or dropped."""
         while not self._items and not self.closed:
             self._wake.clear()
             await self._wake.wait()
+        batch = list(self._items)
+        self._items.clear()
+        return [] if self.dropped else batch
+
+    def take(self) -> list[Notice]:
+        """What is queued now, without waiting ([] if nothing, or once dropped)."""
         batch = list(self._items)
         self._items.clear()
         return [] if self.dropped else batch

@@ -56,6 +56,9 @@ class ReadingSubscription:
         self._wake = asyncio.Event()
         self.dropped = False
         self.closed = False
+        #: Called after each push: the event stream rings its one wake-up with it, so it
+        #: waits on one future for every source instead of a task per source.
+        self.notify: Callable[[], None] | None = None
 
     def push(self, sample: Sample) -> None:
         if len(self._items) >= self._limit:
@@ -63,12 +66,20 @@ class ReadingSubscription:
         else:
             self._items.append(sample)
         self._wake.set()
+        if self.notify is not None:
+            self.notify()
 
     async def next_batch(self) -> list[Sample]:
         """Every sample queued so far (waiting for one); [] once closed or dropped."""
         while not self._items and not self.closed:
             self._wake.clear()
             await self._wake.wait()
+        batch = list(self._items)
+        self._items.clear()
+        return [] if self.dropped else batch
+
+    def take(self) -> list[Sample]:
+        """What is queued now, without waiting ([] if nothing, or once dropped)."""
         batch = list(self._items)
         self._items.clear()
         return [] if self.dropped else batch
