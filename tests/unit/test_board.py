@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
-from pinpanel.board import Board
-from pinpanel.changes import Actor, Change
+from pinpanel.board import Action, Board
+from pinpanel.changes import Actor, Change, ChangeRecord, Committed
 from pinpanel.errors import PinModeError, PinValueError, StoreError, UnknownPinError
+from pinpanel.store import Store
 from tests.support import FakeClock
 from tests.unit.conftest import hold_commits, running_board, settle
 
@@ -372,3 +374,73 @@ async def test_restore_never_brings_two_interlocked_pins_up_together(tmp_path: P
         row = board.store.history(pins=[18], limit=1)[0]
         assert (row.actor, row.old, row.new) == (Actor("system", "startup"), True, False)
         assert row.seq > last.seq
+
+
+class ScriptedCommits:
+    """The store's commits held back, then answered in order: the first one fails.
+
+    What a slow fsync that then fails looks like to the board: commands keep coming while
+    the failing commit is on its way. Later commits go to disk (or fail too, with
+    ``broken``); once released, new commits go straight to the store (or fail).
+    """
+
+    def __init__(self, store: Store, *, broken: bool) -> None:
+        self.commit = store.commit
+        self.broken = broken
+        self.held: list[tuple[asyncio.Future[list[Committed]],
+                              asyncio.Future[list[Committed]] | None]] = []
+        self.released = False
+        store.commit = self.scripted  # type: ignore[method-assign]
+
+    def scripted(self, records: Sequence[ChangeRecord]) -> asyncio.Future[list[Committed]]:
+        fails = self.broken or not self.held
+        if self.released:
+            if not fails:
+                return self.commit(records)
+            failed: asyncio.Future[list[Committed]] = asyncio.get_running_loop().create_future()
+            failed.set_exception(StoreError("disk on fire"))
+            return failed
+        answer: asyncio.Future[list[Committed]] = asyncio.get_running_loop().create_future()
+        self.held.append((answer, None if fails else self.commit(records)))
+        return answer
+
+    async def until(self, count: int) -> None:
+        while len(self.held) < count:
+            await asyncio.sleep(0)
+
+    async def release(self) -> None:
+        self.released = True
+        for answer, stored in self.held:
+            if stored is None:
+                answer.set_exception(StoreError("disk on fire"))
+            else:
+                answer.set_result(await stored)
+
+
+@pytest.mark.parametrize("broken", [False, True], ids=["store recovers", "store stays broken"])
+async def test_after_a_failed_commit_an_interlocked_pin_and_the_store_agree(
+        tmp_path: Path, broken: bool) -> None:
+    """18 is on; "23 on" switches it off (interlock) but that commit fails, while 23 has
+    gone off and on again behind it. 18 cannot come back on (23 is on), so its off must
+    reach the store too: every line ends where its last committed change says."""
+    text = ("[[pins]]\npin = 18\n[[pins]]\npin = 23\n[[interlocks]]\npins = [18, 23]\n")
+    async with running_board(tmp_path, text) as board:
+        await board.command(18, "on", USER)
+        script = ScriptedCommits(board.store, broken=broken)
+        tasks = []
+        actions: tuple[Action, ...] = ("on", "off", "on")
+        for count, action in enumerate(actions, start=1):
+            tasks.append(asyncio.create_task(board.command(23, action, USER)))
+            await script.until(count)
+        assert (board.hardware.read(18), board.hardware.read(23)) == (False, True)
+        await script.release()
+        outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+        assert isinstance(outcomes[0], StoreError)
+        await settle()
+        lines = {bcm: board.hardware.read(bcm) for bcm in (18, 23)}
+        stored = {bcm: change.new for bcm, change in board.store.last_changes().items()}
+        assert lines == stored == {view.pin: view.state for view in board.views()}
+        assert lines == ({18: True, 23: False} if broken else {18: False, 23: True})
+        if not broken:
+            row = board.store.history(pins=[18], limit=1)[0]
+            assert (row.old, row.new, row.actor.cause) == (True, False, "interlock")

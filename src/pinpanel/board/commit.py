@@ -1,7 +1,9 @@
 """Commit and publish: a change is answered once it is on disk and published.
 
 If the durable commit fails, the outputs it changed go back to their last committed
-state before anyone is answered (the revert), so nothing uncommitted stays on a line.
+state before anyone is answered (the revert), so nothing uncommitted stays on a line. The
+one output that cannot go back, a pin switched off by an interlock whose partner a newer
+change has turned on again, has its off committed instead, so line and store still agree.
 """
 
 from __future__ import annotations
@@ -11,11 +13,14 @@ import logging
 
 from pinpanel.board.pin import PinRecord
 from pinpanel.board.table import PinTable
-from pinpanel.changes import Change, ChangeRecord, Committed, PinView
+from pinpanel.changes import Actor, Change, ChangeRecord, Committed, PinView
 from pinpanel.errors import HardwareError
-from pinpanel.levels import committed_value, is_on
+from pinpanel.levels import committed_value, is_on, off_value
 
 log = logging.getLogger(__name__)
+
+#: Who records the off of a pin an interlock keeps off after a failed commit.
+INTERLOCK = Actor("system", "interlock")
 
 
 class Committing(PinTable):
@@ -79,6 +84,7 @@ class Committing(PinTable):
         failed = [p for p in self._pins.values() if p.pending is published]
         # Pins going back to off first, so an interlock partner going back on finds them off.
         failed.sort(key=lambda p: bool(p.last and p.last.new))
+        stay_off: list[PinRecord] = []
         for pin in failed:
             pin.pending = None
             last = pin.last
@@ -90,7 +96,7 @@ class Committing(PinTable):
             if not pin.config.is_output or self._current(pin) == value:
                 continue
             if last.new and any(is_on(o.config, self._current(o)) for o in pin.partners):
-                log.error("GPIO%d stays off: an interlocked pin is on", pin.bcm)
+                stay_off.append(pin)
                 continue
             if not last.new:
                 pin.cancel_timer()
@@ -99,6 +105,30 @@ class Committing(PinTable):
                 self._write(pin, value)
             except HardwareError:
                 log.exception("reverting GPIO%d failed", pin.bcm)
+        if stay_off:
+            self._commit_staying_off(stay_off)
+
+    def _commit_staying_off(self, pins: list[PinRecord]) -> None:
+        """Pins that were switched off by an interlock and cannot go back on: commit the off.
+
+        A partner is on by a newer change still queued, made while this pin's off was on its
+        way (so that change carries no record for it). The line must stay off, so the store
+        must say off too: a commit of its own, queued behind that change. If it fails as
+        well, the revert comes back here, and by then the partner's change has either
+        failed (it is off again, and this pin goes back on) or landed. A partner whose on
+        is already committed leaves nothing to wait for: retrying against a store that
+        keeps failing would never end, so the pin stays off, logged, until the next commit.
+        """
+        waiting = [p for p in pins if any(
+            o.pending is not None and is_on(o.config, self._current(o)) for o in p.partners)]
+        for pin in pins:
+            log.error("GPIO%d stays off: an interlocked pin is on%s", pin.bcm,
+                      "" if pin in waiting else " (and the store could not record it)")
+        if not waiting:
+            return
+        records = [self._record(p, committed_value(p.config, p.last), off_value(p.config),
+                                INTERLOCK) for p in waiting if p.last is not None]
+        self._commit(records).add_done_callback(_seen)
 
     async def _published(self, pin: PinRecord, pending: asyncio.Future[list[Change]] | None,
                          ) -> PinView:
@@ -110,3 +140,10 @@ class Committing(PinTable):
         changes = await pending if pending is not None else []
         mine = next((c.pin for c in reversed(changes) if c.committed.pin == pin.bcm), None)
         return mine if mine is not None else self._committed_view(pin)
+
+
+def _seen(future: asyncio.Future[list[Change]]) -> None:
+    """Nobody awaits a commit the board makes on its own: take its outcome (the revert has
+    already dealt with a failure), so asyncio does not report it as never retrieved."""
+    if not future.cancelled():
+        future.exception()
