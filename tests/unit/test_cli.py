@@ -91,3 +91,41 @@ def test_the_readme_documents_every_exit_code() -> None:
     table = table[:table.index("\n\n")]
     documented = {int(line.split("|")[1]) for line in table.splitlines()[2:]}
     assert documented == set(EXIT_CODES) - {130}
+
+
+def test_check_config_lists_the_sensors_after_the_pins(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "sensors.toml"
+    config.write_text(
+        "[[pins]]\npin = 17\nid = 'garage'\n"
+        "[[sensors]]\nid = 'water'\nkind = 'counter'\npin = 6\npull = 'down'\n"
+        "interval_s = 10\n"
+        "[[sensors]]\nid = 'tank'\nname = 'Tank'\nkind = 'ds18b20'\n"
+        "address = '28-0123456789ab'\n"
+        "[[sensors]]\nid = 'air'\nkind = 'bme280'\naddress = '0x77'\n"
+        "[[sensors]]\nid = 'soil'\nkind = 'mcp3008'\nchannel = 3\ndevice = 1\n"
+        "[[sensors]]\nid = 'cpu'\nkind = 'cpu_temperature'\ninterval_s = 60\n")
+    assert main(["check-config", str(config)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"{config}: OK, 1 pins, 5 sensors"
+    start = next(i for i, line in enumerate(lines) if line.startswith("sensor "))
+    assert lines[start].split() == ["sensor", "kind", "every", "source", "name"]
+    rows = [re.split(r"\s{2,}", line.strip()) for line in lines[start + 1:]]
+    assert rows == [
+        ["water", "counter", "10s", "BCM 6, pull down", "water"],
+        ["tank", "ds18b20", "30s", "1-wire 28-0123456789ab", "Tank"],
+        ["air", "bme280", "30s", "I2C bus 1, 0x77", "air"],
+        ["soil", "mcp3008", "30s", "SPI CE1, channel 3", "soil"],
+        ["cpu", "cpu_temperature", "60s", "this machine", "cpu"],
+    ]
+    assert lines.index(" BCM  id               mode    active_low initial/pull name") < start
+
+
+def test_check_config_without_sensors_prints_no_sensor_table(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "pins.toml"
+    config.write_text("[[pins]]\npin = 17\n")
+    assert main(["check-config", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == f"{config}: OK, 1 pins"
+    assert "sensor" not in out
