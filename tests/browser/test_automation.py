@@ -166,3 +166,49 @@ def wait_until(predicate: Any, what: str) -> None:
     while not predicate():
         assert time.monotonic() < deadline, f"never: {what}"
         time.sleep(0.02)
+
+
+LOOPING = """
+[gpio]
+backend = "simulated"
+
+[[pins]]
+pin = 17
+id = "ping"
+
+[[pins]]
+pin = 27
+id = "pong"
+
+[[rules]]
+id = "a"
+when = { pin = "ping", to = "on" }
+then = [{ pins = ["pong"], action = "on" }]
+otherwise = [{ pins = ["pong"], action = "off" }]
+
+[[rules]]
+id = "b"
+when = { pin = "pong", to = "on" }
+then = [{ pins = ["ping"], action = "off" }]
+otherwise = [{ pins = ["ping"], action = "on" }]
+"""
+
+
+def test_a_rule_stopped_by_the_loop_protection_shows_on_the_open_page(
+        make_server: ServerFactory, page: Any) -> None:
+    server = make_server(LOOPING)
+    log_in(page, server)
+    page.goto(f"{server.url}/automation")
+    expect(page.locator("table.rules .stopped:visible")).to_have_count(0)
+    with server.client() as http:
+        # the page's script has its stream open (the only subscriber) before the loop
+        wait_until(lambda: http.get("/api/v1/system").json()["subscribers"] >= 1,
+                   "the page's event stream")
+        http.post("/api/v1/pins/ping/on").raise_for_status()
+        stopped = page.locator("table.rules .stopped:visible")
+        expect(stopped).to_have_count(1, timeout=WAIT_MS)  # no reload: the rule_stopped event
+        expect(stopped).to_contain_text("stopped: loop")
+        rule = next(r["id"] for r in http.get("/api/v1/rules").json()["rules"] if r["stopped"])
+        expect(page.locator(f"#rule-{rule} .stopped")).to_be_visible()
+        http.put(f"/api/v1/rules/{rule}", json={"enabled": True}).raise_for_status()
+    expect(page.locator("table.rules .stopped:visible")).to_have_count(0, timeout=WAIT_MS)

@@ -63,9 +63,9 @@ THERMOSTAT_BODY = {
 
 
 def errors_of(page: str) -> dict[str, str]:
-    """Each field-error span by its field (``rule-<field>-error``)."""
+    """Each field-error span by its field (``add-rule-<field>-error``)."""
     return {m[1]: html.unescape(m[2]) for m in re.finditer(
-        r'<span class="field-error" id="rule-([a-z_]+)-error">([^<]*)</span>', page)}
+        r'<span class="field-error" id="add-rule-([a-z_]+)-error">([^<]*)</span>', page)}
 
 
 def comparable(rule: dict[str, Any]) -> dict[str, Any]:
@@ -118,7 +118,7 @@ def test_each_refused_value_is_shown_beside_its_field(make_app: AppFactory) -> N
                                "otherwise_ms"}, errors
         assert "must not be above 28.0" in errors["below"]
         assert "expected a duration" in errors["for"] and "expected two times" in errors["between"]
-        assert 'id="rule-for" name="for" value="a while"' in answer.text  # kept as typed
+        assert 'id="add-rule-for" name="for" value="a while"' in answer.text  # kept as typed
         assert '<option value="tank" selected>' in answer.text
         assert http.get("/api/v1/rules").json()["rules"] == []
         # The same rule as JSON is refused by the API with the same words: one checker.
