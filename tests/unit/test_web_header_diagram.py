@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pinpanel.changes import PinView
+from pinpanel.sensor_config import SensorConfig
 from pinpanel.web import header_diagram as hd
 
 
@@ -42,3 +43,17 @@ def test_the_hardware_pwm_pins_are_marked() -> None:
     assert marked == [12, 13, 18, 19]
     assert [s.number for s in slots if s.pwm_capable] == [12, 32, 33, 35]
     assert "hd-pwm" in slots[11].css.split() and "hd-pwm-capable" not in slots[15].css
+
+
+def test_a_counter_sensor_marks_the_gpio_it_claims() -> None:
+    water = SensorConfig(id="water", kind="counter", name="Water meter in the cellar", pin=6)
+    tank = SensorConfig(id="tank", kind="ds18b20")  # no pin of its own: not on the header
+    slots = hd.slots([view(18, True)], [water, tank])
+    pin31 = slots[hd.position_of(6) - 1]
+    assert (pin31.number, pin31.bcm, pin31.view, pin31.counter) == (31, 6, None, water)
+    assert "hd-counter" in pin31.css.split() and "hd-pin" not in pin31.css.split()
+    assert pin31.counter_label == "Water meter in t\u2026" and len(pin31.counter_label) == 17
+    assert [s.number for s in slots if s.counter is not None] == [31]
+    assert slots[11].counter is None and "hd-counter" not in slots[11].css
+    short = hd.slots([], [SensorConfig(id="gas", kind="counter", pin=5)])
+    assert short[hd.position_of(5) - 1].counter_label == "gas"

@@ -3,7 +3,9 @@
 People wire relays by physical position ("pin 12"), while pinpanel, gpiozero and the API
 speak BCM numbers ("GPIO 18"). The diagram joins the two: every header position in its
 place, power and ground drawn as such, and each configured pin labelled with its name and
-live state; an output's label is a button that toggles it.
+live state; an output's label is a button that toggles it. A GPIO a counter sensor claims
+is marked with the sensor's name: it is not in the pin table (a counter's input is its own),
+yet it is taken, and someone wiring a relay needs to see that before choosing it.
 
 This module is only geometry and facts; ``templates/header_diagram.html`` draws them, so
 the buttons are ordinary forms (they work without JavaScript and get the same CSRF field
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from pinpanel.changes import PinView
+from pinpanel.sensor_config import SensorConfig
 
 Kind = Literal["gpio", "3v3", "5v", "gnd"]
 
@@ -43,17 +46,21 @@ LABEL_W = 114
 #: From a pin's centre to the near edge of its label: clear of the board drawn around the pins.
 LABEL_GAP = 21
 LABEL_H = 24
+#: The longest counter name a plain label shows whole (11px text in a label's width).
+LABEL_CHARS = 17
 HEIGHT = TOP * 2 + ROW * 20
 
 
 @dataclass(frozen=True)
 class Slot:
-    """One header position, with the configured pin on it if any."""
+    """One header position, with the configured pin on it if any, or the counter sensor
+    whose input it is."""
 
     number: int
     kind: Kind
     bcm: int | None
     view: PinView | None
+    counter: SensorConfig | None = None
 
     @property
     def left(self) -> bool:
@@ -87,24 +94,34 @@ class Slot:
         return POWER_LABELS[self.kind] if self.kind != "gpio" else f"GPIO{self.bcm}"
 
     @property
+    def counter_label(self) -> str:
+        """A counter's name as its plain label shows it, cut to fit the label's width."""
+        name = self.counter.name if self.counter is not None else ""
+        return name if len(name) <= LABEL_CHARS else name[:LABEL_CHARS - 1] + "\u2026"
+
+    @property
     def pwm_capable(self) -> bool:
         return self.bcm in PWM_CAPABLE
 
     @property
     def css(self) -> str:
         pwm = " hd-pwm-capable" if self.pwm_capable else ""
+        if self.counter is not None:
+            return f"hd-{self.kind} hd-counter{pwm}"
         if self.view is None:
             return f"hd-{self.kind}{pwm}"
         return f"hd-pin hd-{self.view.mode} {'on' if self.view.state else 'off'}{pwm}"
 
 
-def slots(views: Iterable[PinView]) -> list[Slot]:
-    """All 40 positions, configured pins attached by BCM number."""
+def slots(views: Iterable[PinView], sensors: Iterable[SensorConfig] = ()) -> list[Slot]:
+    """All 40 positions, configured pins attached by BCM number, and the GPIOs that
+    counter sensors among ``sensors`` claim."""
     by_bcm = {view.pin: view for view in views}
+    counters = {s.pin: s for s in sensors if s.kind == "counter"}
     out: list[Slot] = []
     for number, what in enumerate(HEADER, start=1):
         if isinstance(what, int):
-            out.append(Slot(number, "gpio", what, by_bcm.get(what)))
+            out.append(Slot(number, "gpio", what, by_bcm.get(what), counters.get(what)))
         else:
             out.append(Slot(number, what, None, None))
     return out

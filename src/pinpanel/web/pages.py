@@ -107,8 +107,12 @@ class PageCache:
                     admin: bool, limited: bool = False) -> list[bytes]:
         """Render index.html with markers; return it split so the markers are own items."""
         board = board_of(request)
+        sampler = getattr(request.app.state, "sensors", None)
+        # The diagram marks the pins counters claim; guests see no sensors, so none of that.
+        claimed = [] if limited or sampler is None else [
+            state.config for state in sampler.states.values()]
         context = page_context(request, pins=views, seq=board.hub.last_seq,
-                               header=header_diagram.slots(views), hd=header_diagram,
+                               header=header_diagram.slots(views, claimed), hd=header_diagram,
                                settings={p.pin: p for p in board.config.pins}, now=NOW_MARK,
                                admin=admin, can=_can(request),
                                # Guests see their pins only: no sensors unless granted.
