@@ -37,3 +37,21 @@ def test_fanout_quick_delivers_every_change_to_every_stream_in_order(tmp_path: P
     assert "auth on" in res["mode"]
     assert "| subscribers | deliveries | p50 ms | p99 ms |" in stdout
     assert "| 5 | 15 of 15 |" in stdout
+
+
+def test_footprint_quick_measures_every_configuration_and_judges_the_targets(
+        tmp_path: Path) -> None:
+    stdout, results = run_quick("bench.footprint", tmp_path)
+    names = ["defaults", "all off", "sensors (10 at 1 Hz)", "schedules + rules (50 + 50)",
+             "mqtt bridge", "hub", "mdns / lan"]
+    assert list(results["start"]) == names and list(results["idle"]) == names
+    for name in names:
+        start, idle = results["start"][name], results["idle"][name]
+        assert len(start["first_200_s"]) == 1 and start["first_200_s"][0] > 0
+        assert start["rss_mb"][0] > 0 and idle["rss_mb"] > 0
+        assert idle["cpu_share"] >= 0 and idle["window_s"] >= 2
+    assert [t["name"].split(",")[0].split(" <=")[0] for t in results["targets"]] == [
+        "idle RSS", "first 200", "10 sensors at 1 Hz",
+        "50 schedules + 50 rules idle ~0 % of a core"]
+    for name in names:
+        assert f"| {name} |" in stdout
