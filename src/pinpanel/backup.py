@@ -30,7 +30,6 @@ import io
 import json
 import os
 import shutil
-import tarfile
 import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -83,6 +82,8 @@ def config_file(config: Config) -> Path | None:
 def archive(db_path: Path, config_path: Path | None, *, now: datetime | None = None) -> bytes:
     """The archive of the database at ``db_path`` (live or not), the readings database
     beside it (if there is one) and the config file."""
+    import tarfile  # here, not with the module: a server that never backs up skips it
+
     moment = now or datetime.now(UTC)
     members = {DATABASE: snapshot(db_path)}
     readings = db_path.with_name(READINGS)
@@ -165,6 +166,8 @@ class Contents:
 
 def read(path: Path) -> Contents:
     """The archive at ``path``, checked to its end; BackupError saying what is wrong."""
+    import tarfile  # here, not with the module: a server that never backs up skips it
+
     try:
         packed = path.read_bytes()
     except OSError as exc:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
-from pinpanel import auth, changelog, first_start, lock, mqtt
+from pinpanel import auth, changelog, first_start, lock
 from pinpanel.automation.notify import Outbox
 from pinpanel.automation.rulebook import RuleBook
 from pinpanel.automation.rules import RuleEngine
@@ -38,7 +38,6 @@ from pinpanel.errors import ConfigError, PortInUseError, ServeError
 from pinpanel.events import EventHub
 from pinpanel.hardware import Hardware
 from pinpanel.live_config import LiveConfig
-from pinpanel.sensors.drivers import open_drivers
 from pinpanel.sensors.sampler import Sampler
 from pinpanel.store import Store
 from pinpanel.store.readings import ReadingStore
@@ -166,6 +165,9 @@ async def sampling(config: Config, hardware: Hardware) -> AsyncIterator[Sampler 
     if not config.sensors:
         yield None
         return
+    # The drivers only when a sensor is configured: a server without sensors skips them.
+    from pinpanel.sensors.drivers import open_drivers
+
     readings = ReadingStore.open(config.server.data_path)
     try:
         totals = {s.id: total for s in config.sensors if s.kind == "counter"
@@ -196,9 +198,10 @@ def _server_config(config: Config, app: Any) -> uvicorn.Config:
 
     server = config.server
     # proxy_headers off: web/proxy.py is the one reader of forwarded headers (uvicorn's reads
-    # neither X-Forwarded-Host nor Forwarded), with its own trust list.
+    # neither X-Forwarded-Host nor Forwarded), with its own trust list. ws off: no route
+    # speaks WebSocket, and "auto" would import the websockets package (memory, start-up).
     return uvicorn.Config(
-        app, host=server.host, port=server.port, lifespan="on", log_config=None,
+        app, host=server.host, port=server.port, lifespan="on", log_config=None, ws="none",
         access_log=False, server_header=False, proxy_headers=False,
         ssl_certfile=server.certfile or None, ssl_keyfile=server.keyfile or None,
         timeout_graceful_shutdown=5, **limits.protocol_options(),
@@ -308,10 +311,15 @@ async def _serve(config: Config, sockets: list[socket.socket], config_path: Path
         loop.add_signal_handler(signal.SIGHUP, lambda: _spawn(reloads, _reload(live)))
         # Adapters beside the web server, each handed what it needs (none reaches through
         # the board for the store or the hub).
-        bridge = mqtt.make_bridge(config, runtime.board, listen=runtime.hub.add_listener,
-                                  memory=runtime.store, hardware=runtime.hardware.info,
-                                  telemetry=runtime.telemetry, sensors=runtime.sampler,
-                                  ) if config.mqtt.enabled else None
+        # Each adapter's modules are imported only when it is configured on: a server without
+        # them does not carry their memory (bench/README.md, idle cost per feature).
+        bridge = None
+        if config.mqtt.enabled:
+            from pinpanel import mqtt
+
+            bridge = mqtt.make_bridge(config, runtime.board, listen=runtime.hub.add_listener,
+                                      memory=runtime.store, hardware=runtime.hardware.info,
+                                      telemetry=runtime.telemetry, sensors=runtime.sampler)
         runners: list[Callable[[asyncio.Event], Coroutine[Any, Any, None]]] = (
             [bridge.run] if bridge else [])
         if bridge is not None:  # a live apply: the bridge follows once the board applied it

@@ -14,15 +14,15 @@ import asyncio
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
-from pinpanel.board import Board
-from pinpanel.changes import Change
-from pinpanel.config import Config
-from pinpanel.hardware import BackendInfo
-from pinpanel.mqtt.discovery import Memory
-from pinpanel.sensors.sampler import Sampler
-
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # names for the signatures only: importing the package (for its topic
+    # names, as the LAN announcer does) loads none of the adapter's modules
+    from pinpanel.board import Board
+    from pinpanel.changes import Change
+    from pinpanel.config import Config
+    from pinpanel.hardware import BackendInfo
     from pinpanel.mqtt.bridge import MqttBridge
+    from pinpanel.mqtt.discovery import Memory
+    from pinpanel.sensors.sampler import Sampler
     from pinpanel.telemetry import Telemetry
 
 

@@ -17,12 +17,11 @@ import json
 import re
 from typing import Any
 
-import tomlkit.exceptions
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from pinpanel.config import MODE_NAMES, PIN_SETTINGS, Config, pin_keys
-from pinpanel.config_file import Edit, pin_tables
+from pinpanel.config_file import Edit, pin_tables, toml_error
 from pinpanel.errors import ConfigError
 from pinpanel.live_config import LiveConfig, Outcome
 from pinpanel.settings import Setting
@@ -88,7 +87,7 @@ async def _save(request: Request, edit: Edit) -> Outcome:
         raise Problem(503, f"cannot write {live.path}: {exc.strerror}; nothing was changed "
                       "(the server's user must be able to write the file and its "
                       "directory)") from None
-    except (TypeError, ValueError, tomlkit.exceptions.TOMLKitError) as exc:
+    except (TypeError, ValueError, toml_error()) as exc:
         if isinstance(exc, ConfigError):
             raise
         raise ConfigError([f"pins: cannot be written as TOML: {exc}"]) from None
