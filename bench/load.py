@@ -113,6 +113,7 @@ def run_wrk(
     max_responses: int = 0,
     server_pid: int | None = None,
     timeout_s: int = 10,
+    script: Path = LUA_SCRIPT,
 ) -> WrkResult:
     """Run one bounded wrk load (time-bounded by ``duration_s``, optionally count-bounded).
 
@@ -127,7 +128,7 @@ def run_wrk(
         f"-d{max(1, int(duration_s))}s",
         f"--timeout={timeout_s}s",
         "-s",
-        str(LUA_SCRIPT),
+        str(script),
         base_url + request.path,
         "--",
         *request.wrk_args(),

@@ -55,3 +55,16 @@ def test_footprint_quick_measures_every_configuration_and_judges_the_targets(
         "50 schedules + 50 rules idle ~0 % of a core"]
     for name in names:
         assert f"| {name} |" in stdout
+
+
+def test_routes_quick_checks_and_loads_each_newer_route(tmp_path: Path) -> None:
+    stdout, results = run_quick("bench.routes", tmp_path)
+    keys = ["pins", "level", "readings", "hub", "schedules"]
+    assert results["checks"] == dict.fromkeys(keys)  # every route answered right
+    assert results["meta"]["fleet_online"] == 10 and results["meta"]["history_points"] == 2880
+    for key in keys:
+        (run,) = results["load"][key]
+        assert run["requests"] > 0 and run["failed"] == 0
+    # each level request is a commit (a few may meet the level already set by another)
+    assert results["load"]["level"][0]["commits"] > 0
+    assert "| route | req/s | p50 ms | p99 ms | req per server CPU-s | failed |" in stdout
