@@ -11,6 +11,7 @@ batch not yet written. ``POST .../simulate`` exists for the simulated board only
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 import time
 from datetime import UTC, datetime
@@ -48,6 +49,26 @@ def _state(request: Request) -> SensorState:
 
 def _time(at: float) -> str:
     return format_time(datetime.fromtimestamp(at, UTC))
+
+
+@functools.lru_cache(maxsize=64)
+def _date(day: int) -> str:
+    return datetime.fromtimestamp(day * 86_400, UTC).strftime("%Y-%m-%dT")
+
+
+def point_time(at: float) -> str:
+    """A stored reading's time (whole milliseconds) as :func:`format_time` writes it.
+
+    Why not :func:`_time`: a day of raw readings is 2,880 points, and ``datetime`` plus
+    ``strftime`` per point was three quarters of the answer's CPU. The stored times are whole
+    milliseconds, so arithmetic on them gives the same text (a test compares the two).
+    """
+    ms = round(at * 1000)
+    seconds, milli = divmod(ms, 1000)
+    day, of_day = divmod(seconds, 86_400)
+    hour, rest = divmod(of_day, 3600)
+    minute, second = divmod(rest, 60)
+    return f"{_date(day)}{hour:02d}:{minute:02d}:{second:02d}.{milli:03d}Z"
 
 
 def sensor_json(state: SensorState) -> dict[str, Any]:
@@ -126,12 +147,12 @@ async def readings(request: Request) -> Response:
             if len(points) > MAX_POINTS:
                 raise Problem(400, f"more than {MAX_POINTS} raw readings in that range: give "
                                    "a step (seconds per bucket)")
-            series[q.name] = [{"at": _time(p.at), "value": p.value, "error": p.error}
+            series[q.name] = [{"at": point_time(p.at), "value": p.value, "error": p.error}
                               for p in points]
         else:
             source, buckets = await asyncio.to_thread(store.buckets, state.config.id, q.name,
                                                       since, until, step)
-            series[q.name] = [{"at": _time(b.at), "n": b.n, "min": b.min, "avg": b.avg,
+            series[q.name] = [{"at": point_time(b.at), "n": b.n, "min": b.min, "avg": b.avg,
                                "max": b.max} for b in buckets]
     return JSONResponse({"sensor": state.config.id, "since": _time(since), "until": _time(until),
                          "step": step, "source": source, "series": series})
