@@ -11,7 +11,9 @@ and with one feature on at a time:
 * ``schedules + rules``: 50 daily schedules and 50 pin rules (the automation's timers);
 * ``mqtt``: the bridge connected to a local mosquitto;
 * ``hub``: the fleet hub in the server (``[hub]``) on the same broker;
-* ``mdns``: the LAN announcer (``[mdns]``, on loopback).
+* ``mdns``: the LAN announcer (``[mdns]``, on loopback);
+* ``homekit`` (when the tree has ``pinpanel.homekit`` and HAP-python): the HomeKit bridge,
+  with the announcer it needs.
 
 Two phases, so each figure measures what it says:
 
@@ -30,6 +32,7 @@ of a core over the defaults; 50 schedules + 50 rules ~0 % (timers, not polling).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import statistics
 import sys
@@ -43,7 +46,7 @@ from typing import Any
 
 from bench.load import Request, proc_cpu_seconds
 from bench.servers import JSON_HEADERS, Running, ServerFailed, prepare_pinpanel, start
-from pinpanel.local_broker import LocalBroker
+from pinpanel.local_broker import LocalBroker, free_port
 
 MB = 1e6
 RSS_TARGET_MB = 45.0
@@ -84,6 +87,17 @@ MDNS_OFF = "\n[mdns]\nenabled = false\n"
 MDNS_ON = '\n[mdns]\nenabled = true\ninterfaces = ["127.0.0.1"]\n'
 
 
+def homekit(port: int) -> str:
+    """The HomeKit bridge (#19) on a free port, announced on loopback only."""
+    return f'\n[homekit]\nenabled = true\nport = {free_port()}\n' + MDNS_ON
+
+
+def has_homekit() -> bool:
+    """Whether this tree has the HomeKit adapter and its extra (HAP-python) installed."""
+    return all(importlib.util.find_spec(name) is not None
+               for name in ("pinpanel.homekit", "pyhap"))
+
+
 @dataclass(frozen=True)
 class Feature:
     """One configuration: its name and the TOML it adds to the bench config."""
@@ -102,6 +116,8 @@ FEATURES = (
     Feature("hub", hub),
     Feature("mdns / lan", lambda port: MDNS_ON),
 )
+#: Measured when the tree has it (it needs the mdns announcer too, so compare with that row).
+HOMEKIT = Feature("homekit (with mdns)", homekit)
 
 
 def prepare(feature: Feature, root: Path, port: int) -> Any:
@@ -227,10 +243,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="comma list of configurations (default: all; the targets need "
                              "defaults, all off, sensors and schedules)")
     args = parser.parse_args(argv)
-    features = FEATURES
+    features = FEATURES + ((HOMEKIT,) if has_homekit() else ())
     if args.only:
         wanted = {n.strip() for n in args.only.split(",")}
-        features = tuple(f for f in FEATURES if f.name in wanted or f.name.split()[0] in wanted)
+        features = tuple(f for f in features if f.name in wanted or f.name.split()[0] in wanted)
     if args.quick:
         args.runs, args.seconds = 1, 2.0
     with tempfile.TemporaryDirectory(prefix="pinpanel-footprint-") as tmp, ExitStack() as stack:
@@ -246,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
         except ServerFailed as exc:
             print(f"problem: {exc}", file=sys.stderr)
             return 1
-    results["targets"] = targets(results) if len(features) == len(FEATURES) else []
+    results["targets"] = targets(results) if set(FEATURES) <= set(features) else []
     print(tables(results))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2), encoding="utf-8")

@@ -44,7 +44,8 @@ def test_footprint_quick_measures_every_configuration_and_judges_the_targets(
     stdout, results = run_quick("bench.footprint", tmp_path)
     names = ["defaults", "all off", "sensors (10 at 1 Hz)", "schedules + rules (50 + 50)",
              "mqtt bridge", "hub", "mdns / lan"]
-    assert list(results["start"]) == names and list(results["idle"]) == names
+    # and "homekit (with mdns)" after them, once the tree has the adapter and HAP-python
+    assert list(results["start"])[:7] == names and list(results["idle"])[:7] == names
     for name in names:
         start, idle = results["start"][name], results["idle"][name]
         assert len(start["first_200_s"]) == 1 and start["first_200_s"][0] > 0
