@@ -357,3 +357,42 @@ def test_each_change_is_encoded_once_and_never_confused_with_another(
     cache([other])
     cache([change(3)])
     assert cache([first]) == stream.change_frames([first])  # evicted, encoded afresh
+
+
+class QueuedFeed:
+    """A source that already holds an item when the stream's writer starts."""
+
+    dropped = False
+    closed = False
+
+    def __init__(self) -> None:
+        self.items = [b"event: reading\ndata: {}\n\n"]
+        self.notify: Any = None
+
+    def take(self) -> list[bytes]:
+        items, self.items = self.items, []
+        return items
+
+
+async def test_what_a_feed_queued_before_the_writer_started_goes_out_at_once() -> None:
+    hub = EventHub()
+    sub = hub.subscribe()
+    writer = object.__new__(stream.EventStream)  # only the writer's own state is needed
+    writer._ticker, writer._frames = stream.KeepAlive(15.0), stream.FrameCache()
+    writer._shown = None
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    feed = QueuedFeed()
+    task = asyncio.create_task(writer._write(send, sub, b"opening", [stream.Feed(feed, bytes)]))
+    async with asyncio.timeout(5):  # no change, no keep-alive: the item alone must wake it
+        while len(sent) < 2:
+            await asyncio.sleep(0.005)
+    assert [m["body"] for m in sent] == [b"opening", b"event: reading\ndata: {}\n\n"]
+    assert feed.notify is not None  # the feed rings the stream's one wake-up from now on
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert feed.notify is None
+    sub.close()

@@ -345,6 +345,8 @@ class EventStream(Response):
         ticker.add(sub)
         for feed in feeds:
             feed.source.notify = sub.poke
+        if feeds:
+            sub.poke()  # what a feed queued before it had the bell (during the opening's send)
         try:
             while True:
                 try:
