@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import gc
 import logging
 import os
 import signal
@@ -343,6 +344,15 @@ async def _serve(config: Config, sockets: list[socket.socket], config_path: Path
         if config.server.public_url:
             log.info("public address %s; forwarded headers believed from %s",
                      config.server.public_url, ", ".join(config.server.forwarded_allow_ips))
+        # What exists now lives as long as the process (modules, the app, the board): frozen
+        # out of the collector's sight, a full collection no longer walks those ~200,000
+        # objects in the middle of a fan-out (40-60 ms pauses with 1,000 streams open). A
+        # young generation of 10,000 rather than 700: a change fanned out to 1,000 streams
+        # allocates thousands of short-lived futures, and each collection of them walked the
+        # streams' own objects too. bench.fanout: 1,000 streams' worst toggle 85-95 -> ~35 ms.
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(10_000, 10, 10)
         try:
             tasks = [asyncio.create_task(run(stop)) for run in runners]
             await server.serve(sockets=sockets)
