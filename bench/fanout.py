@@ -233,7 +233,8 @@ def _read_token(srv: Running, data_dir: Path) -> str | None:
 
 
 def run(counts: list[int], toggles: int, workdir: Path,
-        profile: Path | None = None, quiet_s: float = 10.0) -> list[dict[str, Any]]:
+        profile: Path | None = None, quiet_s: float = 10.0,
+        sensors: int = 0) -> list[dict[str, Any]]:
     """One server; each subscriber count measured in turn, fresh connections each.
 
     ``profile``: run the server under pyinstrument and write its text report there (the
@@ -241,6 +242,12 @@ def run(counts: list[int], toggles: int, workdir: Path,
     """
     raise_nofile(max(counts) + 100)
     prep = prepare_pinpanel(workdir)
+    if sensors:  # every stream then carries their readings too (each stored one, 1 Hz each)
+        from bench.footprint import sensors as sensor_toml
+
+        config = workdir / "bench.toml"
+        config.write_text(config.read_text(encoding="utf-8") + sensor_toml(sensors),
+                          encoding="utf-8")
     if profile is not None:
         plain = prep.argv
         prep.argv = lambda port: [sys.executable, "-m", "pyinstrument", "-r", "text",
@@ -311,6 +318,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true",
                         help="correctness only: 5 subscribers, 3 toggles")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--sensors", type=int, default=0, metavar="N",
+                        help="N simulated sensors read every second: their readings ride "
+                             "every stream beside the changes")
     parser.add_argument("--profile", type=Path, default=None, metavar="FILE",
                         help="run the server under pyinstrument, its report to FILE")
     args = parser.parse_args(argv)
@@ -318,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
         args.subscribers, args.toggles = [5], 3
     with tempfile.TemporaryDirectory(prefix="pinpanel-fanout-") as tmp:
         results = run(args.subscribers, args.toggles, Path(tmp), args.profile,
-                      0.0 if args.quick else 10.0)
+                      0.0 if args.quick else 10.0, args.sensors)
     print(HEADER)
     for res in results:
         print(row(res))

@@ -396,3 +396,20 @@ async def test_what_a_feed_queued_before_the_writer_started_goes_out_at_once() -
     await asyncio.gather(task, return_exceptions=True)
     assert feed.notify is None
     sub.close()
+
+
+def test_a_feed_item_is_encoded_once_for_every_stream_and_never_confused() -> None:
+    calls: list[object] = []
+
+    def encode(item: object) -> bytes:
+        calls.append(item)
+        return repr(item).encode()
+
+    once = stream.EncodedOnce(encode, size=2)
+    first, second = {"v": 1}, {"v": 1}  # equal, but two publishes
+    assert [once(first) for _ in range(1000)] == [b"{'v': 1}"] * 1000
+    assert once(second) == b"{'v': 1}"
+    assert calls == [first, second] and calls[0] is first and calls[1] is second
+    once({"v": 3})  # the oldest entry goes; it is encoded again if it ever comes back
+    once(first)
+    assert len(calls) == 4

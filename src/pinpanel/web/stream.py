@@ -147,6 +147,31 @@ class KeepAlive:
         self._timer = loop.call_later(self.every / 2, self._tick) if self._last else None
 
 
+class EncodedOnce:
+    """A feed's items encoded once, however many streams send them.
+
+    The sampler and the automation hand the same object to every stream, as the hub does
+    a change; keyed by identity (the cache holds the item, so its id is not reused while
+    cached). Without it, 10 sensors at 1 Hz on 1,000 streams were 10,000 JSON encodings a
+    second, and a toggle's fan-out queued behind them.
+    """
+
+    def __init__(self, encode: Callable[[Any], bytes], size: int = 256) -> None:
+        self._encode = encode
+        self._size = size
+        self._frames: dict[int, tuple[Any, bytes]] = {}
+
+    def __call__(self, item: Any) -> bytes:
+        hit = self._frames.get(id(item))
+        if hit is not None and hit[0] is item:
+            return hit[1]
+        data = self._encode(item)
+        self._frames[id(item)] = (item, data)
+        if len(self._frames) > self._size:
+            del self._frames[next(iter(self._frames))]  # the oldest entry
+        return data
+
+
 def reading_frame(sample: Sample) -> bytes:
     """One ``reading`` event (no ``id``: readings are not in the changes' sequence)."""
     return frame("reading", sample.as_json())
@@ -222,6 +247,9 @@ class EventStream(Response):
         if getattr(state, "sse_frames", None) is None:
             state.sse_frames = FrameCache()
         self._frames: FrameCache = state.sse_frames
+        if getattr(state, "sse_feed_frames", None) is None:
+            state.sse_feed_frames = (EncodedOnce(reading_frame), EncodedOnce(notice_frame))
+        self._feed_frames: tuple[EncodedOnce, EncodedOnce] = state.sse_feed_frames
         ticker = getattr(state, "sse_ticker", None)
         if ticker is None or ticker.every != self._keepalive:
             ticker = state.sse_ticker = KeepAlive(self._keepalive)
@@ -287,9 +315,9 @@ class EventStream(Response):
         opening = self.opening(hub) + self.latest_readings() + stopped
         feeds: list[Feed] = []
         if readings is not None:
-            feeds.append(Feed(readings, reading_frame))
+            feeds.append(Feed(readings, self._feed_frames[0]))
         if notices is not None:
-            feeds.append(Feed(notices, notice_frame))
+            feeds.append(Feed(notices, self._feed_frames[1]))
         writer: asyncio.Task[str] | None = None
         watcher: asyncio.Task[str] | None = None
         try:
