@@ -10,6 +10,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from tests.browser.test_audit import CONTRASTS
 from tests.fake_homekit import FakeHomeKit, served
 from tests.inprocess import AppFactory
 from tests.support import log_in
@@ -52,3 +53,21 @@ def test_an_admin_sees_the_code_scans_the_qr_code_and_unpairs(
         assert bridge.pairings == {PHONE: True} and bridge.unpaired == [TABLET]
         assert page.get_by_role("button", name=f"Unpair {TABLET}").count() == 0
         assert page.get_by_role("button", name=f"Unpair {PHONE}").count() == 1
+
+
+def test_the_page_reads_in_light_and_dark_and_fits_a_320_px_phone(
+        make_app: AppFactory, page: Any) -> None:
+    app = make_app(CONFIG, homekit=FakeHomeKit(pairings={PHONE: True}))
+    texts = ".hk-label figcaption, .hk-code, .hk-steps li, .hk-note, .hk-controllers li, h2, h3"
+    with served(app) as url:
+        log_in(page, SimpleNamespace(url=url, token=app.token))  # type: ignore[arg-type]
+        page.set_viewport_size({"width": 320, "height": 640})
+        for scheme in ("light", "dark"):
+            page.emulate_media(color_scheme=scheme)
+            page.goto(url + "/homekit")
+            found = page.evaluate(CONTRASTS, texts)
+            assert {"HomeKit setup code", "031-45-154"} <= {i["text"] for i in found}
+            failing = [i for i in found if i["ratio"] < (
+                3.0 if i["size"] >= 24 or (i["bold"] and i["size"] >= 18.66) else 4.5)]
+            assert not failing, (scheme, failing)
+            assert page.evaluate("document.documentElement.scrollWidth") <= 320
