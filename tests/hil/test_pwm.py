@@ -13,6 +13,7 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Iterator
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -66,13 +67,21 @@ def edges(writes: list[GpioWrite], pin: int) -> list[tuple[float, int]]:
 
 
 def duty(writes: list[GpioWrite], pin: int) -> tuple[float, int]:
-    """Fraction of time high from the first rising edge to the last one, and the periods."""
+    """The median over the window's periods of each period's fraction of time high.
+
+    Each period runs from one rising edge to the next. The median, not the window's mean,
+    because the guest is descheduled now and then on a busy host: one late falling edge
+    stretches one period's high time by tens of ms, which moves a mean over 60 periods by
+    several percent but leaves the median where lgpio put the edges.
+    """
     found = edges(writes, pin)
     rising = [i for i, (_, level) in enumerate(found) if level == 1]
     assert len(rising) >= 10, f"too few periods in the trace: {found[:20]}"
-    first, last = rising[0], rising[-1]
-    high = sum(found[i + 1][0] - found[i][0] for i in range(first, last) if found[i][1] == 1)
-    return high / (found[last][0] - found[first][0]), len(rising) - 1
+    fractions = [
+        (found[a + 1][0] - found[a][0]) / (found[b][0] - found[a][0])
+        for a, b in pairwise(rising)
+    ]
+    return statistics.median(fractions), len(fractions)
 
 
 def pulse_widths_ms(writes: list[GpioWrite], pin: int) -> list[float]:
