@@ -18,12 +18,11 @@ import re
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from markupsafe import escape
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.templating import Jinja2Templates
 
 from pinpanel import __version__
 from pinpanel.auth import Principal, may
@@ -33,13 +32,51 @@ from pinpanel.web.context import PRINCIPAL_KEY, board_of
 from pinpanel.web.openapi import html_response
 from pinpanel.web.routing import ApiRoute
 
-TEMPLATES = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
-# Templates ship inside the package: no stat() of every template file on every render.
-TEMPLATES.env.auto_reload = False
-# Every template gets csrf_token (for forms and <meta name="csrf-token">) and session_user.
-TEMPLATES.context_processors.append(security.template_context)
-# Asset links carry their content's digest (?v=), so they can be cached for a year.
-TEMPLATES.env.globals["asset_version"] = assets.version
+if TYPE_CHECKING:
+    import jinja2
+    from starlette.templating import Jinja2Templates, _TemplateResponse
+
+
+class Templates:
+    """The pages' Jinja2 templates, made at the first page rendered, not at start-up.
+
+    Jinja2 is ~1.7 MiB resident once imported; a Pi driven over the API, MQTT or a hub
+    alone never renders a page, so it does not pay for it (#21, idle RSS). The first page
+    after start costs the import, a few tens of ms, once.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self._directory = directory
+        self._templates: Jinja2Templates | None = None
+
+    def _made(self) -> Jinja2Templates:
+        if self._templates is None:
+            from starlette.templating import Jinja2Templates
+
+            templates = Jinja2Templates(directory=str(self._directory))
+            # Templates ship inside the package: no stat() of every template file per render.
+            templates.env.auto_reload = False
+            # Every template gets csrf_token (forms, <meta name="csrf-token">), session_user.
+            templates.context_processors.append(security.template_context)
+            # Asset links carry their content's digest (?v=): cached for a year.
+            templates.env.globals["asset_version"] = assets.version
+            self._templates = templates
+        return self._templates
+
+    @property
+    def context_processors(self) -> list[Any]:
+        return self._made().context_processors
+
+    def get_template(self, name: str) -> jinja2.Template:
+        return self._made().get_template(name)
+
+    def TemplateResponse(self, request: Request, name: str,
+                         context: dict[str, Any] | None = None,
+                         **kwargs: Any) -> _TemplateResponse:
+        return self._made().TemplateResponse(request, name, context, **kwargs)
+
+
+TEMPLATES = Templates(Path(__file__).with_name("templates"))
 
 
 def page_context(request: Request, **extra: Any) -> dict[str, Any]:
