@@ -29,6 +29,12 @@ def setup(level: str = "INFO", fmt: LogFormat = "text") -> None:
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s",
                                                "%H:%M:%S"))
+    # No format here shows the caller's file and line, thread or process: skip collecting
+    # them for every record (the logging HOWTO's "Optimization"); one line per change.
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

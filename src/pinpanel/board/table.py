@@ -89,6 +89,20 @@ class PinTable:
         """
         return [self._committed_view(p) for p in self._pins.values()]
 
+    def views_key(self) -> tuple[object, ...] | None:
+        """Everything :meth:`views` reads, for a cache of what is built from them.
+
+        Equal keys (the same committed change, config and pending timers per pin, and the
+        same last seq) mean equal views; None while a pin has no committed change yet (its
+        view is the hardware line, which nothing here can watch).
+        """
+        parts: list[object] = [self.hub.last_seq]
+        for p in self._pins.values():
+            if p.last is None:
+                return None
+            parts.append((p.last, p.config, p.pulse_until, p.fade_until))
+        return tuple(parts)
+
     def _committed_view(self, pin: PinRecord) -> PinView:
         last = pin.last  # None only before start(): the line is all there is to show
         return self._view(pin, last.new if last else self.hardware.read(pin.bcm), last)

@@ -21,15 +21,23 @@ from pinpanel.web.bodies import expect_object, read_json
 from pinpanel.web.context import actor_of, board_of, require, visible_pins
 from pinpanel.web.openapi import json_body, json_response, problems, ref
 from pinpanel.web.problems import Problem
+from pinpanel.web.replies import BodyCache, JsonEndpoint, Reply, encode
 from pinpanel.web.routing import ApiRoute
 
 
-async def list_pins(request: Request) -> Response:
-    board = board_of(request)
-    shown = visible_pins(request)
-    return JSONResponse({"pins": [v.as_json() for v in board.views()
-                                  if shown is None or v.pin in shown],
-                         "seq": board.hub.last_seq})
+def list_pins_endpoint() -> JsonEndpoint:
+    """``GET /api/v1/pins``, its body encoded once per committed change (and viewer)."""
+    cache = BodyCache()
+
+    async def list_pins(request: Request) -> Reply:
+        board = board_of(request)
+        shown = visible_pins(request)
+        key = board.views_key()
+        return 200, cache.get(key and (board, shown, key), lambda: {
+            "pins": [v.as_json() for v in board.views() if shown is None or v.pin in shown],
+            "seq": board.hub.last_seq})
+
+    return JsonEndpoint(list_pins)
 
 
 async def get_pin(request: Request) -> Response:
@@ -77,7 +85,7 @@ async def fade_pin(request: Request) -> Response:
     return JSONResponse(view.as_json())
 
 
-async def switch_pin(request: Request) -> Response:
+async def switch_pin(request: Request) -> Reply:
     action = request.path_params["action"]
     if action not in ACTIONS:  # the route pattern already limits it; keep the core honest
         raise Problem(404, f"unknown action {action!r}")
@@ -88,7 +96,7 @@ async def switch_pin(request: Request) -> Response:
     pin = board.resolve(request.path_params["pin"])  # 404 before anything else
     require(request, action, pin.pin)
     view = await board.command(pin, action, actor_of(request, "api"))
-    return JSONResponse(view.as_json())
+    return 200, encode(view.as_json())
 
 
 async def pulse_pin(request: Request) -> Response:
@@ -241,7 +249,7 @@ def routes() -> list[ApiRoute]:
                  schemas={"System": SCHEMAS["System"]},
                  openapi={"summary": "Backend, version and board", "tags": ["system"],
                           "responses": {"200": json_response(ref("System"), "System facts")}}),
-        ApiRoute("/api/v1/pins", list_pins, methods=["GET"], name="pins", policy="read",
+        ApiRoute("/api/v1/pins", list_pins_endpoint(), methods=["GET"], name="pins", policy="read",
                  pin_scoped=True,
                  schemas={**PIN, "PinList": SCHEMAS["PinList"]},
                  openapi={"summary": "Every pin", "tags": ["pins"],
@@ -284,7 +292,7 @@ def routes() -> list[ApiRoute]:
                      "drive an input's line high or low as a button would.", "SimulateBody",
                      cause="input")),
         # One handler for on, off and toggle; the document spells them out as three paths.
-        ApiRoute("/api/v1/pins/{pin}/{action:str}", switch_pin, methods=["POST"],
+        ApiRoute("/api/v1/pins/{pin}/{action:str}", JsonEndpoint(switch_pin), methods=["POST"],
                  name="pin_switch", policy="control", pin_scoped=True, schemas=PIN, openapi_paths={
                      "/api/v1/pins/{pin}/on": _switch("Switch on",
                                                       "Interlocked pins go off first."),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -124,6 +125,10 @@ def create_app(config: Config, board: Board, store: Store, keyring: Keyring,
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if own_board:
             await board.start()
+        # Everything built so far (modules, routes, templates, the board) lives as long as
+        # the process: out of the collector's sight, so a collection only walks what
+        # requests allocate (it was ~6% of a request's CPU, scanning the same objects).
+        gc.freeze()
         try:
             yield
         finally:

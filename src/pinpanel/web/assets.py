@@ -26,7 +26,7 @@ from urllib.parse import parse_qsl
 import anyio
 from starlette.datastructures import MutableHeaders
 from starlette.middleware import Middleware
-from starlette.middleware.gzip import GZipMiddleware
+from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES, GZipMiddleware
 from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -105,8 +105,91 @@ class WeakETagOnCompressed:
         await self.app(scope, receive, weaken)
 
 
+class Compression:
+    """gzip for a client that accepts it; for any other, only what gzip's layer would add.
+
+    A client that asks for gzip gets Starlette's :class:`GZipMiddleware` (its tags made
+    weak). The rest (scripts, wrk, Home Assistant's polls) used to pass through that
+    middleware's identity responder as well, which parses the headers of every response
+    to add one ``Vary: Accept-Encoding`` to a body it would have compressed for another
+    client; the same decision is made here on the raw header list.
+    """
+
+    def __init__(self, app: ASGIApp, minimum_size: int = GZIP_MINIMUM_BYTES,
+                 compresslevel: int = GZIP_LEVEL) -> None:
+        self.app = app
+        self.minimum_size = minimum_size
+        self.gzip = WeakETagOnCompressed(GZipMiddleware(
+            app, minimum_size=minimum_size, compresslevel=compresslevel))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope["headers"]:
+            if name == b"accept-encoding":  # the first one decides, as in GZipMiddleware
+                if b"gzip" in value:
+                    await self.gzip(scope, receive, send)
+                    return
+                break
+        await self.app(scope, receive, _identity(send, self.minimum_size))
+
+
+def _excluded(headers: list[tuple[bytes, bytes]]) -> bool:
+    """Whether gzip's layer would send this response as it is (see :class:`Compression`)."""
+    media = ""
+    for name, value in headers:
+        if name == b"content-encoding":
+            return True
+        if name == b"content-type" and not media:
+            media = value.decode("latin-1").partition(";")[0].strip().lower()
+    kinds = {media, media.partition("/")[0] + "/*"}
+    if media.startswith("application/grpc+"):
+        kinds.add("application/grpc")
+    return not kinds.isdisjoint(DEFAULT_EXCLUDED_CONTENT_TYPES)
+
+
+def _identity(send: Send, minimum_size: int) -> Send:
+    """``send`` adding ``Vary: Accept-Encoding`` where a gzip client would get gzip."""
+    held: list[Message] = []  # the start message, until the first body decides
+    decided = False
+
+    async def identity_send(message: Message) -> None:
+        nonlocal decided
+        kind = message["type"]
+        if decided:
+            await send(message)
+        elif kind == "http.response.start":
+            headers = message.setdefault("headers", [])
+            if message["status"] == 206 or _excluded(headers):
+                decided = True
+                await send(message)
+            else:
+                held.append(message)
+        elif kind in ("http.response.body", "http.response.pathsend") and held:
+            decided = True
+            start = held.pop()
+            if kind == "http.response.body" and (
+                    len(message.get("body", b"")) >= minimum_size or
+                    message.get("more_body", False)):
+                _add_vary(start)
+            await send(start)
+            await send(message)
+        else:  # early hints, trailers
+            await send(message)
+
+    return identity_send
+
+
+def _add_vary(start: Message) -> None:
+    headers = start["headers"] = list(start["headers"])
+    for i, (name, value) in enumerate(headers):
+        if name == b"vary":
+            headers[i] = (name, bytes(value) + b", Accept-Encoding")
+            return
+    headers.append((b"vary", b"Accept-Encoding"))
+
+
 def compression() -> list[Middleware]:
-    """The compression layers, outermost first, for the app's middleware list."""
-    return [Middleware(WeakETagOnCompressed),
-            Middleware(GZipMiddleware, minimum_size=GZIP_MINIMUM_BYTES,
-                       compresslevel=GZIP_LEVEL)]
+    """The compression layer, for the app's middleware list."""
+    return [Middleware(Compression)]

@@ -22,7 +22,18 @@ def media_type(request: Request) -> str:
 
 
 def is_json(request: Request) -> bool:
-    kind = media_type(request)
+    return _json_media(media_type(request))
+
+
+def is_json_type(content_type: bytes | None) -> bool:
+    """:func:`is_json` on a raw Content-Type header value (None: no header), for the
+    plain-ASGI endpoints that read it off the scope without building Starlette's headers."""
+    if content_type is None:
+        return False
+    return _json_media(content_type.decode("latin-1").split(";", 1)[0].strip().lower())
+
+
+def _json_media(kind: str) -> bool:
     return kind in JSON_TYPES or (kind.startswith("application/") and kind.endswith("+json"))
 
 

@@ -13,40 +13,60 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.types import Scope
 
 from pinpanel.config import Config
 from pinpanel.errors import PinError
-from pinpanel.web.bodies import is_json
+from pinpanel.web.bodies import is_json_type
 from pinpanel.web.context import actor_of, board_of, require, visible_pins
 from pinpanel.web.openapi import json_response, ref
+from pinpanel.web.replies import BodyCache, JsonEndpoint, Reply, encode, header
 from pinpanel.web.routing import ApiRoute
 
 ONLY_JSON = {"Error": "Only JSON requests accepted"}
 INVALID_PIN = {"Error": "Invalid Pin Number"}
 
 
-async def api_list(request: Request) -> Response:
-    if not is_json(request):
-        return JSONResponse(ONLY_JSON, status_code=400)
-    shown = visible_pins(request)
-    return JSONResponse({str(v.pin): v.state for v in board_of(request).views()
-                         if shown is None or v.pin in shown})
+ONLY_JSON_BODY = encode(ONLY_JSON)
+INVALID_PIN_BODY = encode(INVALID_PIN)
+SUCCESS_BODY = encode({"Success": True})
 
 
-async def api_toggle(request: Request) -> Response:
-    if not is_json(request):
-        return JSONResponse(ONLY_JSON, status_code=400)
+def _json_request(scope: Scope) -> bool:
+    """The tutorial's rule, read from the scope (the same test as ``bodies.is_json``)."""
+    return is_json_type(header(scope, b"content-type"))
+
+
+def api_list_endpoint() -> JsonEndpoint:
+    """``GET /api/list``, its body encoded once per committed change (and viewer)."""
+    cache = BodyCache()
+
+    async def api_list(request: Request) -> Reply:
+        if not _json_request(request.scope):
+            return 400, ONLY_JSON_BODY
+        shown = visible_pins(request)
+        board = board_of(request)
+        key = board.views_key()
+        return 200, cache.get(key and (board, shown, key), lambda: {
+            str(v.pin): v.state for v in board.views() if shown is None or v.pin in shown})
+
+    return JsonEndpoint(api_list)
+
+
+async def api_toggle(request: Request) -> Reply:
+    if not _json_request(request.scope):
+        return 400, ONLY_JSON_BODY
     ref = request.path_params["pin"]
     if not ref.isdecimal():
-        return JSONResponse(INVALID_PIN, status_code=400)
+        return 400, INVALID_PIN_BODY
     try:
         board = board_of(request)
         pin = board.resolve(int(ref))
         require(request, "toggle", pin.pin)
         await board.command(pin, "toggle", actor_of(request, "api"))
     except PinError:
-        return JSONResponse(INVALID_PIN, status_code=400)
-    return JSONResponse({"Success": True})
+        return 400, INVALID_PIN_BODY
+    return 200, SUCCESS_BODY
 
 
 async def form_toggle(request: Request) -> Response:
@@ -127,16 +147,17 @@ def _form_pulse_doc(config: Config) -> dict[str, Any]:
 
 def routes() -> list[ApiRoute]:
     return [
-        ApiRoute("/api/list", api_list, methods=["GET"], name="compat_list", policy="read",
-                 pin_scoped=True,
+        ApiRoute("/api/list", api_list_endpoint(), methods=["GET"], name="compat_list",
+                 policy="read", pin_scoped=True,
                  schemas=SCHEMAS, openapi={
                      "summary": "Tutorial: every pin's state", "tags": ["tutorial"],
                      "parameters": [JSON_CT_HEADER],
                      "responses": {"200": json_response(ref("CompatList"), 'e.g. {"18": false}'),
                                    "400": json_response(ref("CompatError"),
                                                         "Not a JSON request")}}),
-        ApiRoute("/api/toggle/{pin}", api_toggle, methods=["POST"], name="compat_toggle",
-                 policy="control", pin_scoped=True, schemas=SCHEMAS, openapi=_toggle_doc),
+        ApiRoute("/api/toggle/{pin}", JsonEndpoint(api_toggle), methods=["POST"],
+                 name="compat_toggle", policy="control", pin_scoped=True, schemas=SCHEMAS,
+                 openapi=_toggle_doc),
         ApiRoute("/toggle", form_toggle, methods=["POST"], name="form_toggle",
                  policy="control", pin_scoped=True, schemas=SCHEMAS,
                  openapi=_form_toggle_doc),
