@@ -13,8 +13,9 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-#: Loaded only when used: the pages' template engine at the first page rendered.
-DEFERRED = ("jinja2", "starlette.templating")
+#: Loaded only when used: the pages' template engine at the first page rendered, astral at
+#: the first sun schedule (so a page with no schedules does not load it either).
+DEFERRED = ("jinja2", "starlette.templating", "astral")
 
 
 def _serve_get(tmp_path: Path, path: str) -> tuple[int, list[str]]:
@@ -36,7 +37,7 @@ def test_an_api_request_with_every_feature_off_loads_no_template_engine(
     assert _serve_get(tmp_path, "/api/list") == (0, [])
 
 
-def test_the_first_page_loads_it_and_renders(tmp_path: Path) -> None:
+def test_the_first_page_loads_the_template_engine_and_renders(tmp_path: Path) -> None:
     code, loaded = _serve_get(tmp_path, "/")
     assert code == 0
-    assert loaded == list(DEFERRED)
+    assert loaded == ["jinja2", "starlette.templating"]

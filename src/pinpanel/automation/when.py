@@ -28,20 +28,30 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from astral import Observer, sun
 from cronsim import CronSim
 
 from pinpanel.config import LocationConfig
 from pinpanel.schedule_config import DAYS, Moment, ScheduleConfig
 from pinpanel.timezones import ZoneError, name_of, zone
 
+if TYPE_CHECKING:
+    from astral import Observer
+
 log = logging.getLogger(__name__)
 
 #: How far ahead a schedule's next run is looked for (a polar night lasts weeks, not a year).
 LOOK_AHEAD_DAYS = 370
-_SUN: dict[str, Callable[..., datetime]] = {
-    "sunrise": sun.sunrise, "sunset": sun.sunset, "dawn": sun.dawn, "dusk": sun.dusk}
+
+
+def _sun_event(event: str) -> Callable[..., datetime]:
+    """astral's function for a sun event; astral is imported by the first sun schedule,
+    not at start-up (a Pi with no sun schedule never needs it: #21, idle RSS)."""
+    from astral import sun
+
+    found: Callable[..., datetime] = getattr(sun, event)
+    return found
 
 
 def system_zone(etc: Path = Path("/etc")) -> tzinfo:
@@ -90,6 +100,8 @@ class Place:
 
     @property
     def observer(self) -> Observer:
+        from astral import Observer
+
         return Observer(latitude=self.latitude, longitude=self.longitude)
 
 
@@ -116,7 +128,7 @@ def moment_on(place: Place, moment: Moment, day: date) -> datetime | None:
     if moment.event is None:
         return wall_time(place, day, moment.minutes)
     try:
-        at = _SUN[moment.event](place.observer, date=day, tzinfo=place.zone)
+        at = _sun_event(moment.event)(place.observer, date=day, tzinfo=place.zone)
     except ValueError:  # the sun never reaches that elevation that day
         return None
     return (at + timedelta(minutes=moment.minutes)).astimezone(UTC).replace(microsecond=0)
@@ -126,6 +138,8 @@ def missing_on(place: Place, moment: Moment, day: date) -> str | None:
     """Why ``moment`` has no time on ``day`` (polar day or night), or None if it has one."""
     if moment.event is None or moment_on(place, moment, day) is not None:
         return None
+    from astral import sun
+
     noon = sun.elevation(place.observer, datetime.combine(day, time(12), place.zone))
     where = f"{abs(place.latitude):.1f}°{'N' if place.latitude >= 0 else 'S'}"
     kind = "polar day: the sun stays up" if noon > 0 else "polar night: the sun stays down"
