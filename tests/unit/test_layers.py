@@ -81,7 +81,9 @@ LEAVES = frozenset({"pinpanel", "pinpanel.errors", "pinpanel.changes",
                     # the fleet's words on the broker, shared by mqtt (the Pi) and hub
                     "pinpanel.fleetwire",
                     # zones by name, UTC without the tz database (config and schedules)
-                    "pinpanel.timezones"})
+                    "pinpanel.timezones",
+                    # a bounded queue per stream reader: readings and automation notices
+                    "pinpanel.feed"})
 #: Packages whose modules are siblings that must not import each other.
 ADAPTERS = ("pinpanel.web", "pinpanel.mqtt", "pinpanel.hub", "pinpanel.lan")
 

@@ -13,14 +13,10 @@ again), so a client that reconnects is told the state again rather than replayed
 
 from __future__ import annotations
 
-import asyncio
-from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-#: How many notices one subscriber may have waiting before it is dropped.
-SUBSCRIBER_BUFFER = 256
+from pinpanel.feed import FeedSubscription
 
 NoticeEvent = Literal["rule_stopped", "rule_resumed"]
 StopReason = Literal["depth", "rate"]
@@ -34,48 +30,8 @@ class Notice:
     data: dict[str, Any]
 
 
-class NoticeSubscription:
-    """A bounded queue of notices for one reader (an event stream)."""
-
-    def __init__(self, notices: Notices, limit: int = SUBSCRIBER_BUFFER) -> None:
-        self._notices = notices
-        self._limit = limit
-        self._items: deque[Notice] = deque()
-        self._wake = asyncio.Event()
-        self.dropped = False
-        self.closed = False
-        #: Called after each push: the event stream rings its one wake-up with it, so it
-        #: waits on one future for every source instead of a task per source.
-        self.notify: Callable[[], None] | None = None
-
-    def push(self, notice: Notice) -> None:
-        if len(self._items) >= self._limit:
-            self.dropped = self.closed = True
-        else:
-            self._items.append(notice)
-        self._wake.set()
-        if self.notify is not None:
-            self.notify()
-
-    async def next_batch(self) -> list[Notice]:
-        """Every notice queued so far (waiting for one); [] once closed or dropped."""
-        while not self._items and not self.closed:
-            self._wake.clear()
-            await self._wake.wait()
-        batch = list(self._items)
-        self._items.clear()
-        return [] if self.dropped else batch
-
-    def take(self) -> list[Notice]:
-        """What is queued now, without waiting ([] if nothing, or once dropped)."""
-        batch = list(self._items)
-        self._items.clear()
-        return [] if self.dropped else batch
-
-    def close(self) -> None:
-        self.closed = True
-        self._wake.set()
-        self._notices._subscribers.discard(self)
+#: One stream's queue of notices (bounded; dropped when it falls behind).
+NoticeSubscription = FeedSubscription[Notice]
 
 
 class Notices:
@@ -85,7 +41,7 @@ class Notices:
         self._subscribers: set[NoticeSubscription] = set()
 
     def subscribe(self) -> NoticeSubscription:
-        sub = NoticeSubscription(self)
+        sub = NoticeSubscription(self._subscribers.discard)
         self._subscribers.add(sub)
         return sub
 

@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from pinpanel.errors import (
     SimulationOnlyError,
     UnknownSensorError,
 )
+from pinpanel.feed import SUBSCRIBER_BUFFER, FeedSubscription
 from pinpanel.sensor_config import SensorConfig
 from pinpanel.sensors.model import Driver, Quantity, Sample, quantities
 from pinpanel.store.readings import ReadingStore
@@ -40,54 +40,12 @@ log = logging.getLogger("pinpanel.sensors")
 HEARTBEAT_S = 600.0
 #: Reads that may run at once (each 1-wire read holds a thread for ~750 ms).
 READ_WORKERS = 4
-#: Samples one subscriber may have unread before it is dropped.
-SUBSCRIBER_BUFFER = 256
 #: First reads are spread this far apart, so ten sensors do not wake together.
 STAGGER_S = 0.05
 
 
-class ReadingSubscription:
-    """A bounded queue of published samples for one reader (an event stream)."""
-
-    def __init__(self, sampler: Sampler, limit: int = SUBSCRIBER_BUFFER) -> None:
-        self._sampler = sampler
-        self._limit = limit
-        self._items: deque[Sample] = deque()
-        self._wake = asyncio.Event()
-        self.dropped = False
-        self.closed = False
-        #: Called after each push: the event stream rings its one wake-up with it, so it
-        #: waits on one future for every source instead of a task per source.
-        self.notify: Callable[[], None] | None = None
-
-    def push(self, sample: Sample) -> None:
-        if len(self._items) >= self._limit:
-            self.dropped = self.closed = True
-        else:
-            self._items.append(sample)
-        self._wake.set()
-        if self.notify is not None:
-            self.notify()
-
-    async def next_batch(self) -> list[Sample]:
-        """Every sample queued so far (waiting for one); [] once closed or dropped."""
-        while not self._items and not self.closed:
-            self._wake.clear()
-            await self._wake.wait()
-        batch = list(self._items)
-        self._items.clear()
-        return [] if self.dropped else batch
-
-    def take(self) -> list[Sample]:
-        """What is queued now, without waiting ([] if nothing, or once dropped)."""
-        batch = list(self._items)
-        self._items.clear()
-        return [] if self.dropped else batch
-
-    def close(self) -> None:
-        self.closed = True
-        self._wake.set()
-        self._sampler._subscribers.discard(self)
+#: One stream's queue of readings (bounded; dropped when it falls behind).
+ReadingSubscription = FeedSubscription[Sample]
 
 
 @dataclass
@@ -265,7 +223,7 @@ class Sampler:
         self._listeners.append(listener)
 
     def subscribe(self) -> ReadingSubscription:
-        sub = ReadingSubscription(self)
+        sub = ReadingSubscription(self._subscribers.discard)
         self._subscribers.add(sub)
         return sub
 
