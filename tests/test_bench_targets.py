@@ -69,3 +69,13 @@ def test_routes_quick_checks_and_loads_each_newer_route(tmp_path: Path) -> None:
     # each level request is a commit (a few may meet the level already set by another)
     assert results["load"]["level"][0]["commits"] > 0
     assert "| route | req/s | p50 ms | p99 ms | req per server CPU-s | failed |" in stdout
+
+
+def test_server_choice_quick_serves_pinpanel_under_uvicorn_and_granian(tmp_path: Path) -> None:
+    stdout, figures = run_quick("bench.server_choice", tmp_path)
+    routes = {"GET /api/list", "GET /api/v1/pins", "POST /api/toggle/18"}
+    assert set(figures) == {"uvicorn", "granian"}
+    for server in figures.values():
+        assert set(server) == routes
+        assert all(len(v) == 1 and v[0] > 0 for v in server.values())
+    assert stdout.count("\n| `") == 3
