@@ -225,8 +225,9 @@ def test_one_run_reports_every_problem_once_with_its_path(tmp_path: Path) -> Non
     with pytest.raises(ConfigError) as caught:
         load(path)
     assert caught.value.problems == [
-        "colour: unknown section (expected one of auth, gpio, groups, history, hub, interlocks, "
-        "location, mdns, mqtt, notifiers, pins, rules, scenes, schedules, sensors, server)",
+        "colour: unknown section (expected one of auth, gpio, groups, history, homekit, hub, "
+        "interlocks, location, mdns, mqtt, notifiers, pins, rules, scenes, schedules, sensors, "
+        "server)",
         "server.port: must be between 1 and 65535, got 0",
         "server.hostname: unknown key (expected one of host, port, data_dir, certfile, keyfile, "
         "trusted_hosts, cors_origins, max_body_bytes, "
@@ -243,7 +244,8 @@ def test_one_run_reports_every_problem_once_with_its_path(tmp_path: Path) -> Non
         "pins[4].initial: applies only to outputs",
         "pins[5].colour: unknown key (expected one of pin, id, name, mode, active_low, initial, "
         "pull, debounce_ms, pulse_ms, auto_off_ms, frequency_hz, min_level, fade_ms, "
-        "min_angle, max_angle, min_pulse_ms, max_pulse_ms, frame_ms, ha_type)",
+        "min_angle, max_angle, min_pulse_ms, max_pulse_ms, frame_ms, ha_type, homekit_type, "
+        "homekit_door)",
         "pins[5].pulse_ms: must be between 0 and 3600000, got 4000000",
         "pins[6].mode: must be one of output, input, pwm, servo, got 'relay'",
         "pins[7].pin: expected an integer, got str",

@@ -31,14 +31,14 @@ One concept a module:
 grammars in :mod:`pinpanel.sensor_config`, :mod:`pinpanel.schedule_config` and
 :mod:`pinpanel.rule_config`, leaves below this package.
 
-Adding a ``[section]`` (e.g. ``[homekit]``): a frozen dataclass subclassing
+Adding a ``[section]`` (as ``[homekit]`` was): a frozen dataclass subclassing
 :class:`~pinpanel.config.sections.Section` in ``sections.py`` (or, if it is large, its own
 module here), each setting a field with ``metadata=about(...)``, and its cross-value checks
 in its ``check`` method; then one field of that type on :class:`Config` in ``model.py``,
 and its name in ``__all__`` below. The loader, the flags, ``--help-settings`` and the README
 table (``scripts/gen-docs``) pick it up from the field; nothing else needs editing.
 
-Adding a per-pin key (e.g. ``homekit_type``): a field of :class:`PinConfig` in ``pins.py``.
+Adding a per-pin key (as ``homekit_type`` was): a field of :class:`PinConfig` in ``pins.py``.
 If only some modes take it, add it to the mode tables there (``_MODE_KEYS``, and
 ``_KEY_OWNERS`` for the error message) and check its value against the mode in
 :func:`~pinpanel.config.pins.check_mode_keys`, as ``ha_type`` does.
@@ -57,6 +57,7 @@ from pinpanel.config.sections import (
     AuthConfig,
     GpioConfig,
     HistoryConfig,
+    HomekitConfig,
     HubConfig,
     LocationConfig,
     MdnsConfig,
@@ -74,6 +75,7 @@ from pinpanel.config.types import (
     TUTORIAL_PINS,
     Backend,
     HaType,
+    HomekitType,
     Initial,
     Mode,
     OnExit,
@@ -98,6 +100,8 @@ __all__ = [
     "GroupConfig",
     "HaType",
     "HistoryConfig",
+    "HomekitConfig",
+    "HomekitType",
     "HubConfig",
     "Initial",
     "LocationConfig",

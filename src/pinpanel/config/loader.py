@@ -18,6 +18,7 @@ from typing import Any
 from pinpanel.config.model import BY_SECTION, SECTIONS, SETTINGS, Config
 from pinpanel.config.pins import PIN_SETTINGS, tutorial_pins
 from pinpanel.config.references import (
+    check_door_inputs,
     check_duplicates,
     load_groups,
     load_interlocks,
@@ -67,6 +68,7 @@ def parse(data: Mapping[str, Any], source: str = "config") -> Config:
         drafts = [PinDraft(f"pins[{i}]", p.pin, p.id, False, p.mode, p)
                   for i, p in enumerate(tutorial_pins())]
     check_duplicates(drafts, problems)
+    check_door_inputs(drafts, problems)
     for section in sections.values():
         section.check(problems)
     interlocks = (load_interlocks(data["interlocks"], drafts, problems)

@@ -16,6 +16,7 @@ from pinpanel.config.sections import (
     AuthConfig,
     GpioConfig,
     HistoryConfig,
+    HomekitConfig,
     HubConfig,
     LocationConfig,
     MdnsConfig,
@@ -70,6 +71,7 @@ class Config:
     location: LocationConfig = field(default_factory=LocationConfig)
     hub: HubConfig = field(default_factory=HubConfig)
     mdns: MdnsConfig = field(default_factory=MdnsConfig)
+    homekit: HomekitConfig = field(default_factory=HomekitConfig)
     pins: tuple[PinConfig, ...] = ()
     sensors: tuple[SensorConfig, ...] = ()
     interlocks: tuple[tuple[int, ...], ...] = field(default=(), metadata=about(

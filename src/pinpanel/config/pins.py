@@ -18,6 +18,7 @@ from pinpanel.config.types import (
     PULSE_MAX_MS,
     TUTORIAL_PINS,
     HaType,
+    HomekitType,
     Initial,
     Mode,
     Pull,
@@ -74,6 +75,15 @@ class PinConfig:
     ha_type: HaType = field(default="", metadata=about(
         "Home Assistant entity: pwm pins light (default) or fan; servos number (default), "
         "valve or cover."))
+    homekit_type: HomekitType = field(default="", metadata=about(
+        "What the pin is in Apple's Home app ([homekit]). Outputs: switch (default), outlet, "
+        "lightbulb, fan, garage_door (opening or closing pulses it), lock (on is unlocked: "
+        "a door strike); pwm: lightbulb (default, brightness) or fan (speed); servo: "
+        "window_covering (default, 0-100 % across min_angle..max_angle); inputs: contact "
+        "(default), motion, leak or doorbell (each press rings). none leaves it out."))
+    homekit_door: str = field(default="", metadata=about(
+        "garage_door: the input (id or BCM) that is on while the door is closed (a reed "
+        "switch at the closed end). Empty: the door is reported where it was last sent."))
 
     def __post_init__(self) -> None:
         # An empty id or name means the default derived from the BCM number.
@@ -86,6 +96,11 @@ class PinConfig:
     def is_output(self) -> bool:
         """Any pin pinpanel drives: plain, pwm and servo outputs alike."""
         return self.mode != "input"
+
+    @property
+    def homekit_kind(self) -> str:
+        """The Home app's kind of this pin (``none``: left out), the mode's default if unset."""
+        return self.homekit_type or HOMEKIT_TYPES[self.mode][0]
 
     @property
     def has_level(self) -> bool:
@@ -102,21 +117,29 @@ PIN_KEYS: dict[str, Setting] = {s.name: s for s in PIN_SETTINGS}
 
 # Keys only some modes take (a new mode-limited key is added to these tables).
 _OUTPUT_ONLY = ("initial", "pulse_ms", "auto_off_ms")
+_PLAIN_OUTPUT_ONLY = ("homekit_door",)
 _INPUT_ONLY = ("pull", "debounce_ms")
 _PWM_ONLY = ("frequency_hz", "min_level", "fade_ms")
 _SERVO_ONLY = ("min_angle", "max_angle", "min_pulse_ms", "max_pulse_ms", "frame_ms")
 #: The keys each mode takes beyond the common ones (pin, id, name, mode, active_low).
 _MODE_KEYS: dict[str, tuple[str, ...]] = {
-    "output": _OUTPUT_ONLY, "input": _INPUT_ONLY,
+    "output": (*_OUTPUT_ONLY, *_PLAIN_OUTPUT_ONLY), "input": _INPUT_ONLY,
     "pwm": (*_OUTPUT_ONLY, *_PWM_ONLY, "ha_type"),
     "servo": (*_OUTPUT_ONLY, *_SERVO_ONLY, "ha_type"),
 }
 _KEY_OWNERS: dict[str, str] = {
     **dict.fromkeys(_OUTPUT_ONLY, "outputs"), **dict.fromkeys(_INPUT_ONLY, "inputs"),
     **dict.fromkeys(_PWM_ONLY, "pwm pins"), **dict.fromkeys(_SERVO_ONLY, "servo pins"),
-    "ha_type": "pwm and servo pins"}
+    "ha_type": "pwm and servo pins", "homekit_door": "outputs"}
 _HA_TYPES: dict[str, tuple[str, ...]] = {"pwm": ("light", "fan"),
                                          "servo": ("number", "valve", "cover")}
+#: The Home app's kinds of each mode; the first is the default.
+HOMEKIT_TYPES: dict[str, tuple[str, ...]] = {
+    "output": ("switch", "outlet", "lightbulb", "fan", "garage_door", "lock", "none"),
+    "pwm": ("lightbulb", "fan", "none"),
+    "servo": ("window_covering", "none"),
+    "input": ("contact", "motion", "leak", "doorbell", "none"),
+}
 
 
 def pin_keys(mode: str) -> tuple[str, ...]:
@@ -142,6 +165,13 @@ def check_mode_keys(table: Mapping[str, Any], values: Mapping[str, Any], mode: M
     if ha_type and mode in _HA_TYPES and ha_type not in _HA_TYPES[mode]:
         problems.append(f"{path}.ha_type: a {mode} pin is one of "
                         f"{', '.join(_HA_TYPES[mode])}, got {ha_type!r}")
+    kind = values.get("homekit_type", "")
+    if kind and kind not in HOMEKIT_TYPES[mode]:
+        problems.append(f"{path}.homekit_type: a{'n' if mode[0] in 'aeiou' else ''} {mode} pin "
+                        f"is one of {', '.join(HOMEKIT_TYPES[mode])}, got {kind!r}")
+    if "homekit_door" in allowed and values.get("homekit_door") and kind != "garage_door":
+        problems.append(f"{path}.homekit_door: applies only with homekit_type = "
+                        "\"garage_door\"")
     if mode == "servo":
         lo_a, hi_a = values.get("min_angle", -90.0), values.get("max_angle", 90.0)
         if lo_a == hi_a:

@@ -35,6 +35,21 @@ def check_duplicates(drafts: list[PinDraft], problems: list[str]) -> None:
                                 f"{first.path}")
 
 
+def check_door_inputs(drafts: list[PinDraft], problems: list[str]) -> None:
+    """A garage door's ``homekit_door`` names a configured input (by its id)."""
+    by_ref = pin_index(drafts)
+    for draft in drafts:
+        ref = draft.config.homekit_door if draft.config is not None else ""
+        if not ref:
+            continue
+        target = by_ref.get(ref)
+        if target is None:
+            problems.append(f"{draft.path}.homekit_door: {ref!r} is not a configured pin's id")
+        elif target.mode != "input":
+            problems.append(f"{draft.path}.homekit_door: pin {target.bcm} is an "
+                            f"{target.mode}; the door's position is read from an input")
+
+
 def load_interlocks(
     raw: object, drafts: list[PinDraft], problems: list[str]
 ) -> tuple[tuple[int, ...], ...]:

@@ -210,3 +210,26 @@ class HubConfig(Section):
     probe_ms: int = field(default=3000, metadata=about(
         "How long the hub waits for the fleet's answers to such a refresh.",
         minimum=100, maximum=60_000))
+
+
+@dataclass(frozen=True)
+class HomekitConfig(Section):
+    """``[homekit]``: a HomeKit bridge for Apple's Home app (needs ``pinpanel[homekit]``)."""
+
+    enabled: bool = field(default=False, metadata=about(
+        "Serve the pins to Apple's Home app as a HomeKit bridge (HAP over the LAN, announced "
+        "over mDNS). The setup code is made on first start and shown to admins on /homekit."))
+    port: int = field(default=51826, metadata=about(
+        "TCP port of the HomeKit Accessory Protocol server.", minimum=1, maximum=65535))
+    name: str = field(default="pinpanel", metadata=about(
+        "The bridge's name in the Home app (letters, digits, spaces and dashes)."))
+    pair_attempts_per_minute: int = field(default=5, metadata=about(
+        "Wrong setup codes allowed per minute; beyond that every pairing attempt, even with "
+        "the right code, fails until the minute is over (the code has 8 digits: guessing "
+        "then takes decades).", minimum=1, maximum=100))
+
+    def check(self, problems: list[str]) -> None:
+        """A name HomeKit and mDNS accept: 1-64 characters, not only punctuation."""
+        if not 1 <= len(self.name.strip()) <= 64 or not any(c.isalnum() for c in self.name):
+            problems.append(f"homekit.name: {self.name!r} must have 1-64 characters with at "
+                            "least one letter or digit")

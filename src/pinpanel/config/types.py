@@ -17,6 +17,13 @@ MODE_NAMES: tuple[str, ...] = get_args(Mode)
 #: How Home Assistant shows a pwm pin (light, fan) or a servo (number, valve, cover); empty
 #: is the kind's default (light, number). Plain outputs and inputs take none.
 HaType = Literal["", "light", "fan", "number", "valve", "cover"]
+#: What a pin is in Apple's Home app. Outputs: switch (default), outlet, lightbulb, fan,
+#: garage_door (a pulse opens or closes it), lock (on is unlocked: a door strike); pwm pins:
+#: lightbulb (default) or fan; servos: window_covering (default, 0-100 % over the angle
+#: range); inputs: contact (default), motion, leak or doorbell (a press rings); none: not in
+#: the Home app. Empty is the mode's default.
+HomekitType = Literal["", "switch", "outlet", "lightbulb", "fan", "garage_door", "lock",
+                      "window_covering", "contact", "motion", "leak", "doorbell", "none"]
 Initial = Literal["off", "on", "restore", "schedule"]
 Pull = Literal["up", "down", "none"]
 
