@@ -38,8 +38,10 @@ def make_app(tmp_path: Path) -> Iterator[object]:
     with contextlib.ExitStack() as stack:
 
         def make(config: str | None = None, *, auth: bool = True, name: str = "data",
-                 token_scope: str | None = "admin") -> InProcessApp:  # noqa: S107
-            app = InProcessApp(tmp_path / name, config, auth=auth, token_scope=token_scope)
+                 token_scope: str | None = "admin",  # noqa: S107
+                 homekit: object = None) -> InProcessApp:
+            app = InProcessApp(tmp_path / name, config, auth=auth, token_scope=token_scope,
+                               homekit=homekit)
             return stack.enter_context(app.running())
 
         yield make

@@ -62,6 +62,8 @@ class InProcessApp:
     app: Any = None
     portal: BlockingPortal | None = None
     keyring: auth.Keyring | None = None
+    #: A HomeKitPanel handed to create_app (tests/fake_homekit.py), as the runtime would.
+    homekit: Any = None
 
     @property
     def config_path(self) -> Path:
@@ -91,7 +93,7 @@ class InProcessApp:
             self.app = create_app(config, opened.board, opened.store, self.keyring,
                                   opened.telemetry,
                                   sensors=opened.sampler, schedules=opened.schedules,
-                                  rules=opened.rules)
+                                  rules=opened.rules, homekit=self.homekit)
             async with self.app.router.lifespan_context(self.app):
                 task_status.started()
                 await stop.wait()

@@ -36,6 +36,7 @@ from pinpanel.web import (
     docs,
     guests,
     history,
+    homekit,
     login,
     metrics,
     openapi,
@@ -52,6 +53,7 @@ from pinpanel.web import (
     tokens,
 )
 from pinpanel.web import settings as pin_settings
+from pinpanel.web.homekit import HomeKitPanel
 from pinpanel.web.problems import EXCEPTION_HANDLERS
 from pinpanel.web.routing import ApiMount, RouteTable, TableRouter
 
@@ -71,6 +73,7 @@ def app_routes() -> list[BaseRoute]:
         *tokens.routes(),
         *pin_settings.routes(),
         *guests.routes(),
+        *homekit.routes(),
         *backup.routes(),
         *history.routes(),
         *sensors.routes(),
@@ -106,7 +109,8 @@ def create_app(config: Config, board: Board, store: Store, keyring: Keyring,
                schedules: ScheduleBook | None = None,
                rules: RuleBook | None = None,
                extra_routes: Sequence[BaseRoute] = (),
-               settings: LiveConfig | None = None) -> Starlette:
+               settings: LiveConfig | None = None,
+               homekit: HomeKitPanel | None = None) -> Starlette:
     """Build the web app over ``board``.
 
     ``store`` serves the history reads, ``keyring`` the tokens and sessions and
@@ -114,6 +118,7 @@ def create_app(config: Config, board: Board, store: Store, keyring: Keyring,
     closes the board itself (the MQTT bridge shares it); with ``own_board`` the app's
     lifespan does it instead, for in-process tests. ``extra_routes`` are another
     adapter's (the hub's), made ``ApiRoute`` by the runtime: served and documented alike.
+    ``homekit`` is the HomeKit adapter's bridge (None: ``[homekit]`` is off), for its page.
     """
 
     @contextlib.asynccontextmanager
@@ -154,6 +159,7 @@ def create_app(config: Config, board: Board, store: Store, keyring: Keyring,
     app.state.rules = rules
     app.state.config = config
     app.state.settings = settings  # the config file's editor (None: in-process tests)
+    app.state.homekit = homekit  # the HomeKit bridge, for its page (None: [homekit] is off)
     app.state.max_body_bytes = config.server.max_body_bytes
     app.state.auth_enabled = config.auth.enabled
     app.state.guard = guard

@@ -1,0 +1,204 @@
+"""HomeKit on the web, for admins: the pairing page, and the bridge's state over the API.
+
+web never imports ``pinpanel.homekit``: the runtime hands the HomeKit adapter's bridge to
+:func:`pinpanel.web.app.create_app` as a :class:`HomeKitPanel`, the seam both sides code
+to, and ``None`` when ``[homekit] enabled`` is false. The page then says how to turn it on
+rather than being missing, so the nav link never leads to a 404.
+
+``/homekit`` shows what the Home app asks for when adding the bridge: its name, the setup
+code in the ``123-45-678`` look of a HomeKit label, and the standard setup QR code (the
+``X-HM://`` payload the iPhone's camera reads). The QR code is an SVG drawn here, so the
+page works without a script. It lists the paired controllers, each with a plain-form
+Unpair button (303 back to the page). ``GET /api/v1/homekit`` and
+``DELETE /api/v1/homekit/pairings/{id}`` are the same for scripts.
+
+The setup code is a password for the house: every route here is ``admin`` (so guests and
+read or control tokens never see it), its answers are ``no-store``, and nothing here logs
+it (the access log has paths only, and no path carries it).
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from typing import Any, Protocol
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+
+from pinpanel.web.openapi import html_response, json_response, problems, ref
+from pinpanel.web.pages import TEMPLATES, page_context
+from pinpanel.web.problems import Problem
+from pinpanel.web.routing import ApiRoute
+
+NO_STORE = {"Cache-Control": "no-store"}
+#: What the page says instead of the bridge when the adapter is not running.
+OFF = "HomeKit is off: set [homekit] enabled = true"
+
+
+class HomeKitPanel(Protocol):
+    """What the web needs of the HomeKit bridge (the adapter's object implements it)."""
+
+    name: str  # the bridge's name in the Home app
+    port: int  # HAP TCP port
+
+    def setup_code(self) -> str:
+        """The setup code, ``123-45-678``."""
+        ...
+
+    def setup_uri(self) -> str:
+        """The setup payload ``X-HM://...`` (what the QR code encodes)."""
+        ...
+
+    def controllers(self) -> list[tuple[str, bool]]:
+        """The paired controllers: (pairing id, whether it is an admin pairing)."""
+        ...
+
+    async def unpair(self, controller_id: str) -> bool:
+        """Remove a pairing; False when there is no such pairing."""
+        ...
+
+
+def panel_of(request: Request) -> HomeKitPanel | None:
+    panel: HomeKitPanel | None = getattr(request.app.state, "homekit", None)
+    return panel
+
+
+def display_code(code: str) -> str:
+    """The code as HomeKit labels print it, ``123-45-678``, whichever way it was spelled."""
+    digits = re.sub(r"\D", "", code)
+    if len(digits) != 8:
+        return code
+    return f"{digits[:3]}-{digits[3:5]}-{digits[5:]}"
+
+
+def setup_qr_svg(uri: str) -> str:
+    """The setup payload as an inline SVG QR code, dark on light with its quiet zone.
+
+    Always a full QR code: the payload is short and all upper-case, so left to choose,
+    segno would make a Micro QR code, which the iPhone's camera does not read.
+    """
+    import segno
+
+    out = io.BytesIO()
+    segno.make_qr(uri, error="m").save(out, kind="svg", scale=5, border=4, xmldecl=False,
+                                       svgns=True, dark="#000", light="#fff",
+                                       title="HomeKit setup code")
+    return out.getvalue().decode()
+
+
+def controllers_json(panel: HomeKitPanel) -> list[dict[str, Any]]:
+    return [{"id": pairing, "admin": admin} for pairing, admin in panel.controllers()]
+
+
+# -- the API -----------------------------------------------------------------------------------
+
+
+async def homekit_state(request: Request) -> Response:
+    panel = panel_of(request)
+    if panel is None:
+        return JSONResponse({"enabled": False}, headers=NO_STORE)
+    controllers = controllers_json(panel)
+    return JSONResponse({"enabled": True, "name": panel.name, "port": panel.port,
+                         "paired": bool(controllers), "controllers": controllers,
+                         "setup_code": display_code(panel.setup_code()),
+                         "setup_uri": panel.setup_uri()}, headers=NO_STORE)
+
+
+async def _unpair(request: Request) -> str:
+    """Remove the path's pairing; a :class:`Problem` 404 when it (or HomeKit) is not there."""
+    panel = panel_of(request)
+    pairing = str(request.path_params["id"])
+    if panel is None:
+        raise Problem(404, OFF)
+    if not await panel.unpair(pairing):
+        raise Problem(404, f"no HomeKit pairing {pairing!r}")
+    return pairing
+
+
+async def delete_pairing(request: Request) -> Response:
+    await _unpair(request)
+    return Response(status_code=204)
+
+
+# -- the page ----------------------------------------------------------------------------------
+
+
+def _render(request: Request, status: int = 200, **extra: Any) -> Response:
+    panel = panel_of(request)
+    bridge = None
+    if panel is not None:
+        uri = panel.setup_uri()
+        bridge = {"name": panel.name, "port": panel.port,
+                  "code": display_code(panel.setup_code()), "uri": uri,
+                  "qr": setup_qr_svg(uri), "controllers": controllers_json(panel)}
+    context = page_context(request, bridge=bridge, off=OFF, **extra)
+    headers = {**NO_STORE, "Referrer-Policy": "no-referrer"}
+    return TEMPLATES.TemplateResponse(request, "homekit.html", context, status_code=status,
+                                      headers=headers)
+
+
+async def homekit_page(request: Request) -> Response:
+    return _render(request)
+
+
+async def homekit_unpair(request: Request) -> Response:
+    try:
+        await _unpair(request)
+    except Problem as exc:
+        return _render(request, exc.status, error=exc.detail)
+    return RedirectResponse(request.url_for("homekit_page").path, status_code=303,
+                            headers=NO_STORE)
+
+
+# -- the routes and their document ---------------------------------------------------------
+
+WHY = {404: "HomeKit is off, or no pairing has that id"}
+SCHEMAS: dict[str, Any] = {
+    "HomeKit": {
+        "type": "object", "required": ["enabled"],
+        "description": "The HomeKit bridge; only enabled (false) while [homekit] is off",
+        "properties": {
+            "enabled": {"type": "boolean"},
+            "name": {"type": "string", "description": "The bridge's name in the Home app"},
+            "port": {"type": "integer", "description": "The HAP TCP port"},
+            "paired": {"type": "boolean", "description": "Whether any controller is paired"},
+            "controllers": {"type": "array", "items": ref("HomeKitController")},
+            "setup_code": {"type": "string", "pattern": r"^\d{3}-\d{2}-\d{3}$",
+                           "description": "The setup code (a secret: admins only)"},
+            "setup_uri": {"type": "string", "pattern": "^X-HM://",
+                          "description": "The setup QR code's payload (holds the code)"}}},
+    "HomeKitController": {
+        "type": "object", "required": ["id", "admin"],
+        "properties": {"id": {"type": "string", "description": "The pairing id"},
+                       "admin": {"type": "boolean",
+                                 "description": "An admin pairing (may add others)"}}},
+}
+
+
+def routes() -> list[ApiRoute]:
+    id_param = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"},
+                "description": "A pairing id, as GET /api/v1/homekit lists them"}
+    return [
+        ApiRoute("/api/v1/homekit", homekit_state, methods=["GET"], name="homekit",
+                 policy="admin", schemas=SCHEMAS, openapi={
+                     "summary": "The HomeKit bridge (admin): name, port, pairings and the "
+                                "setup code",
+                     "tags": ["homekit"],
+                     "responses": {"200": json_response(ref("HomeKit"), "The bridge")}}),
+        ApiRoute("/api/v1/homekit/pairings/{id}", delete_pairing, methods=["DELETE"],
+                 name="homekit_pairing_delete", policy="admin", openapi={
+                     "summary": "Unpair a HomeKit controller (admin)", "tags": ["homekit"],
+                     "parameters": [id_param],
+                     "responses": {"204": {"description": "Unpaired"}, **problems(WHY, 404)}}),
+        ApiRoute("/homekit", homekit_page, methods=["GET"], name="homekit_page",
+                 policy="admin", openapi={
+                     "summary": "The HomeKit page (admin): setup code, QR code, pairings",
+                     "tags": ["page"], "responses": {"200": html_response()}}),
+        ApiRoute("/homekit/pairings/{id}/unpair", homekit_unpair, methods=["POST"],
+                 name="homekit_unpair", policy="admin", openapi={
+                     "summary": "Unpair a HomeKit controller from the page (admin)",
+                     "tags": ["page"], "parameters": [id_param],
+                     "responses": {"303": {"description": "Back to the HomeKit page"},
+                                   "404": html_response("HomeKit is off, or no such pairing")}}),
+    ]
