@@ -7,13 +7,16 @@ read and control tokens are refused and nothing is unpaired) and that no log lin
 
 from __future__ import annotations
 
+import inspect
 import logging
 import re
 
 import httpx
 import pytest
 
-from pinpanel.web.homekit import display_code, setup_qr_svg
+from pinpanel.web.app import app_routes
+from pinpanel.web.homekit import HomeKitPanel, display_code, setup_qr_svg
+from pinpanel.web.routing import policy_of
 from pinpanel.web.security import SESSION_COOKIE
 from tests.fake_homekit import FakeHomeKit, setup_payload
 from tests.inprocess import AppFactory, InProcessApp
@@ -113,11 +116,58 @@ def test_with_homekit_off_the_page_says_how_to_turn_it_on(make_app: AppFactory) 
         page = http.get("/homekit")
         assert page.status_code == 200
         assert "HomeKit is off: set [homekit] enabled = true" in page.text
+        assert "pip install 'pinpanel[homekit]'" in page.text.replace("&#39;", "'")
         assert http.get("/api/v1/homekit").json() == {"enabled": False}
         off = http.delete(f"/api/v1/homekit/pairings/{USER_ID}")
         assert off.status_code == 404 and "HomeKit is off" in off.json()["detail"]
         form = http.post(f"/homekit/pairings/{USER_ID}/unpair")
         assert form.status_code == 404 and "HomeKit is off" in form.text
+
+
+def test_enabled_without_a_running_bridge_the_page_points_at_the_log(
+        make_app: AppFactory) -> None:
+    """[homekit] on but no bridge handed over (hap-python missing, the port taken): the
+    page must not tell the admin to set a key that is already set."""
+    app = make_app("[homekit]\nenabled = true\n" + CONFIG)
+    with app.client() as http:
+        page = http.get("/homekit")
+        assert page.status_code == 200
+        assert "HomeKit is enabled but the bridge is not running" in page.text
+        assert "set [homekit] enabled = true" not in page.text
+        assert http.get("/api/v1/homekit").json() == {"enabled": False}
+        off = http.delete(f"/api/v1/homekit/pairings/{USER_ID}")
+        assert off.status_code == 404 and "not running" in off.json()["detail"]
+
+
+def test_the_page_says_which_file_a_full_reset_deletes(make_app: AppFactory) -> None:
+    app = make_app(CONFIG, homekit=fake())
+    with app.client() as http:
+        page = http.get("/homekit").text
+    assert f"<code>{app.data_dir / 'homekit.state'}</code>" in page
+
+
+def test_the_fake_bridge_has_exactly_the_protocol_s_members() -> None:
+    """The stand-in the page is tested with cannot drift from the seam the adapter codes to."""
+    members = {"name", "port", "setup_code", "setup_uri", "controllers", "unpair"}
+    assert {m for m in vars(HomeKitPanel) if not m.startswith("_")} == members
+    for method in ("setup_code", "setup_uri", "controllers", "unpair"):
+        assert (inspect.signature(getattr(FakeHomeKit, method))
+                == inspect.signature(getattr(HomeKitPanel, method))), method
+    assert inspect.iscoroutinefunction(FakeHomeKit.unpair)
+    bridge = fake()
+    assert isinstance(bridge.name, str) and isinstance(bridge.port, int)
+
+
+def test_every_homekit_route_is_admin_and_the_unpair_routes_are_unsafe_methods() -> None:
+    """The security matrix (tests/security) probes these from app_routes(); this pins the
+    policy it checks them against, so a route loosened to control fails here by name."""
+    routes = {str(r.name): r for r in app_routes() if str(getattr(r, "path", "")).startswith(
+        ("/homekit", "/api/v1/homekit"))}
+    assert {name: policy_of(route) for name, route in routes.items()} == {
+        "homekit": "admin", "homekit_pairing_delete": "admin", "homekit_page": "admin",
+        "homekit_unpair": "admin"}
+    assert routes["homekit_pairing_delete"].methods == {"DELETE"}
+    assert routes["homekit_unpair"].methods == {"POST"}
 
 
 @pytest.mark.parametrize("scope", ["read", "control", "guest"])

@@ -2,8 +2,9 @@
 
 web never imports ``pinpanel.homekit``: the runtime hands the HomeKit adapter's bridge to
 :func:`pinpanel.web.app.create_app` as a :class:`HomeKitPanel`, the seam both sides code
-to, and ``None`` when ``[homekit] enabled`` is false. The page then says how to turn it on
-rather than being missing, so the nav link never leads to a 404.
+to, and ``None`` when the bridge is not running. The page then says why (``[homekit]`` is
+off, or on but the bridge did not start) rather than being missing, so the link on the
+index never leads to a 404.
 
 ``/homekit`` shows what the Home app asks for when adding the bridge: its name, the setup
 code in the ``123-45-678`` look of a HomeKit label, and the standard setup QR code (the
@@ -32,30 +33,59 @@ from pinpanel.web.problems import Problem
 from pinpanel.web.routing import ApiRoute
 
 NO_STORE = {"Cache-Control": "no-store"}
-#: What the page says instead of the bridge when the adapter is not running.
+#: Where the HomeKit adapter keeps the bridge (its identity and keys, the pairings, the
+#: setup code, the accessory ids), in the data dir; deleting it is the full reset.
+STATE_FILE = "homekit.state"
+#: What the page and the API say when there is no bridge because ``[homekit]`` is off.
 OFF = "HomeKit is off: set [homekit] enabled = true"
+#: ... and when ``[homekit] enabled = true`` but the runtime has no bridge to hand over.
+NOT_RUNNING = "HomeKit is enabled but the bridge is not running"
 
 
 class HomeKitPanel(Protocol):
-    """What the web needs of the HomeKit bridge (the adapter's object implements it)."""
+    """What the web needs of the HomeKit bridge; the HomeKit adapter's bridge implements it.
 
-    name: str  # the bridge's name in the Home app
-    port: int  # HAP TCP port
+    Every method is called on the app's event loop, inside a request: the synchronous ones
+    answer from memory (no disk, no network, no lock another thread holds for long), and
+    :meth:`unpair` is awaited there. ``name`` and ``port`` are read-only here: a plain
+    attribute or a property satisfies them.
+    """
+
+    @property
+    def name(self) -> str:
+        """The bridge's name as the Home app shows it (``[homekit] name``)."""
+        ...
+
+    @property
+    def port(self) -> int:
+        """The TCP port the HAP server listens on (``[homekit] port``)."""
+        ...
 
     def setup_code(self) -> str:
-        """The setup code, ``123-45-678``."""
+        """The setup code, ``123-45-678`` (eight digits, any separators: shown normalised).
+
+        A secret: the web shows it to admins only and never logs it.
+        """
         ...
 
     def setup_uri(self) -> str:
-        """The setup payload ``X-HM://...`` (what the QR code encodes)."""
+        """The setup payload ``X-HM://`` + nine base-36 characters + the four-character
+        setup id: what the QR code encodes (it holds the setup code)."""
         ...
 
     def controllers(self) -> list[tuple[str, bool]]:
-        """The paired controllers: (pairing id, whether it is an admin pairing)."""
+        """The paired controllers, as (pairing id, admin): the id is the controller's HAP
+        pairing identifier (a UUID string for an iPhone) exactly as :meth:`unpair` takes
+        it back; admin is whether that pairing may add and remove others. Empty: unpaired."""
         ...
 
     async def unpair(self, controller_id: str) -> bool:
-        """Remove a pairing; False when there is no such pairing."""
+        """Remove one pairing, persist it and drop that controller's HAP sessions.
+
+        True when it was removed; False (nothing changed) when no pairing has that id.
+        Removing the last admin pairing may remove every pairing (HAP's rule): the web
+        reads :meth:`controllers` again afterwards rather than assuming.
+        """
         ...
 
 
@@ -94,6 +124,11 @@ def controllers_json(panel: HomeKitPanel) -> list[dict[str, Any]]:
 # -- the API -----------------------------------------------------------------------------------
 
 
+def why_off(request: Request) -> str:
+    """Why there is no bridge: ``[homekit]`` is off, or on and the bridge did not start."""
+    return NOT_RUNNING if request.app.state.config.homekit.enabled else OFF
+
+
 async def homekit_state(request: Request) -> Response:
     panel = panel_of(request)
     if panel is None:
@@ -110,7 +145,7 @@ async def _unpair(request: Request) -> str:
     panel = panel_of(request)
     pairing = str(request.path_params["id"])
     if panel is None:
-        raise Problem(404, OFF)
+        raise Problem(404, why_off(request))
     if not await panel.unpair(pairing):
         raise Problem(404, f"no HomeKit pairing {pairing!r}")
     return pairing
@@ -131,8 +166,10 @@ def _render(request: Request, status: int = 200, **extra: Any) -> Response:
         uri = panel.setup_uri()
         bridge = {"name": panel.name, "port": panel.port,
                   "code": display_code(panel.setup_code()), "uri": uri,
-                  "qr": setup_qr_svg(uri), "controllers": controllers_json(panel)}
-    context = page_context(request, bridge=bridge, off=OFF, **extra)
+                  "qr": setup_qr_svg(uri), "controllers": controllers_json(panel),
+                  "state_file": request.app.state.config.server.data_path / STATE_FILE}
+    context = page_context(request, bridge=bridge, off=why_off(request),
+                           not_running=NOT_RUNNING, **extra)
     headers = {**NO_STORE, "Referrer-Policy": "no-referrer"}
     return TEMPLATES.TemplateResponse(request, "homekit.html", context, status_code=status,
                                       headers=headers)
@@ -153,11 +190,12 @@ async def homekit_unpair(request: Request) -> Response:
 
 # -- the routes and their document ---------------------------------------------------------
 
-WHY = {404: "HomeKit is off, or no pairing has that id"}
+WHY = {404: "HomeKit is off (or its bridge is not running), or no pairing has that id"}
 SCHEMAS: dict[str, Any] = {
     "HomeKit": {
         "type": "object", "required": ["enabled"],
-        "description": "The HomeKit bridge; only enabled (false) while [homekit] is off",
+        "description": "The HomeKit bridge; only enabled (false) while it is not running "
+                       "([homekit] off, or on and the bridge failed to start)",
         "properties": {
             "enabled": {"type": "boolean"},
             "name": {"type": "string", "description": "The bridge's name in the Home app"},
