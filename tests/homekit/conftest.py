@@ -89,6 +89,12 @@ class HapFixtureServer:
         self.proc.stdin.write(json.dumps({"set": [aid, iid, value]}) + "\n")
         self.proc.stdin.flush()
 
+    def unpair(self, pairing_id: str) -> None:
+        """Remove a controller's pairing on the accessory's side (as pinpanel's page would)."""
+        assert self.proc is not None and self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps({"unpair": pairing_id}) + "\n")
+        self.proc.stdin.flush()
+
     def stop(self) -> int:
         """Close stdin (the fixture's clean stop: ``driver.async_stop()``) and wait."""
         if self.proc is None:

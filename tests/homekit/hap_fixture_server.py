@@ -12,7 +12,8 @@ server listens, ``{"set": {"aid", "iid", "value", "controller"}}`` for each writ
 (``controller`` the pairing id HomeKit sent, a UUID string), ``{"paired": id}``,
 ``{"unpaired": id}``, ``{"persisted": [paired ids]}`` after each write of the state file.
 In (stdin): ``{"set": [aid, iid, value]}`` changes a value on the accessory's side (pushed as
-an event to the subscribed controllers). EOF on stdin or SIGTERM stops the driver cleanly.
+an event to the subscribed controllers); ``{"unpair": id}`` removes a pairing there (then says
+``{"sessions_closed": id}``). EOF on stdin or SIGTERM stops the driver cleanly.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import signal
 import sys
 import threading
 from typing import Any
+from uuid import UUID
 
 from pyhap.accessory import Accessory, Bridge
 from pyhap.accessory_driver import AccessoryDriver
@@ -81,6 +83,22 @@ class Driver(AccessoryDriver):
         emit({"unpaired": str(client_uuid)})
         super().unpair(client_uuid)
 
+    def unpair_from_here(self, client_id: str) -> None:
+        """Remove a pairing on the accessory's side, as pinpanel's page would.
+
+        ``unpair`` only edits the state: HAP-python serves an established session on
+        ``is_encrypted`` alone (pyhap/hap_handler.py handle_get/set_characteristics), so the
+        removed controller's open connections are closed here, or it would keep control
+        until it reconnects. The announcement goes back to ``sf=1`` once nobody is paired.
+        """
+        client_uuid = UUID(client_id)
+        self.unpair(client_uuid)
+        for connection in list(self.http_server.connections.values()):
+            if connection.handler is not None and connection.handler.client_uuid == client_uuid:
+                connection.close()
+        self.async_update_advertisement()
+        emit({"sessions_closed": client_id})
+
     def persist(self) -> None:
         # pair() and unpair() save the state file in the executor after answering
         # (async_persist), so a test reading the file waits for this message first.
@@ -133,7 +151,11 @@ async def serve(args: argparse.Namespace) -> None:
 
     async def commands() -> None:
         while line := await reader.readline():
-            aid, iid, value = json.loads(line)["set"]
+            command = json.loads(line)
+            if "unpair" in command:
+                driver.unpair_from_here(command["unpair"])
+                continue
+            aid, iid, value = command["set"]
             accessory = bridge if aid == 1 else bridge.accessories[aid]
             accessory.iid_manager.get_obj(iid).set_value(value)
         stop.set()

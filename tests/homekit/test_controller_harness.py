@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from aiohomekit.exceptions import AccessoryDisconnectedError
 
 from tests.homekit.conftest import SETUP_CODE, HapFixtureServer
 from tests.homekit.controller import (
@@ -126,6 +127,25 @@ async def test_removing_the_pairing_unpairs_the_accessory(
     # Unpaired again, so the setup code pairs a new controller.
     again = await controller.pair(address(hap_server), SETUP_CODE, "bridge")
     assert controller.pairing_data(again)["iOSPairingId"] != ours
+
+
+async def test_a_pairing_removed_on_the_accessory_side_loses_its_session(
+        hap_server: HapFixtureServer, controller: HomeKitController) -> None:
+    pairing = await controller.pair(address(hap_server), SETUP_CODE, "bridge")
+    lamp = (await controller.accessories(pairing))[1].service("SWITCH").char("ON")
+    ours = controller.pairing_data(pairing)["iOSPairingId"]
+    hap_server.unpair(ours)
+    assert (await hap_server.amessage(lambda m: "sessions_closed" in m)) == {
+        "sessions_closed": ours}
+    # The open session is closed, and reconnecting fails (aiohomekit says "Connection
+    # closed", "Transport is closed" or, after its pair-verify is refused, AuthenticationError).
+    for _ in range(2):
+        with pytest.raises(AccessoryDisconnectedError):
+            await controller.get(pairing, lamp.aid, lamp.iid)
+    again = await controller.pair(address(hap_server), SETUP_CODE, "second")
+    assert await controller.get(again, lamp.aid, lamp.iid) is False
+    assert [p["pairingId"] for p in await controller.list_pairings(again)] == [
+        controller.pairing_data(again)["iOSPairingId"]]
 
 
 async def test_repeated_wrong_codes_are_rate_limited_by_hap_python(
