@@ -327,6 +327,19 @@ async def _serve(config: Config, sockets: list[socket.socket], config_path: Path
         if bridge is not None:  # a live apply: the bridge follows once the board applied it
             live.listeners.append(bridge.reconfigure)
         from pinpanel import lan
+
+        homekit = None
+        if config.homekit.enabled:
+            from pinpanel import homekit as homekit_adapter
+
+            homekit = homekit_adapter.adapter(
+                config, runtime.board, config.server.data_path,
+                listen=runtime.hub.add_listener, addresses=lan.announce_addresses(config),
+                sensors=runtime.sampler)
+        if homekit is not None:
+            await homekit.start()  # a taken HAP port stops here, before the web server
+            runners.append(homekit.run)
+            live.listeners.append(homekit.reconfigure)
         from pinpanel.mqtt.topics import Topics
 
         topics = Topics.of(config.mqtt)

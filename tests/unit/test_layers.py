@@ -42,6 +42,8 @@ LAYERS: dict[str, int] = {
     "pinpanel.hub": 50,
     # this pinpanel announced on the LAN (mDNS), beside the web server it names
     "pinpanel.lan": 50,
+    # a HomeKit bridge for Apple's Home app (HAP-python on the server's loop)
+    "pinpanel.homekit": 50,
     # what the runtime and adapters share below the board's users
     "pinpanel.first_start": 45,
     # a client of the board, like an adapter; the board never imports it
@@ -85,7 +87,8 @@ LEAVES = frozenset({"pinpanel", "pinpanel.errors", "pinpanel.changes",
                     # a bounded queue per stream reader: readings and automation notices
                     "pinpanel.feed"})
 #: Packages whose modules are siblings that must not import each other.
-ADAPTERS = ("pinpanel.web", "pinpanel.mqtt", "pinpanel.hub", "pinpanel.lan")
+ADAPTERS = ("pinpanel.web", "pinpanel.mqtt", "pinpanel.hub", "pinpanel.lan",
+            "pinpanel.homekit")
 
 
 def module_name(path: Path) -> str:
