@@ -162,6 +162,12 @@ class _Driver(AccessoryDriver):  # type: ignore[misc]
         else:
             self._writes.append((request, accessory))
 
+    def pair(self, client_username_bytes: bytes, client_public: bytes,
+             client_permissions: bytes) -> bool:
+        log.info("homekit: controller %s paired%s", client_username_bytes.decode(errors="replace"),
+                 " (admin)" if ord(client_permissions) & 1 else "")
+        return bool(super().pair(client_username_bytes, client_public, client_permissions))
+
     def unpair(self, client_uuid: uuid.UUID) -> None:
         log.info("homekit: controller %s unpaired", client_uuid)
         super().unpair(client_uuid)
@@ -194,6 +200,10 @@ class HomeKitBridge:
         """``addresses`` are the IPv4 addresses announced (the web server's, as the LAN
         announcer has them); the HAP server listens where the web server does."""
         settings = config.homekit
+        # HAP-python says INFO for every connection a phone opens (several an hour each);
+        # pinpanel logs pairings and refusals itself. Its detail stays for --log-level debug.
+        if not logging.getLogger("pinpanel").isEnabledFor(logging.DEBUG):
+            logging.getLogger("pyhap").setLevel(logging.WARNING)
         self.board = board
         self.name = home_name(settings.name)
         self.port = settings.port

@@ -1,0 +1,79 @@
+"""Pairing's edges, each on its own bridge: the wrong-code limit, ids across config edits."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pinpanel.local_broker import free_port
+from tests.homekit.controller import HomeKitController, WrongSetupCode
+from tests.homekit.test_bridge import eventually
+from tests.support import ServerProcess
+
+
+def homekit_state(server: ServerProcess) -> dict[str, object]:
+    state: dict[str, object] = json.loads((server.data_dir / "homekit.state").read_text())
+    return state
+
+
+async def test_wrong_codes_beyond_the_limit_refuse_even_the_right_one(tmp_path: Path) -> None:
+    port = free_port()
+    server = ServerProcess(tmp_path / "data", config_text=f"""
+[homekit]
+enabled = true
+port = {port}
+pair_attempts_per_minute = 2
+""")
+    server.data_dir.mkdir()
+    server.start()
+    try:
+        code = str(homekit_state(server)["pincode"])
+        async with HomeKitController(tmp_path) as controller:
+            for guess in ("101-48-005", "101-48-006"):
+                with pytest.raises(WrongSetupCode):
+                    await controller.pair(("127.0.0.1", port), guess, "guess")
+            with pytest.raises(WrongSetupCode):  # the limit: even the right code fails now
+                await controller.pair(("127.0.0.1", port), code, "owner")
+        assert homekit_state(server)["paired_clients"] == {}
+        assert "pairing refused: 2 wrong setup codes in the last minute" in server.log()
+        assert code not in server.log()
+    finally:
+        server.stop()
+
+
+async def test_accessory_ids_stay_with_their_pins_across_config_edits(tmp_path: Path) -> None:
+    port = free_port()
+    pins = ['[[pins]]\npin = 18\nid = "lamp"\nname = "Lamp"\n',
+            '[[pins]]\npin = 23\nid = "fan"\nname = "Fan"\nhomekit_type = "fan"\n',
+            '[[pins]]\npin = 24\nid = "pump"\nname = "Pump"\nhomekit_type = "outlet"\n']
+    head = f"[homekit]\nenabled = true\nport = {port}\n"
+    server = ServerProcess(tmp_path / "data", config_text=head + "".join(pins))
+    server.data_dir.mkdir()
+    server.start()
+    try:
+        async with HomeKitController(tmp_path) as controller:
+            pairing = await controller.pair(("127.0.0.1", port),
+                                            str(homekit_state(server)["pincode"]), "home")
+            first = {a.name: a.aid for a in await controller.accessories(pairing)}
+            controller.save("home")
+        # The pairing's own write of the file (a worker thread) holds the version too.
+        assert await eventually(lambda: homekit_state(server)["paired_clients"] != {})
+        version = int(str(homekit_state(server)["config_version"]))
+        assert first == {"pinpanel": 1, "Lamp": 2, "Fan": 3, "Pump": 4}
+        # The lamp goes, a heater comes first, the pump moves up: ids follow the pin ids,
+        # and the lamp's number is not handed to the newcomer.
+        server.stop()
+        server.config_text = head + '[[pins]]\npin = 5\nid = "heater"\nname = "Heater"\n' + \
+            pins[2] + pins[1]
+        server.start()
+        async with HomeKitController(tmp_path) as controller:
+            pairing = controller.load("home")
+            second = {a.name: a.aid for a in await controller.accessories(pairing)}
+        assert second == {"pinpanel": 1, "Heater": 5, "Pump": 4, "Fan": 3}
+        # Told controllers to read the accessories again (the c# of the mDNS record).
+        assert await eventually(
+            lambda: int(str(homekit_state(server)["config_version"])) == version + 1)
+    finally:
+        server.stop()
