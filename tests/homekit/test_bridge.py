@@ -119,7 +119,7 @@ def pairing_file(server: ServerProcess, hk_port: int,
     async def pair() -> Path:
         async with HomeKitController(directory) as controller:
             with pytest.raises(WrongSetupCode):
-                await controller.pair(("127.0.0.1", hk_port), "101-48-005", "wrong")
+                await controller.pair(("127.0.0.1", hk_port), "101-48-005", "wrong", attempts=1)
             await controller.pair(("127.0.0.1", hk_port), setup_code(server), "bridge")
             return controller.save("bridge")
 

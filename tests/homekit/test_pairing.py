@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pinpanel.local_broker import free_port
-from tests.homekit.controller import HomeKitController, WrongSetupCode
+from tests.homekit.controller import HomeKitController, PairingRateLimited, WrongSetupCode
 from tests.homekit.test_bridge import eventually
 from tests.support import ServerProcess
 
@@ -33,9 +33,9 @@ pair_attempts_per_minute = 2
         async with HomeKitController(tmp_path) as controller:
             for guess in ("101-48-005", "101-48-006"):
                 with pytest.raises(WrongSetupCode):
-                    await controller.pair(("127.0.0.1", port), guess, "guess")
-            with pytest.raises(WrongSetupCode):  # the limit: even the right code fails now
-                await controller.pair(("127.0.0.1", port), code, "owner")
+                    await controller.pair(("127.0.0.1", port), guess, "guess", attempts=1)
+            with pytest.raises(PairingRateLimited):  # the limit: the right code waits too
+                await controller.pair(("127.0.0.1", port), code, "owner", attempts=1)
         assert homekit_state(server)["paired_clients"] == {}
         assert "pairing refused: 2 wrong setup codes in the last minute" in server.log()
         assert code not in server.log()

@@ -74,8 +74,7 @@ class AttemptLimit:
 
     One count for all addresses, not one per address: the code is the only secret between
     the LAN and the relays, and an attacker has as many addresses as they like. While over
-    the limit even the right code fails; the owner waits a minute, as HAP's own
-    ``MaxTries`` error would make them restart the accessory.
+    the limit every pair-setup is refused, the right code's too; the owner waits a minute.
     """
 
     def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
@@ -93,39 +92,29 @@ class AttemptLimit:
         self.failures.append(self.clock())
 
 
-class _GuardedVerifier:
-    """HAP-python's SRP verifier, with the wrong-code count between it and the client."""
-
-    def __init__(self, inner: Any, limit: AttemptLimit) -> None:
-        self._inner, self._limit = inner, limit
-
-    def verify(self, proof: bytes) -> bytes | None:
-        if self._limit.blocked():
-            log.warning("homekit: pairing refused: %d wrong setup codes in the last minute",
-                        self._limit.per_minute)
-            return None
-        answer: bytes | None = self._inner.verify(proof)
-        if answer is None:
-            self._limit.failed()
-            log.warning("homekit: a pairing attempt gave a wrong setup code")
-        return answer
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
-
-
 class _Driver(AccessoryDriver):  # type: ignore[misc]
     """HAP-python's driver, with pinpanel's write path, code guard and no printed code."""
 
     def __init__(self, bridge: HomeKitBridge, **kwargs: Any) -> None:
         self.pinpanel = bridge
-        self.srp_verifier: Any = None
         self._writes: list[tuple[Request, HomeAccessory]] | None = None
         super().__init__(**kwargs)
 
-    def setup_srp_verifier(self) -> None:
-        super().setup_srp_verifier()
-        self.srp_verifier = _GuardedVerifier(self.srp_verifier, self.pinpanel.attempts)
+    def register_failed_pairing_attempt(self) -> None:
+        """HAP-python's hook for a wrong setup code: counted in pinpanel's window instead
+        of its fixed five-then-a-minute, so ``pair_attempts_per_minute`` sets the pace."""
+        self.pinpanel.attempts.failed()
+        log.warning("homekit: a pairing attempt gave a wrong setup code")
+
+    @property
+    def pairing_locked_out(self) -> bool:
+        """While over the limit HAP-python answers pair-setup with HAP's Busy error (the
+        controller may retry later), before it spends a 3072-bit SRP verifier on a guess."""
+        if not self.pinpanel.attempts.blocked():
+            return False
+        log.warning("homekit: pairing refused: %d wrong setup codes in the last minute",
+                    self.pinpanel.attempts.per_minute)
+        return True
 
     def set_characteristics(self, chars_query: dict[str, Any],
                             client_addr: tuple[str, int]) -> dict[str, Any] | None:
