@@ -285,11 +285,20 @@ async def _serve(config: Config, sockets: list[socket.socket], config_path: Path
         fleet_hub = hub.adapter(config)
         live = LiveConfig(runtime.board, config_path, config.server.data_path,
                           overrides=overrides, store=runtime.store)
+        homekit = None
+        if config.homekit.enabled:
+            from pinpanel import homekit as homekit_adapter
+            from pinpanel import lan
+
+            homekit = homekit_adapter.adapter(
+                config, runtime.board, config.server.data_path,
+                listen=runtime.hub.add_listener, addresses=lan.announce_addresses(config),
+                sensors=runtime.sampler)
         app = create_app(config, runtime.board, runtime.store, auth.Keyring(runtime.store),
                          runtime.telemetry, sensors=runtime.sampler,
                          schedules=runtime.schedules, rules=runtime.rules,
                          extra_routes=hub_routes(fleet_hub) if fleet_hub else (),
-                         settings=live)
+                         settings=live, homekit=homekit)
         live.listeners.append(lambda new: setattr(app.state, "config", new))
         server = _Server(_server_config(config, app))
         stop = asyncio.Event()
@@ -328,14 +337,6 @@ async def _serve(config: Config, sockets: list[socket.socket], config_path: Path
             live.listeners.append(bridge.reconfigure)
         from pinpanel import lan
 
-        homekit = None
-        if config.homekit.enabled:
-            from pinpanel import homekit as homekit_adapter
-
-            homekit = homekit_adapter.adapter(
-                config, runtime.board, config.server.data_path,
-                listen=runtime.hub.add_listener, addresses=lan.announce_addresses(config),
-                sensors=runtime.sampler)
         if homekit is not None:
             await homekit.start()  # a taken HAP port stops here, before the web server
             runners.append(homekit.run)

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from aiohomekit.exceptions import AccessoryDisconnectedError
 
 from pinpanel.local_broker import free_port
 from tests.homekit.controller import HomeKitController, PairingRateLimited, WrongSetupCode
@@ -71,9 +72,21 @@ async def test_accessory_ids_stay_with_their_pins_across_config_edits(tmp_path: 
         async with HomeKitController(tmp_path) as controller:
             pairing = controller.load("home")
             second = {a.name: a.aid for a in await controller.accessories(pairing)}
+            # Told controllers to read the accessories again (the c# of the mDNS record).
+            assert await eventually(
+                lambda: int(str(homekit_state(server)["config_version"])) == version + 1)
+            # The admin page's API: the bridge as the page shows it, and unpairing from it.
+            own = controller.pairing_data(pairing)["iOSPairingId"].lower()
+            with server.client() as http:
+                shown = http.get("/api/v1/homekit").json()
+                assert shown["setup_code"] == homekit_state(server)["pincode"]
+                assert shown["setup_uri"].startswith("X-HM://")
+                assert [c["id"] for c in shown["controllers"]] == [own]
+                assert http.delete(f"/api/v1/homekit/pairings/{own}").status_code == 204
+                assert http.get("/api/v1/homekit").json()["controllers"] == []
+            # Its open session was closed with it, and the keys no longer verify.
+            with pytest.raises(AccessoryDisconnectedError):
+                await controller.accessories(pairing)
         assert second == {"pinpanel": 1, "Heater": 5, "Pump": 4, "Fan": 3}
-        # Told controllers to read the accessories again (the c# of the mDNS record).
-        assert await eventually(
-            lambda: int(str(homekit_state(server)["config_version"])) == version + 1)
     finally:
         server.stop()
