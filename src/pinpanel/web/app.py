@@ -16,6 +16,7 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
+from starlette.types import Receive, Scope, Send
 
 from pinpanel.auth import Keyring
 from pinpanel.automation.rulebook import RuleBook
@@ -53,6 +54,7 @@ from pinpanel.web import (
     tokens,
 )
 from pinpanel.web import settings as pin_settings
+from pinpanel.web.gate import Gate
 from pinpanel.web.homekit import HomeKitPanel
 from pinpanel.web.problems import EXCEPTION_HANDLERS
 from pinpanel.web.routing import ApiMount, RouteTable, TableRouter
@@ -96,11 +98,21 @@ def spec(routes: list[BaseRoute] | None = None, config: Config | None = None,
 
 
 class PinpanelApp(Starlette):
-    """Starlette with a router that dispatches on the security layer's route match."""
+    """Starlette with a router that dispatches on the security layer's route match, and
+    HTTP requests let in by one :class:`~pinpanel.web.gate.Gate` instead of the middleware
+    stack (which WebSocket and lifespan events still take)."""
 
     def __init__(self, table: RouteTable, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.router = TableRouter(table, lifespan=kwargs.get("lifespan"))
+        self.router = self.table_router = TableRouter(table, lifespan=kwargs.get("lifespan"))
+        self.gate: Gate | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.gate is not None and scope["type"] == "http":
+            scope["app"] = self
+            await self.gate(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
 
 
 def create_app(config: Config, board: Board, store: Store, keyring: Keyring,
@@ -138,20 +150,27 @@ def create_app(config: Config, board: Board, store: Store, keyring: Keyring,
 
     table = RouteTable([*extra_routes, *app_routes()])
     request_counts = metrics.RequestCounts()
-    # Outermost: a trusted proxy's forwarded headers rewrite scheme, client and host before
-    # any layer reads them (see web/proxy.py). Then the metrics, so responses from every
-    # other layer (a 401 too) are counted.
+    guard = security.Guard.create(config, keyring)
+    # The layers as separate middleware, for WebSocket and lifespan events; HTTP requests
+    # take the gate below, which does the same in one layer. Outermost: a trusted proxy's
+    # forwarded headers rewrite scheme, client and host before any layer reads them (see
+    # web/proxy.py). Then the metrics, so responses from every other layer (a 401 too) are
+    # counted. Every request passes the security layer before any route (see
+    # web/security.py); its route match is the one the router dispatches on.
     middleware: list[Middleware] = [
         Middleware(proxy.ForwardedHeaders, trusted=config.server.forwarded_allow_ips),
-        Middleware(metrics.RequestMetrics, counts=request_counts, table=table)]
-    # Every request passes the security layer before any route (see web/security.py); its
-    # route match is the one the router dispatches on.
-    guard = security.Guard.create(config, keyring)
-    middleware.append(Middleware(security.SecurityMiddleware, guard=guard, table=table))
-    # Inside the security layer: what it answers itself is small; never the event stream.
-    middleware += assets.compression()
+        Middleware(metrics.RequestMetrics, counts=request_counts, table=table),
+        Middleware(security.SecurityMiddleware, guard=guard, table=table),
+        # Inside the security layer: what it answers itself is small; never the stream.
+        *assets.compression()]
     app = PinpanelApp(table, middleware=middleware, exception_handlers=EXCEPTION_HANDLERS,
                       lifespan=lifespan)
+    router = app.table_router
+    app.gate = Gate(router, table=table, counts=request_counts,
+                    proxy=proxy.ForwardedHeaders(router,
+                                                 trusted=config.server.forwarded_allow_ips),
+                    security=security.SecurityMiddleware(router, guard=guard, table=table),
+                    handlers=EXCEPTION_HANDLERS)
     app.state.board = board
     app.state.store = store
     app.state.sensors = sensors  # the readings path (None without [[sensors]])

@@ -135,7 +135,7 @@ class Compression:
         await self.app(scope, receive, _identity(send, self.minimum_size))
 
 
-def _excluded(headers: list[tuple[bytes, bytes]]) -> bool:
+def excluded(headers: list[tuple[bytes, bytes]]) -> bool:
     """Whether gzip's layer would send this response as it is (see :class:`Compression`)."""
     media = ""
     for name, value in headers:
@@ -161,7 +161,7 @@ def _identity(send: Send, minimum_size: int) -> Send:
             await send(message)
         elif kind == "http.response.start":
             headers = message.setdefault("headers", [])
-            if message["status"] == 206 or _excluded(headers):
+            if message["status"] == 206 or excluded(headers):
                 decided = True
                 await send(message)
             else:
@@ -172,7 +172,7 @@ def _identity(send: Send, minimum_size: int) -> Send:
             if kind == "http.response.body" and (
                     len(message.get("body", b"")) >= minimum_size or
                     message.get("more_body", False)):
-                _add_vary(start)
+                add_vary(start)
             await send(start)
             await send(message)
         else:  # early hints, trailers
@@ -181,7 +181,7 @@ def _identity(send: Send, minimum_size: int) -> Send:
     return identity_send
 
 
-def _add_vary(start: Message) -> None:
+def add_vary(start: Message) -> None:
     headers = start["headers"] = list(start["headers"])
     for i, (name, value) in enumerate(headers):
         if name == b"vary":

@@ -223,7 +223,8 @@ class ForwardedHeaders:
     def trusts(self, address: Address) -> bool:
         return any(address in network for network in self.networks)
 
-    def _trusted_peer(self, host: str) -> bool:
+    def trusted_peer(self, host: str) -> bool:
+        """Whether the connection's peer address (as the server gives it) is a trusted proxy."""
         known = self._peers.get(host)
         if known is None:
             address = parse_address(host)
@@ -236,7 +237,7 @@ class ForwardedHeaders:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] in ("http", "websocket"):
             peer = scope.get("client")
-            if peer and self._trusted_peer(str(peer[0])):
+            if peer and self.trusted_peer(str(peer[0])):
                 self.apply(scope, read_hop(scope["headers"], self.trusts))
         await self.app(scope, receive, send)
 

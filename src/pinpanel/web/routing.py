@@ -155,6 +155,10 @@ class TableRouter(Router):
         if scope["type"] == "lifespan":
             await super().app(scope, receive, send)
             return
+        await self.dispatch(scope, receive, send)
+
+    async def dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Hand an HTTP or WebSocket request to its route (the app's gate calls this)."""
         if "router" not in scope:
             scope["router"] = self
         matched = self.table.match(scope)

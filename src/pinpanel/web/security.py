@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, quote
 
-from starlette.responses import RedirectResponse
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -84,6 +84,9 @@ SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"referrer-policy", b"same-origin"),
     (b"cross-origin-opener-policy", b"same-origin"),
 )
+#: Every name :meth:`SecurityMiddleware.extra_headers` may add.
+_EXTRA_NAMES = frozenset({name for name, _ in SECURITY_HEADERS} |
+                         {b"access-control-allow-origin", b"vary"})
 _CACHE_MAX = 4096
 
 
@@ -123,6 +126,17 @@ def session_id_of(cookie: bytes | None) -> str | None:
         if name == SESSION_COOKIE:
             return value.strip('"') or None
     return None
+
+
+def add_headers(start: Message, extra: tuple[tuple[bytes, bytes], ...]) -> None:
+    """Add to a response's start message each of ``extra`` it does not set itself."""
+    headers = list(start.get("headers", ()))
+    present = {key for key, _ in headers}  # ASGI header names are lowercase
+    if present.isdisjoint(_EXTRA_NAMES):
+        headers += extra
+    else:
+        headers += [item for item in extra if item[0] not in present]
+    start["headers"] = headers
 
 
 def _netloc(url: bytes) -> bytes:
@@ -180,30 +194,54 @@ class SecurityMiddleware:
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = dict(scope["headers"])
-        origin = headers.get(b"origin")
-        allowed_origin = origin if origin is not None and origin.lower() in self.cors else None
+        allowed_origin = self.allowed_origin(headers)
         send = self._decorated(send, allowed_origin)
+        answer, receive = await self.admit(scope, headers, allowed_origin, receive)
+        await (self.app if answer is None else answer)(scope, receive, send)
+
+    def allowed_origin(self, headers: dict[bytes, bytes]) -> bytes | None:
+        """The request's ``Origin`` if it is one of ``server.cors_origins``, else None."""
+        origin = headers.get(b"origin")
+        return origin if origin is not None and origin.lower() in self.cors else None
+
+    def extra_headers(self, allowed_origin: bytes | None) -> tuple[tuple[bytes, bytes], ...]:
+        """What every response gets: the security headers, and CORS for an allowed origin."""
+        if allowed_origin is None:
+            return SECURITY_HEADERS
+        return (*SECURITY_HEADERS, (b"access-control-allow-origin", allowed_origin),
+                (b"vary", b"Origin"))
+
+    async def admit(self, scope: Scope, headers: dict[bytes, bytes],
+                    allowed_origin: bytes | None, receive: Receive,
+                    ) -> tuple[Response | None, Receive]:
+        """Steps 1-7 of the module docstring for one HTTP request (``headers`` its own).
+
+        Returns the answer to send instead of the route's (a refusal, a preflight; None:
+        go on to the route) and the ``receive`` to read the body from (the CSRF check may
+        have read a form body, then replayed). Whoever sends either adds the security
+        headers (:meth:`extra_headers`).
+        """
+        origin = headers.get(b"origin")
         host = headers.get(b"host", b"")
         if not self._host_ok(host):
-            name = host.decode("latin-1")
-            return await ProblemResponse(400, f"host {name!r} is not trusted; if that is how "
-                                         "you reach this server, add it to [server] "
-                                         "trusted_hosts")(scope, receive, send)
+            return ProblemResponse(400, f"host {host.decode('latin-1')!r} is not trusted; if "
+                                   "that is how you reach this server, add it to [server] "
+                                   "trusted_hosts"), receive
         method = scope["method"]
         if method == "OPTIONS" and origin is not None and \
                 b"access-control-request-method" in headers:
-            return await self._preflight(allowed_origin, scope, receive, send)
+            return self._preflight(allowed_origin), receive
         route = self.table.match(scope).route
         policy = UNROUTED_POLICY if route is None else policy_of(route)
         if policy is None:
             name = getattr(route, "name", None)
-            return await ProblemResponse(
+            return ProblemResponse(
                 403, f"route {name!r} has no security policy, so it is closed to everyone; "
-                f"{WHERE_TO_ADD}")(scope, receive, send)
+                f"{WHERE_TO_ADD}"), receive
         unsafe = method not in SAFE_METHODS
         if unsafe and allowed_origin is None and (why := self._foreign(
                 headers, _own_origin(scope["scheme"], host))):
-            return await ProblemResponse(403, why)(scope, receive, send)
+            return ProblemResponse(403, why), receive
 
         guard = self.guard
         principal: Principal | None = scope.get(PRINCIPAL_KEY)  # set in-process only
@@ -215,22 +253,22 @@ class SecurityMiddleware:
             if authorization is not None and policy != "open":
                 refusal, principal = self._bearer(authorization, scope)
                 if refusal is not None:
-                    return await refusal(scope, receive, send)
+                    return refusal, receive
             elif (session_id := session_id_of(headers.get(b"cookie"))) is not None:
                 principal = guard.keyring.verify_session(session_id)
                 if principal is None:
                     session_id = None
         if policy != "open":
             if principal is None:
-                return await self._unauthenticated(scope, headers, receive, send)
+                return self._unauthenticated(scope, headers), receive
             if not principal.allows(policy):
-                return await ProblemResponse(
+                return ProblemResponse(
                     403, f"this needs {'an' if policy == 'admin' else 'a'} {policy} token; "
-                    f"{principal.name!r} has scope {principal.scope}")(scope, receive, send)
+                    f"{principal.name!r} has scope {principal.scope}"), receive
             if principal.limited and not pin_scoped(route):
-                return await ProblemResponse(
+                return ProblemResponse(
                     403, f"{principal.name!r} is limited to some pins and actions; this "
-                    "route is not among them")(scope, receive, send)
+                    "route is not among them"), receive
         if principal is not None:
             scope[PRINCIPAL_KEY] = principal
         if session_id is not None:
@@ -239,26 +277,20 @@ class SecurityMiddleware:
             if unsafe:
                 sent, receive = await self._csrf_sent(scope, headers, receive)
                 if sent is None:
-                    return await ProblemResponse(413, f"request body is larger than "
-                                                 f"{self.max_body} bytes")(scope, receive, send)
+                    return ProblemResponse(413, f"request body is larger than "
+                                           f"{self.max_body} bytes"), receive
                 if not hmac.compare_digest(sent, csrf.encode()):
-                    return await ProblemResponse(
+                    return ProblemResponse(
                         403, "missing or wrong CSRF token: reload the page and try again "
-                        "(scripts: send X-CSRF-Token from <meta name=csrf-token>)",
-                    )(scope, receive, send)
-        await self.app(scope, receive, send)
+                        "(scripts: send X-CSRF-Token from <meta name=csrf-token>)"), receive
+        return None, receive
 
     def _decorated(self, send: Send, allowed_origin: bytes | None) -> Send:
-        extra = SECURITY_HEADERS
-        if allowed_origin is not None:
-            extra += ((b"access-control-allow-origin", allowed_origin), (b"vary", b"Origin"))
+        extra = self.extra_headers(allowed_origin)
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = list(message.get("headers", ()))
-                present = {key for key, _ in headers}  # ASGI header names are lowercase
-                headers += [item for item in extra if item[0] not in present]
-                message["headers"] = headers
+                add_headers(message, extra)
             await send(message)
 
         return send_with_headers
@@ -326,8 +358,7 @@ class SecurityMiddleware:
         return ProblemResponse(429, f"too many failed attempts; try again in {wait} s",
                                headers={"Retry-After": str(wait)}), None
 
-    async def _unauthenticated(self, scope: Scope, headers: dict[bytes, bytes],
-                               receive: Receive, send: Send) -> None:
+    def _unauthenticated(self, scope: Scope, headers: dict[bytes, bytes]) -> Response:
         browsing = scope["method"] in ("GET", "HEAD") and b"text/html" in headers.get(
             b"accept", b"")
         if browsing:
@@ -338,11 +369,10 @@ class SecurityMiddleware:
                                         headers={"Cache-Control": "no-store"})
             if session_id_of(headers.get(b"cookie")):  # ended or expired: forget it
                 response.delete_cookie(SESSION_COOKIE, path="/")
-            return await response(scope, receive, send)
-        await ProblemResponse(401, "this needs a token (Authorization: Bearer <token>) or a "
-                              "login session", headers={"WWW-Authenticate":
-                                                        'Bearer realm="pinpanel"'},
-                              )(scope, receive, send)
+            return response
+        return ProblemResponse(401, "this needs a token (Authorization: Bearer <token>) or a "
+                               "login session", headers={"WWW-Authenticate":
+                                                         'Bearer realm="pinpanel"'})
 
     async def _csrf_sent(self, scope: Scope, headers: dict[bytes, bytes], receive: Receive,
                          ) -> tuple[bytes | None, Receive]:
@@ -363,18 +393,15 @@ class SecurityMiddleware:
         value = next((v for k, v in fields if k == CSRF_FIELD), "")
         return value.encode("latin-1", "replace"), _replay(body, receive)
 
-    async def _preflight(self, allowed_origin: bytes | None, scope: Scope, receive: Receive,
-                         send: Send) -> None:
+    @staticmethod
+    def _preflight(allowed_origin: bytes | None) -> Response:
         if allowed_origin is None:
-            return await ProblemResponse(403, "this origin may not call the API; allowed "
-                                         "origins are listed in [server] cors_origins",
-                                         )(scope, receive, send)
-        headers = {"Access-Control-Allow-Methods": CORS_METHODS,
-                   "Access-Control-Allow-Headers": CORS_HEADERS,
-                   "Access-Control-Max-Age": "600", "Content-Length": "0"}
-        await send({"type": "http.response.start", "status": 204,
-                    "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()]})
-        await send({"type": "http.response.body", "body": b""})
+            return ProblemResponse(403, "this origin may not call the API; allowed origins "
+                                   "are listed in [server] cors_origins")
+        return Response(b"", status_code=204, headers={
+            "Access-Control-Allow-Methods": CORS_METHODS,
+            "Access-Control-Allow-Headers": CORS_HEADERS,
+            "Access-Control-Max-Age": "600", "Content-Length": "0"})
 
     # -- WebSocket (no route uses one today; the same rules, answered with a close) ------------
 
