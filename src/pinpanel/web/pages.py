@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 
 from markupsafe import escape
 from starlette.requests import Request
-from starlette.responses import Response
 
 from pinpanel import __version__
 from pinpanel.auth import Principal, may
@@ -30,6 +29,7 @@ from pinpanel.changes import format_time
 from pinpanel.web import assets, charts, header_diagram, history, security
 from pinpanel.web.context import PRINCIPAL_KEY, board_of
 from pinpanel.web.openapi import html_response
+from pinpanel.web.replies import BytesEndpoint, Reply, header
 from pinpanel.web.routing import ApiRoute
 
 if TYPE_CHECKING:
@@ -113,31 +113,48 @@ class PageCache:
 
     def __init__(self) -> None:
         self._pages: dict[tuple[Any, ...], list[bytes]] = {}
+        self._last: tuple[tuple[Any, ...] | None, list[bytes] | None] = (None, None)
 
     async def render(self, request: Request) -> bytes:
         board = board_of(request)
         scope = request.scope
         principal = scope.get(PRINCIPAL_KEY)
         grants = principal.grants if isinstance(principal, Principal) else None
-        # A guest's page lists only its pins, with only the buttons it may use.
-        views = [v for v in board.views() if grants is None or (v.pin, "see") in grants]
         csrf = security.csrf_token_of(scope)
         user = security.session_user_of(scope)
         admin = _is_admin(scope)
         sampler = getattr(request.app.state, "sensors", None)
-        key = (board.hub.last_seq, tuple(views), int(time.time() // 60), user, admin, grants,
-               bool(csrf), scope["scheme"], request.headers.get("host"),
-               scope.get("root_path", ""), sampler.published if sampler is not None else 0)
-        parts = self._pages.get(key)
+        # What the pins show: the board's key for its views (None until every pin has a
+        # committed change; then the views themselves, read afresh).
+        views: list[Any] | None = None
+        shown = board.views_key()
+        if shown is None:
+            views = self._views(board, grants)
+            shown = (board.hub.last_seq, tuple(views))
+        key = (shown, int(time.time() // 60), user, admin, grants, bool(csrf),
+               scope["scheme"], header(scope, b"host"), scope.get("root_path", ""),
+               sampler.published if sampler is not None else 0)
+        # The same key as the last request's (the common case) is found by comparing, not
+        # hashing: equal parts compare by identity, a pin's config would hash every field.
+        last_key, parts = self._last
+        if key != last_key:
+            parts = self._pages.get(key)
         if parts is None:
-            parts = await self._draw(request, views, mark_csrf=bool(csrf), admin=admin,
-                                     limited=grants is not None)
+            parts = await self._draw(
+                request, self._views(board, grants) if views is None else views,
+                mark_csrf=bool(csrf), admin=admin, limited=grants is not None)
             if len(self._pages) >= self.MAX_ENTRIES:
                 del self._pages[next(iter(self._pages))]
             self._pages[key] = parts
+        self._last = (key, parts)
         now = format_time(datetime.fromtimestamp(board.clock.time(), UTC)).encode()
         values = {_MARKS[0]: str(escape(csrf)).encode(), _MARKS[1]: now}
         return b"".join(values.get(part, part) for part in parts)
+
+    @staticmethod
+    def _views(board: Any, grants: Any) -> list[Any]:
+        """A guest's page lists only its pins, with only the buttons it may use."""
+        return [v for v in board.views() if grants is None or (v.pin, "see") in grants]
 
     @staticmethod
     async def _draw(request: Request, views: list[Any], *, mark_csrf: bool,
@@ -179,10 +196,14 @@ def _is_admin(scope: Any) -> bool:
     return isinstance(principal, Principal) and principal.allows("admin")
 
 
-async def page(request: Request) -> Response:
+async def render_page(request: Request) -> Reply:
     cache: PageCache = request.app.state.page_cache
-    return Response(await cache.render(request), media_type="text/html",
-                    headers={"Cache-Control": "no-store"})
+    return 200, await cache.render(request)
+
+
+#: The page as a plain ASGI endpoint: the most requested URL, its header block built once.
+page = BytesEndpoint(render_page, b"text/html; charset=utf-8",
+                     ((b"cache-control", b"no-store"),))
 
 
 def routes() -> list[ApiRoute]:

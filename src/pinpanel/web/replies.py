@@ -35,22 +35,31 @@ def encode(value: Any) -> bytes:
                       separators=(",", ":")).encode("utf-8")
 
 
-class JsonEndpoint:
-    """An ASGI endpoint around ``handler(request) -> (status, body)``; JSON answers only.
+class BytesEndpoint:
+    """An ASGI endpoint around ``handler(request) -> (status, body)``, one content type.
 
-    Starlette's ``Route`` calls an endpoint that is not a function as ASGI, directly.
+    Its header block (all but the length) is built once. Starlette's ``Route`` calls an
+    endpoint that is not a function as ASGI, directly.
     """
 
-    def __init__(self, handler: Callable[[Request], Awaitable[Reply]]) -> None:
+    def __init__(self, handler: Callable[[Request], Awaitable[Reply]], content_type: bytes,
+                 headers: tuple[tuple[bytes, bytes], ...] = ()) -> None:
         self.handler = handler
+        self.tail = ((b"content-type", content_type), *headers)
         functools.update_wrapper(self, handler)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         status, body = await self.handler(Request(scope, receive, send))
         await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-length", str(len(body)).encode()),
-                                (b"content-type", JSON_TYPE)]})
+                    "headers": [(b"content-length", str(len(body)).encode()), *self.tail]})
         await send({"type": "http.response.body", "body": body})
+
+
+class JsonEndpoint(BytesEndpoint):
+    """A :class:`BytesEndpoint` answering JSON."""
+
+    def __init__(self, handler: Callable[[Request], Awaitable[Reply]]) -> None:
+        super().__init__(handler, JSON_TYPE)
 
 
 class BodyCache:
