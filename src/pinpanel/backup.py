@@ -11,7 +11,11 @@ open it) of:
   (:func:`pinpanel.store.snapshot`), never a copy of the live file;
 * ``readings.sqlite3``: a snapshot of the sensors' readings and rollups the same way, if
   the Pi keeps any (:mod:`pinpanel.store.readings`; a year of them is worth keeping too);
-* ``pinpanel.toml``: the config file the server was started with, if it had one.
+* ``pinpanel.toml``: the config file the server was started with, if it had one;
+* ``homekit.state``: the HomeKit bridge's identity, keys, pairings, setup code and accessory
+  ids, if it has any, so a restored Pi is the same bridge to the Home app (no new pairing,
+  rooms and automations kept). It holds the bridge's private key: the archive is a secret,
+  as it already was for the config's broker password.
 
 A restore changes nothing until everything has been checked: the gzip stream to its end
 (a truncated download fails there), every checksum, ``PRAGMA integrity_check`` on each
@@ -38,6 +42,7 @@ from typing import Any
 
 from pinpanel import __version__, lock
 from pinpanel.config import Config
+from pinpanel.config.paths import HOMEKIT_STATE
 from pinpanel.errors import BackupError, StoreError
 from pinpanel.store import (
     DB_NAME,
@@ -57,7 +62,8 @@ CONFIG = "pinpanel.toml"
 READINGS = readingstore.DB_NAME
 READINGS_DATABASE = DatabaseKind("a pinpanel readings database", readingstore.SCHEMA_VERSION,
                                  readingstore.TABLES)
-_MEMBERS = (DATABASE, CONFIG, READINGS)
+HOMEKIT = HOMEKIT_STATE
+_MEMBERS = (DATABASE, CONFIG, READINGS, HOMEKIT)
 #: A manifest larger than this is not ours (it lists two files).
 _MANIFEST_MAX = 64 * 1024
 
@@ -89,6 +95,8 @@ def archive(db_path: Path, config_path: Path | None, *, now: datetime | None = N
     readings = db_path.with_name(READINGS)
     if readings.is_file():
         members[READINGS] = snapshot(readings, READINGS_DATABASE)
+    with contextlib.suppress(FileNotFoundError):  # written whole and renamed: never torn
+        members[HOMEKIT] = db_path.with_name(HOMEKIT).read_bytes()
     if config_path is not None:
         try:
             members[CONFIG] = config_path.read_bytes()
@@ -162,6 +170,7 @@ class Contents:
     database: bytes
     config: bytes | None
     readings: bytes | None = None
+    homekit: bytes | None = None
 
 
 def read(path: Path) -> Contents:
@@ -200,7 +209,8 @@ def read(path: Path) -> Contents:
     _check_manifest(path, manifest, found)
     if DATABASE not in found:
         raise BackupError(f"{path} holds no database")
-    return Contents(manifest, found[DATABASE], found.get(CONFIG), found.get(READINGS))
+    return Contents(manifest, found[DATABASE], found.get(CONFIG), found.get(READINGS),
+                    found.get(HOMEKIT))
 
 
 def _check_manifest(path: Path, manifest: Any, found: dict[str, bytes]) -> None:
@@ -255,14 +265,17 @@ def _owner_of(path: Path) -> tuple[int, int] | None:
 
 
 def _stage(contents: Contents, staging: Path) -> list[Path]:
-    """The archive's databases in a new directory beside the data dir, each verified."""
+    """The archive's files in a new directory beside the data dir, each database verified."""
     staging.mkdir(mode=0o700)
     files = [("database", staging / DATABASE, contents.database, STATE_DATABASE)]
     if contents.readings is not None:
         files.append(("readings database", staging / READINGS, contents.readings,
                       READINGS_DATABASE))
-    for _what, db, image, _kind in files:
-        fd = os.open(db, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    images = [(db, image) for _what, db, image, _kind in files]
+    if contents.homekit is not None:
+        images.append((staging / HOMEKIT, contents.homekit))
+    for target, image in images:
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             _write_all(fd, image)
         finally:
@@ -274,7 +287,7 @@ def _stage(contents: Contents, staging: Path) -> list[Path]:
         except StoreError as exc:
             raise BackupError(f"the archive's {what} is not usable: {exc}; nothing was "
                               "changed") from exc
-    return [db for _what, db, _image, _kind in files]
+    return [target for target, _image in images]
 
 
 def restore(path: Path, data_dir: Path, *, config_to: Path | None = None,

@@ -150,6 +150,20 @@ def test_the_readings_are_backed_up_and_restored_with_the_state(world: dict[str,
     assert len(history_seqs(fresh / DB_NAME)) == 300
 
 
+def test_the_homekit_bridge_is_backed_up_and_restored_as_the_same_bridge(
+        world: dict[str, Path], tmp_path: Path) -> None:
+    bridge = b'{"mac": "7B:1F:F6:9E:A6:E6", "pincode": "629-46-004", "paired_clients": {}}'
+    (world["source"] / "homekit.state").write_bytes(bridge)
+    archive = tmp_path / "with-homekit.tar.gz"
+    backup.write_private(backup.archive(world["source"] / DB_NAME, world["config"]), archive)
+    assert unpack(archive.read_bytes())["homekit.state"] == bridge
+    done = backup.restore(archive, world["target"])
+    restored = world["target"] / "homekit.state"
+    assert restored.read_bytes() == bridge  # same identity, keys and pairings
+    assert stat.S_IMODE(restored.stat().st_mode) == 0o600  # its private key inside
+    assert done.aside is not None and not (done.aside / "homekit.state").exists()
+
+
 def test_a_damaged_readings_database_is_refused_and_nothing_changes(
         world: dict[str, Path], tmp_path: Path) -> None:
     _keep_readings(world["source"], 2000)

@@ -1,4 +1,4 @@
-"""Where pinpanel keeps its state when ``[server] data_dir`` is empty."""
+"""Where pinpanel keeps its state when ``[server] data_dir`` is empty, and what is in it."""
 
 from __future__ import annotations
 
@@ -12,3 +12,8 @@ def default_data_dir() -> Path:
         return Path(state.split(":")[0])
     base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return Path(base) / "pinpanel"
+
+
+#: The HomeKit bridge's file in the data dir (its identity and keys, pairings, setup code and
+#: accessory ids): kept by the HomeKit adapter, shown by its page, carried by a backup.
+HOMEKIT_STATE = "homekit.state"

@@ -21,9 +21,11 @@ from typing import Any, TextIO
 from pyhap.encoder import AccessoryEncoder
 from pyhap.state import State
 
+from pinpanel.config.paths import HOMEKIT_STATE
+
 log = logging.getLogger(__name__)
 
-FILE_NAME = "homekit.state"
+FILE_NAME = HOMEKIT_STATE
 
 #: Codes the HomeKit Accessory Protocol forbids because they are too easy to guess.
 _FORBIDDEN_CODES = frozenset({

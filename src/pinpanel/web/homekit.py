@@ -27,15 +27,15 @@ from typing import Any, Protocol
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
+from pinpanel.config.paths import HOMEKIT_STATE
 from pinpanel.web.openapi import html_response, json_response, problems, ref
 from pinpanel.web.pages import TEMPLATES, page_context
 from pinpanel.web.problems import Problem
 from pinpanel.web.routing import ApiRoute
 
 NO_STORE = {"Cache-Control": "no-store"}
-#: Where the HomeKit adapter keeps the bridge (its identity and keys, the pairings, the
-#: setup code, the accessory ids), in the data dir; deleting it is the full reset.
-STATE_FILE = "homekit.state"
+#: Where the HomeKit adapter keeps the bridge, in the data dir; deleting it is the full reset.
+STATE_FILE = HOMEKIT_STATE
 #: What the page and the API say when there is no bridge because ``[homekit]`` is off.
 OFF = "HomeKit is off: set [homekit] enabled = true"
 #: ... and when ``[homekit] enabled = true`` but the runtime has no bridge to hand over.
