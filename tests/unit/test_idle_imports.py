@@ -14,8 +14,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 #: Loaded only when used: the pages' template engine at the first page rendered, astral at
-#: the first sun schedule (so a page with no schedules does not load it either).
-DEFERRED = ("jinja2", "starlette.templating", "astral")
+#: the first sun schedule (so a page with no schedules does not load it either), the HomeKit
+#: adapter and HAP-python only with [homekit] on (the HomeKit page's module never needs them).
+DEFERRED = ("jinja2", "starlette.templating", "astral", "pinpanel.homekit", "pyhap")
 
 
 def _serve_get(tmp_path: Path, path: str) -> tuple[int, list[str]]:
@@ -35,6 +36,12 @@ def _serve_get(tmp_path: Path, path: str) -> tuple[int, list[str]]:
 def test_an_api_request_with_every_feature_off_loads_no_template_engine(
         tmp_path: Path) -> None:
     assert _serve_get(tmp_path, "/api/list") == (0, [])
+
+
+def test_the_homekit_page_with_homekit_off_loads_no_hap_python(tmp_path: Path) -> None:
+    code, loaded = _serve_get(tmp_path, "/api/v1/homekit")
+    assert code == 0
+    assert "pyhap" not in loaded and "pinpanel.homekit" not in loaded
 
 
 def test_the_first_page_loads_the_template_engine_and_renders(tmp_path: Path) -> None:
