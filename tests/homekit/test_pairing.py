@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 
 import pytest
@@ -88,5 +89,41 @@ async def test_accessory_ids_stay_with_their_pins_across_config_edits(tmp_path: 
             with pytest.raises(AccessoryDisconnectedError):
                 await controller.accessories(pairing)
         assert second == {"pinpanel": 1, "Heater": 5, "Pump": 4, "Fan": 3}
+    finally:
+        server.stop()
+
+
+async def test_a_live_config_edit_reaches_the_paired_controller(tmp_path: Path) -> None:
+    """SIGHUP: a new pin appears, a renamed one keeps its id, controllers are told (c#)."""
+    port = free_port()
+    head = f"[homekit]\nenabled = true\nport = {port}\n"
+    lamp = '[[pins]]\npin = 18\nid = "lamp"\nname = "Lamp"\n'
+    server = ServerProcess(tmp_path / "data", config_text=head + lamp)
+    server.data_dir.mkdir()
+    server.start()
+    try:
+        async with HomeKitController(tmp_path) as controller:
+            pairing = await controller.pair(("127.0.0.1", port),
+                                            str(homekit_state(server)["pincode"]), "home")
+            assert await eventually(lambda: homekit_state(server)["paired_clients"] != {})
+            version = int(str(homekit_state(server)["config_version"]))
+            server.config_path.write_text(
+                head + lamp.replace('"Lamp"', '"Desk lamp"') +
+                '[[pins]]\npin = 23\nid = "fan"\nname = "Fan"\nhomekit_type = "fan"\n')
+            assert server.proc is not None
+            server.proc.send_signal(signal.SIGHUP)
+            assert await eventually(
+                lambda: int(str(homekit_state(server)["config_version"])) == version + 1)
+            listed = {a.name: a.aid for a in await controller.accessories(pairing)}
+            assert listed == {"pinpanel": 1, "Desk lamp": 2, "Fan": 3}
+            # The new id is on disk, and the pairing made before the edit is still there.
+            assert await eventually(lambda: homekit_state(server)["pinpanel_aids"] == {
+                "pin:lamp": 2, "pin:fan": 3})
+            assert homekit_state(server)["paired_clients"] != {}
+            fan = next(a for a in await controller.accessories(pairing) if a.name == "Fan")
+            on = fan.service("FAN").char("ON")
+            await controller.put(pairing, on.aid, on.iid, True)
+            with server.client() as http:
+                assert http.get("/api/v1/pins/fan").json()["state"] is True
     finally:
         server.stop()

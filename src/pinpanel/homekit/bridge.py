@@ -258,7 +258,10 @@ class HomeKitBridge:
             self.accessories[f"sensor:{sensor.id}"] = reading
         self.sensor_accessories = {k.split(":", 1)[1]: a for k, a in self.accessories.items()
                                    if isinstance(a, SensorAccessory)}
-        self.driver.add_accessory(bridge)
+        # Not driver.add_accessory: HAP-python 5.2 reloads its file there, which on a live
+        # reconfigure would drop a pairing or an accessory id not yet written back. The
+        # file was loaded once, before the ids were handed out (see __init__).
+        self.driver.accessory = bridge
 
     def reconfigure(self, config: Config) -> None:
         """Follow a config applied live: rebuild the accessories (ids kept by pin id) and
