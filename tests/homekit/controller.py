@@ -105,6 +105,15 @@ _SERVICE_NAMES = _names(ServicesTypes)
 _CHAR_NAMES = _names(CharacteristicsTypes)
 
 
+def _one(items: Sequence[Any], name: str, where: str) -> Any:
+    """The one item whose aiohomekit name or type UUID is ``name``; a LookupError listing
+    what there is when there are none or several."""
+    found = [item for item in items if name.upper() in (item.name, item.type)]
+    if len(found) != 1:
+        raise LookupError(f"{len(found)} {name!r} {where}: {[i.name for i in items]}")
+    return found[0]
+
+
 @dataclass(frozen=True)
 class Characteristic:
     """One characteristic as ``/accessories`` listed it (``name`` is aiohomekit's, e.g. ``ON``)."""
@@ -139,11 +148,7 @@ class Service:
 
     def char(self, name: str) -> Characteristic:
         """The characteristic of this aiohomekit name (``ON``) or full type UUID."""
-        found = [c for c in self.characteristics if name.upper() in (c.name, c.type)]
-        if len(found) != 1:
-            raise LookupError(f"{len(found)} characteristics {name!r} in {self.name} "
-                              f"(aid {self.aid}): {[c.name for c in self.characteristics]}")
-        return found[0]
+        return _one(self.characteristics, name, f"characteristics in {self.name} (aid {self.aid})")
 
 
 @dataclass(frozen=True)
@@ -159,11 +164,7 @@ class Accessory:
 
     def service(self, name: str) -> Service:
         """The one service of this aiohomekit name (``SWITCH``) or full type UUID."""
-        found = [s for s in self.services if name.upper() in (s.name, s.type)]
-        if len(found) != 1:
-            raise LookupError(f"{len(found)} services {name!r} in aid {self.aid}: "
-                              f"{[s.name for s in self.services]}")
-        return found[0]
+        return _one(self.services, name, f"services in aid {self.aid}")
 
 
 @dataclass(frozen=True)

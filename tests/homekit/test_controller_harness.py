@@ -9,10 +9,6 @@ unpairing. The accessory is tests/homekit/hap_fixture_server.py in its own proce
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -26,7 +22,7 @@ from tests.homekit.controller import (
     PairingRefused,
     WrongSetupCode,
 )
-from tests.support import REPO
+from tests.support import run_in_namespace
 
 
 def address(server: HapFixtureServer) -> tuple[str, int]:
@@ -159,20 +155,12 @@ async def test_repeated_wrong_codes_are_rate_limited_by_hap_python(
         await controller.pair(address(hap_server), SETUP_CODE, "bridge", attempts=1)
 
 
-SETUP = ("ip link set lo up && ip link set lo multicast on && "
-         "ip route add 224.0.0.0/4 dev lo && exec \"$0\" -m tests.homekit.mdns_check \"$1\"")
 
 
 def test_a_device_id_is_found_over_mdns_in_a_namespace(tmp_path: Path) -> None:
     # The default namespace's loopback has no MULTICAST flag, so mDNS on 127.0.0.1 needs a
     # namespace of its own (as tests/hub/test_mdns.py does).
-    if shutil.which("unshare") is None or os.geteuid() != 0:
-        pytest.skip("needs unshare and root to make a network namespace")
-    done = subprocess.run(["unshare", "--net", "sh", "-c", SETUP, sys.executable,
-                           str(tmp_path)], cwd=REPO, capture_output=True, text=True,
-                          timeout=120, check=False)
-    assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result = run_in_namespace("tests.homekit.mdns_check", tmp_path, timeout=120)
     assert result["pairing_id"].lower() == result["device_id"].lower()
     assert result["announced"] == ["127.0.0.1", result["port"]]
     assert result["names"] == ["Fixture Bridge", "Lamp", "Door", "Dimmer"]

@@ -6,22 +6,13 @@ the test makes (loopback up, multicast on), as tests/hub/test_mdns.py does.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-SETUP = ("ip link set lo up && ip link set lo multicast on && "
-         "ip route add 224.0.0.0/4 dev lo && exec \"$0\" -m tests.homekit.bridge_mdns_check \"$1\"")
+from tests.support import run_in_namespace
 
 
 def test_the_home_app_finds_the_bridge_over_mdns_and_pairs(tmp_path: Path) -> None:
-    done = subprocess.run(["unshare", "--net", "sh", "-c", SETUP, sys.executable,
-                           str(tmp_path)], cwd=REPO, capture_output=True, text=True,
-                          timeout=240, check=False)
-    assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result = run_in_namespace("tests.homekit.bridge_mdns_check", tmp_path)
     before = result["before"]
     assert before["name"].startswith("Shed Pi ")  # HAP-python adds part of the id
     assert before["category"] == 2 and before["paired"] is False  # a bridge, open to pair

@@ -2,30 +2,14 @@
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
-import pytest
-
-REPO = Path(__file__).resolve().parents[2]
-SETUP = ("ip link set lo up && ip link set lo multicast on && "
-         "ip route add 224.0.0.0/4 dev lo && exec \"$0\" -m tests.hub.mdns_check \"$1\"")
+from tests.support import run_in_namespace
 
 
 def test_a_pi_announces_itself_and_the_hub_lists_it_linked_not_controlled(
         tmp_path: Path) -> None:
-    pytest.importorskip("zeroconf", reason="the test extra installs zeroconf")
-    if shutil.which("unshare") is None or os.geteuid() != 0:
-        pytest.skip("needs unshare and root to make a network namespace")
-    done = subprocess.run(["unshare", "--net", "sh", "-c", SETUP, sys.executable,
-                           str(tmp_path)], cwd=REPO, capture_output=True, text=True,
-                          timeout=240, check=False)
-    assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result = run_in_namespace("tests.hub.mdns_check", tmp_path)
     port = result["pi_port"]
     for kind in ("_pinpanel._tcp.local.", "_http._tcp.local."):
         seen = result["browsed"][kind]
