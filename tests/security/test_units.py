@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import io
 import logging
+import math
 from pathlib import Path
 
 import pytest
 
 from pinpanel import auth, first_start
+from pinpanel.changes import Actor, ChangeRecord, utc_now
 from pinpanel.config import load, with_overrides
 from pinpanel.errors import AuthError, TokenExistsError
 from pinpanel.store import Store
@@ -97,6 +99,70 @@ def test_one_look_at_data_version_serves_the_requests_of_a_millisecond(store: St
     finally:
         with store.reading() as conn:
             conn.set_trace_callback(None)
+
+
+def toggle(pin: int = 18) -> ChangeRecord:
+    return ChangeRecord(pin, f"gpio{pin}", None, True, Actor("tester", "api"), utc_now())
+
+
+def window_over(keyring: auth.Keyring) -> None:
+    """As if the keyring's last look were more than its window ago (no sleeping in tests)."""
+    keyring._checked_at = -math.inf
+
+
+async def test_while_the_writer_commits_pin_changes_the_keyring_asks_nothing(
+        store: Store) -> None:
+    keyring = auth.Keyring(store, recheck_s=3600)
+    token = auth.create_token(store, "phone", "read")
+    await store.commit([toggle()])
+    assert keyring.verify_token(token)
+    await store.commit([toggle()])  # with the token's first use noted: counted
+    window_over(keyring)
+    assert keyring.verify_token(token)
+    await store.commit([toggle()])  # pin changes alone: nothing for the keyring
+    statements: list[str] = []
+    with store.reading() as conn:
+        conn.set_trace_callback(statements.append)
+    try:
+        window_over(keyring)
+        assert keyring.verify_token(token)
+        assert statements == [], "the writer's look stands for the keyring's"
+    finally:
+        with store.reading() as conn:
+            conn.set_trace_callback(None)
+
+
+async def test_a_revoke_by_another_process_is_seen_through_the_writers_look(
+        store: Store) -> None:
+    keyring = auth.Keyring(store, recheck_s=3600)
+    token = auth.create_token(store, "phone", "read")
+    await store.commit([toggle()])
+    assert keyring.verify_token(token)
+    other = Store.open(store.path.parent)
+    statements: list[str] = []
+    with store.reading() as conn:
+        conn.set_trace_callback(statements.append)
+    try:
+        auth.revoke_token(other, "phone")
+        await store.commit([toggle()])  # its transaction sees the other commit
+        window_over(keyring)
+        assert keyring.verify_token(token) is None
+        assert "PRAGMA data_version" not in statements
+        assert any("FROM tokens" in s for s in statements), "the revoke reloaded the cache"
+    finally:
+        other.close()
+        with store.reading() as conn:
+            conn.set_trace_callback(None)
+
+
+async def test_a_token_made_through_another_keyring_of_this_process_is_seen(
+        store: Store) -> None:
+    maker, watcher = auth.Keyring(store, recheck_s=3600), auth.Keyring(store, recheck_s=3600)
+    await store.commit([toggle()])
+    assert watcher.verify_token("pp_nothing") is None
+    token = await maker.create("tablet", "control")  # the writer's own job: no data_version
+    window_over(watcher)
+    assert watcher.verify_token(token) == auth.Principal("tablet", "control", "token")
 
 
 async def test_sessions_expire_and_end(store: Store) -> None:

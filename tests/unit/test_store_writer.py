@@ -1,4 +1,5 @@
-"""The store's writer thread: what one pass of the loop hands it, how a batch is written."""
+"""The store's writer thread: what one pass of the loop hands it, how a batch is written,
+and what it tells the keyring about other connections' commits."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from pinpanel.changes import Actor, ChangeRecord, format_time
+from pinpanel.errors import StoreError
 from pinpanel.store import Store
 from pinpanel.store import core as store_core
 
@@ -91,3 +95,49 @@ async def test_changes_submitted_just_before_close_are_committed(tmp_path: Path)
         assert conn.execute("SELECT seq, pin FROM history").fetchall() == [(1, 18)]
     finally:
         conn.close()
+
+
+async def test_the_writer_counts_other_connections_commits_not_its_own_pin_changes(
+        tmp_path: Path) -> None:
+    store = Store.open(tmp_path)
+    other = Store.open(tmp_path)  # another process's connections, as the CLI would have
+    try:
+        assert store.writes_seen is None  # nothing committed yet: nothing to vouch for
+        await store.commit([record(18)])
+        assert store.writes_seen is not None
+        looked_at, count = store.writes_seen
+        for _ in range(3):
+            await store.commit([record(18)])
+        assert store.writes_seen[1] == count  # its own pin changes: nothing for the keyring
+        assert store.writes_seen[0] >= looked_at
+        other.write_sync(lambda conn: conn.execute("INSERT INTO meta VALUES ('a', 'b')"))
+        assert store.writes_seen[1] == count  # not seen until the writer looks again
+        await store.commit([record(18)])
+        assert store.writes_seen[1] == count + 1  # its next transaction saw the commit
+        await store.commit([record(18)])
+        assert store.writes_seen[1] == count + 1
+        await store.write_meta("b", "c")  # work other than pin changes counts too
+        assert store.writes_seen[1] == count + 2
+    finally:
+        other.close()
+        store.close()
+
+
+async def test_a_failed_batch_vouches_for_nothing_and_the_next_one_counts_what_came_before(
+        tmp_path: Path) -> None:
+    store = Store.open(tmp_path)
+    other = Store.open(tmp_path)
+    try:
+        await store.commit([record(18)])
+        assert store.writes_seen is not None
+        before = store.writes_seen
+        other.write_sync(lambda conn: conn.execute("INSERT INTO meta VALUES ('a', 'b')"))
+        broken = ChangeRecord(18, None, False, True, USER, "now")  # type: ignore[arg-type]
+        with pytest.raises(StoreError):
+            await store.commit([broken])
+        assert store.writes_seen == before  # no commit: no new moment to vouch for
+        await store.commit([record(18)])
+        assert store.writes_seen[1] == before[1] + 1  # the other commit was not forgotten
+    finally:
+        other.close()
+        store.close()

@@ -85,6 +85,13 @@ class StoreCore:
         self._queue: queue.SimpleQueue[list[_Job] | None] = queue.SimpleQueue()
         self._closed = False
         self._commit_observers: list[Callable[[float], None]] = []
+        #: (time.monotonic(), count): every other connection's commit before that moment,
+        #: and every batch with work other than pin changes, is counted. None until the
+        #: writer's first commit. Set on the writer thread as one tuple (one atomic
+        #: store); read by the keyring on the loop.
+        self.writes_seen: tuple[float, int] | None = None
+        self._writes_counted = 0
+        self._writer_version: int | None = None
         # Jobs submitted during one pass of the event loop go to the writer together.
         self._pending: list[_Job] = []
         self._pending_loop: asyncio.AbstractEventLoop | None = None
@@ -179,6 +186,7 @@ class StoreCore:
                 return
         self.last_seq = seq
         elapsed = time.perf_counter() - started
+        self._look_for_other_writers(batch)  # before the waiters hear: they may ask at once
         _tell(batch, outcomes)
         for observer in self._commit_observers:
             try:  # after the waiters are told: a failing observer must not strand them
@@ -225,6 +233,26 @@ class StoreCore:
             raise sqlite3.OperationalError("the transaction was rolled back by SQLite")
         conn.execute("COMMIT")  # synchronous=FULL: returns after the fsync
         return outcomes, seq
+
+    def _look_for_other_writers(self, batch: list[_Job]) -> None:
+        """After a commit: count it if another connection committed since the last look, or
+        if it held work other than pin changes (a token, a session); see :attr:`writes_seen`.
+
+        The writer's own ``data_version`` moves only for other connections' commits (another
+        process, :meth:`write_sync`), never for its own pin changes, so while the writer is
+        busy the keyring can skip its own look at the database (see
+        :class:`pinpanel.auth.Keyring`). One cheap PRAGMA per batch, on this thread. The
+        moment is taken before the PRAGMA's read, which sees every commit made before it.
+        """
+        looked_at = time.monotonic()
+        try:
+            version = int(self._conn.execute("PRAGMA data_version").fetchone()[0])
+        except sqlite3.Error:
+            return  # no look, no vouching: the keyring looks for itself
+        if version != self._writer_version or any(callable(job.work) for job in batch):
+            self._writes_counted += 1
+        self._writer_version = version
+        self.writes_seen = (looked_at, self._writes_counted)
 
     @staticmethod
     def _run_own(conn: sqlite3.Connection,
