@@ -10,15 +10,25 @@ with ``--log-format json`` every field is its own key for log tools::
      "client": "192.168.1.20"}
 
 Tokens and passwords never reach a Change, so they cannot reach this line either.
+
+The lines of one pass of the event loop are logged at the end of that pass (one
+``call_soon``), after the waiters of the commit have been woken: so the answer to a toggle
+does not wait for its log line, and the lines of a group commit are one group for the
+handler (``extra={"more": True}`` on all but the last; :class:`pinpanel.logs.GroupHandler`
+writes a group in one go). A Change is frozen, so the line says what it would have said a
+moment earlier.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from pinpanel.changes import Change
 
 log = logging.getLogger("pinpanel.changes")
+#: Changes published in the current pass of each loop, not yet logged.
+_waiting: dict[asyncio.AbstractEventLoop, list[Change]] = {}
 
 
 def fields_of(change: Change) -> dict[str, object]:
@@ -30,11 +40,31 @@ def fields_of(change: Change) -> dict[str, object]:
 
 
 def log_change(change: Change) -> None:
-    """Hub listener: one INFO line for one committed change."""
+    """Hub listener: one INFO line for one committed change, at the end of this loop pass."""
     if not log.isEnabledFor(logging.INFO):
         return
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:  # published from no loop (a test): at once
+        _log_one(change)
+        return
+    waiting = _waiting.get(loop)
+    if waiting is None:
+        waiting = _waiting[loop] = []
+        loop.call_soon(_log_waiting, loop)
+    waiting.append(change)
+
+
+def _log_waiting(loop: asyncio.AbstractEventLoop) -> None:
+    changes = _waiting.pop(loop, [])
+    last = len(changes) - 1
+    for n, change in enumerate(changes):
+        _log_one(change, more=n < last)
+
+
+def _log_one(change: Change, *, more: bool = False) -> None:
     c = change.committed
     log.info("seq=%d GPIO%d (%s) %s cause=%s actor=%s client=%s at=%s", c.seq,
              change.pin.pin, change.pin.id, "on" if change.pin.state else "off", c.actor.cause,
              c.actor.name, c.actor.client or "-", c.at,
-             extra={"fields": fields_of(change)})
+             extra={"fields": fields_of(change), "more": more})
