@@ -17,9 +17,13 @@ text order is time order in SQLite and in JSON alike.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+#: (whole seconds since the epoch, their text up to the seconds) of the last ``utc_now``.
+_second: tuple[int, str] = (-1, "")
 
 
 def format_time(moment: datetime) -> str:
@@ -30,8 +34,18 @@ def format_time(moment: datetime) -> str:
 
 
 def utc_now() -> str:
-    """Now, in :func:`format_time`'s form."""
-    return format_time(datetime.now(UTC))
+    """Now, in :func:`format_time`'s form (milliseconds truncated, as there).
+
+    Every change is stamped with it on the loop; the date and time up to the second are
+    formatted once a second, not once a change (``strftime`` was most of its cost).
+    """
+    global _second  # one tuple, replaced whole: safe from any thread
+    second, rest = divmod(time.time_ns(), 1_000_000_000)
+    cached = _second
+    if cached[0] != second:
+        cached = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+        _second = cached
+    return f"{cached[1]}.{rest // 1_000_000:03d}Z"
 
 
 def parse_time(text: str) -> datetime:
