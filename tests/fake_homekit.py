@@ -40,7 +40,7 @@ def setup_payload(code: str, setup_id: str, category: int = CATEGORY_BRIDGE) -> 
 
 @dataclass
 class FakeHomeKit:
-    """A HomeKitPanel with pairings in a dict (id -> admin)."""
+    """A HomeKitPanel with pairings in a dict (id -> admin) and their names."""
 
     name: str = "pinpanel Garden"
     port: int = 51826
@@ -48,6 +48,7 @@ class FakeHomeKit:
     setup_id: str = "PNPL"
     pairings: dict[str, bool] = field(default_factory=dict)
     unpaired: list[str] = field(default_factory=list)
+    names: dict[str, str] = field(default_factory=dict)
 
     def setup_code(self) -> str:
         return self.code
@@ -55,8 +56,15 @@ class FakeHomeKit:
     def setup_uri(self) -> str:
         return setup_payload(self.code, self.setup_id)
 
-    def controllers(self) -> list[tuple[str, bool]]:
-        return list(self.pairings.items())
+    def controllers(self) -> list[tuple[str, bool, str]]:
+        return [(pairing, admin, self.names.get(pairing, ""))
+                for pairing, admin in self.pairings.items()]
+
+    async def rename(self, controller_id: str, name: str) -> bool:
+        if controller_id not in self.pairings:
+            return False
+        self.names[controller_id] = name
+        return True
 
     async def unpair(self, controller_id: str) -> bool:
         self.unpaired.append(controller_id)

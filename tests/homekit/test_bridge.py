@@ -209,6 +209,23 @@ async def test_writing_on_switches_the_pin_through_the_board_as_homekit(
     assert pin(server, "lamp")["state"] is False
 
 
+async def test_a_named_controller_is_named_in_the_history(
+        server: ServerProcess, paired: tuple[HomeKitController, Any]) -> None:
+    controller, pairing = paired
+    own_id = controller.pairing_data(pairing)["iOSPairingId"].lower()
+    with server.client() as http:
+        named = http.put(f"/api/v1/homekit/pairings/{own_id}", json={"name": "Anna's home"})
+        assert named.json() == {"id": own_id, "admin": True, "name": "Anna's home"}
+    on = await char_of(paired, "Lamp", "SWITCH", "ON")
+    await controller.put(pairing, on.aid, on.iid, True)
+    await controller.put(pairing, on.aid, on.iid, False)
+    row = history(server, "lamp")[0]
+    assert (row["actor"], row["client"]) == ("homekit", "Anna's home")
+    # Kept with the pairing, in the bridge's file (written by a worker thread).
+    assert await eventually(lambda: json.loads((server.data_dir / "homekit.state").read_text())
+                            .get("pinpanel_names") == {own_id: "Anna's home"})
+
+
 async def test_a_change_made_over_http_arrives_at_the_controller_as_an_event(
         server: ServerProcess, paired: tuple[HomeKitController, Any]) -> None:
     controller, pairing = paired

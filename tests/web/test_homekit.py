@@ -97,7 +97,8 @@ def test_the_api_lists_the_bridge_and_deletes_a_pairing(make_app: AppFactory) ->
         assert state.status_code == 200 and state.headers["cache-control"] == "no-store"
         assert state.json() == {
             "enabled": True, "name": "pinpanel Garden", "port": 51826, "paired": True,
-            "controllers": [{"id": ADMIN_ID, "admin": True}, {"id": USER_ID, "admin": False}],
+            "controllers": [{"id": ADMIN_ID, "admin": True, "name": ""},
+                            {"id": USER_ID, "admin": False, "name": ""}],
             "setup_code": "031-45-154", "setup_uri": bridge.setup_uri()}
         gone = http.delete("/api/v1/homekit/pairings/nobody")
         assert gone.status_code == 404
@@ -146,14 +147,42 @@ def test_the_page_says_which_file_a_full_reset_deletes(make_app: AppFactory) -> 
     assert f"<code>{app.data_dir / 'homekit.state'}</code>" in page
 
 
+def test_an_admin_names_a_controller_over_the_api_and_on_the_page(
+        make_app: AppFactory) -> None:
+    bridge = fake()
+    app = make_app(CONFIG, homekit=bridge)
+    with app.client() as http:
+        named = http.put(f"/api/v1/homekit/pairings/{ADMIN_ID}", json={"name": "  Our  home "})
+        assert named.status_code == 200
+        assert named.json() == {"id": ADMIN_ID, "admin": True, "name": "Our home"}
+        for body in ({"name": "x" * 41}, {"name": 3}, {"nick": "a"}, {"name": "a\u0007b"}):
+            refused = http.put(f"/api/v1/homekit/pairings/{ADMIN_ID}", json=body)
+            assert refused.status_code == 422, body
+            assert refused.headers["content-type"].startswith("application/problem+json")
+        assert http.put("/api/v1/homekit/pairings/nobody",
+                        json={"name": "a"}).status_code == 404
+        assert bridge.names == {ADMIN_ID: "Our home"}
+        page = http.get("/homekit").text
+        assert "Our home" in page and f"/homekit/pairings/{USER_ID}/name" in page
+    with app.anonymous() as browser:  # the page's form: a session and its CSRF token
+        csrf = session(app, browser)
+        refused = browser.post(f"/homekit/pairings/{USER_ID}/name", data={"name": "x"})
+        assert refused.status_code == 403 and USER_ID not in bridge.names
+        saved = browser.post(f"/homekit/pairings/{USER_ID}/name",
+                             data={"csrf_token": csrf, "name": "Guest flat"})
+        assert saved.status_code == 303 and saved.headers["location"] == "/homekit"
+        assert bridge.names[USER_ID] == "Guest flat"
+
+
 def test_the_fake_bridge_has_exactly_the_protocol_s_members() -> None:
     """The stand-in the page is tested with cannot drift from the seam the adapter codes to."""
-    members = {"name", "port", "setup_code", "setup_uri", "controllers", "unpair"}
+    members = {"name", "port", "setup_code", "setup_uri", "controllers", "unpair", "rename"}
     assert {m for m in vars(HomeKitPanel) if not m.startswith("_")} == members
-    for method in ("setup_code", "setup_uri", "controllers", "unpair"):
+    for method in ("setup_code", "setup_uri", "controllers", "unpair", "rename"):
         assert (inspect.signature(getattr(FakeHomeKit, method))
                 == inspect.signature(getattr(HomeKitPanel, method))), method
     assert inspect.iscoroutinefunction(FakeHomeKit.unpair)
+    assert inspect.iscoroutinefunction(FakeHomeKit.rename)
     bridge = fake()
     assert isinstance(bridge.name, str) and isinstance(bridge.port, int)
 
@@ -165,9 +194,11 @@ def test_every_homekit_route_is_admin_and_the_unpair_routes_are_unsafe_methods()
         ("/homekit", "/api/v1/homekit"))}
     assert {name: policy_of(route) for name, route in routes.items()} == {
         "homekit": "admin", "homekit_pairing_delete": "admin", "homekit_page": "admin",
-        "homekit_unpair": "admin"}
+        "homekit_unpair": "admin", "homekit_pairing_put": "admin", "homekit_rename": "admin"}
     assert routes["homekit_pairing_delete"].methods == {"DELETE"}
     assert routes["homekit_unpair"].methods == {"POST"}
+    assert routes["homekit_pairing_put"].methods == {"PUT"}
+    assert routes["homekit_rename"].methods == {"POST"}
 
 
 @pytest.mark.parametrize("scope", ["read", "control", "guest"])
@@ -184,11 +215,13 @@ def test_only_admins_see_the_code_or_unpair(make_app: AppFactory, scope: str) ->
     with app.client(token) as http:
         for method, path in [("GET", "/homekit"), ("GET", "/api/v1/homekit"),
                              ("DELETE", f"/api/v1/homekit/pairings/{USER_ID}"),
+                             ("PUT", f"/api/v1/homekit/pairings/{USER_ID}"),
+                             ("POST", f"/homekit/pairings/{USER_ID}/name"),
                              ("POST", f"/homekit/pairings/{USER_ID}/unpair")]:
             response = http.request(method, path)
             assert response.status_code == 403, (method, path, response.text)
             assert "031" not in response.text and "X-HM" not in response.text
-    assert bridge.unpaired == [] and len(bridge.pairings) == 2
+    assert bridge.unpaired == [] and len(bridge.pairings) == 2 and bridge.names == {}
 
 
 def test_the_setup_code_is_in_no_log(make_app: AppFactory,

@@ -135,7 +135,8 @@ class _Driver(AccessoryDriver):  # type: ignore[misc]
             connection = self.http_server.connections.get(client_addr)
             handler = getattr(connection, "handler", None)
             controller = getattr(handler, "client_uuid", None)
-            actor = Actor("homekit", CAUSE, str(controller) if controller else client_addr[0])
+            actor = Actor("homekit", CAUSE, self.pinpanel.controller_name(controller)
+                          if controller else client_addr[0])
             work = asyncio.ensure_future(self.pinpanel.run_writes(writes, actor))
             self.pinpanel.keep(work)
             response = getattr(handler, "response", None)
@@ -158,8 +159,9 @@ class _Driver(AccessoryDriver):  # type: ignore[misc]
         return bool(super().pair(client_username_bytes, client_public, client_permissions))
 
     def unpair(self, client_uuid: uuid.UUID) -> None:
-        log.info("homekit: controller %s unpaired", client_uuid)
-        super().unpair(client_uuid)
+        log.info("homekit: controller %s unpaired",
+                 self.pinpanel.controller_name(client_uuid))
+        super().unpair(client_uuid)  # its name is dropped with it when the file is written
 
 
 async def _answer(work: asyncio.Future[list[tuple[int, bool]]], response: Any,
@@ -199,6 +201,7 @@ class HomeKitBridge:
         self.path = data_dir / FILE_NAME
         self.attempts = AttemptLimit(settings.pair_attempts_per_minute)
         self.aids = AccessoryIds()
+        self.names: dict[str, str] = {}
         self.host = config.server.host
         code = saved_code(self.path)
         interfaces = fleetwire.mdns_interfaces(config.mdns.interfaces, config.server.host)
@@ -207,7 +210,7 @@ class HomeKitBridge:
             listen_address=config.server.host, address=addresses[0],
             advertised_address=addresses,
             persist_file=str(self.path), pincode=code or new_setup_code(),
-            encoder=PinpanelEncoder(self.aids), interface_choice=interfaces)
+            encoder=PinpanelEncoder(self.aids, self.names), interface_choice=interfaces)
         if code is not None:
             self.driver.load()
         self._sensors = sensors
@@ -349,10 +352,26 @@ class HomeKitBridge:
         return setup_uri(self.driver.state.pincode, self.driver.state.setup_id,
                          CATEGORY_BRIDGE)
 
-    def controllers(self) -> list[tuple[str, bool]]:
-        """The paired controllers' ids, and whether each is an admin (may add others)."""
+    def controllers(self) -> list[tuple[str, bool, str]]:
+        """The paired controllers: id, whether an admin (may add others), the name given."""
         state = self.driver.state
-        return [(str(client), state.is_admin(client)) for client in state.paired_clients]
+        return [(str(client), state.is_admin(client), self.names.get(str(client), ""))
+                for client in state.paired_clients]
+
+    def controller_name(self, client: uuid.UUID) -> str:
+        """What the history calls a controller: the name an admin gave it, else its id."""
+        return self.names.get(str(client)) or str(client)
+
+    async def rename(self, controller: str, name: str) -> bool:
+        """Name a paired controller (empty: no name); False when no pairing has that id."""
+        if controller not in {str(c) for c in self.driver.state.paired_clients}:
+            return False
+        if name:
+            self.names[controller] = name
+        else:
+            self.names.pop(controller, None)
+        self.driver.async_persist()
+        return True
 
     async def unpair(self, controller: str) -> bool:
         """Remove a pairing as the Home app would, and close that controller's sessions."""

@@ -2,7 +2,8 @@
 
 HAP-python persists the bridge's identity (its MAC-like id and Ed25519 key pair), the config
 version and the paired controllers, but not the setup code, the setup id (the last four
-characters of the ``X-HM://`` payload) nor which accessory id each pin has: a bridge that
+characters of the ``X-HM://`` payload), the names an admin gave the controllers, nor which
+accessory id each pin has: a bridge that
 forgot those would ask to be paired again with a new code, or show an iPhone's rooms and
 automations on the wrong relay after a config edit. :class:`PinpanelEncoder` writes all of
 them into HAP-python's own file, which it creates with mode 0600 (a temporary file renamed
@@ -68,8 +69,11 @@ class AccessoryIds:
 class PinpanelEncoder(AccessoryEncoder):  # type: ignore[misc]
     """HAP-python's encoder plus the setup code, the setup id and the accessory ids."""
 
-    def __init__(self, aids: AccessoryIds) -> None:
+    def __init__(self, aids: AccessoryIds, names: dict[str, str] | None = None) -> None:
         self.aids = aids
+        #: An admin's names of paired controllers ("Anna's home"), by pairing id: HAP
+        #: itself carries none, and the history names who switched a pin with them.
+        self.names = names if names is not None else {}
 
     def persist(self, fp: TextIO, state: State) -> None:
         buffer = io.StringIO()
@@ -79,6 +83,8 @@ class PinpanelEncoder(AccessoryEncoder):  # type: ignore[misc]
         data["setup_id"] = state.setup_id
         data["pinpanel_aids"] = self.aids.known
         data["pinpanel_next_aid"] = self.aids.next
+        data["pinpanel_names"] = {k: v for k, v in self.names.items()
+                                  if k in data["paired_clients"]}
         json.dump(data, fp)
         self.aids.changed = False
 
@@ -91,6 +97,8 @@ class PinpanelEncoder(AccessoryEncoder):  # type: ignore[misc]
         self.aids.known = {str(k): int(v) for k, v in data.get("pinpanel_aids", {}).items()}
         self.aids.next = max(int(data.get("pinpanel_next_aid", FIRST_AID)), FIRST_AID,
                              *(aid + 1 for aid in self.aids.known.values()))
+        self.names.clear()
+        self.names.update({str(k): str(v) for k, v in data.get("pinpanel_names", {}).items()})
 
 
 def saved_code(path: Path) -> bytes | None:

@@ -28,7 +28,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from pinpanel.config.paths import HOMEKIT_STATE
-from pinpanel.web.openapi import html_response, json_response, problems, ref
+from pinpanel.web.bodies import expect_object, read_json
+from pinpanel.web.openapi import html_response, json_body, json_response, problems, ref
 from pinpanel.web.pages import TEMPLATES, page_context
 from pinpanel.web.problems import Problem
 from pinpanel.web.routing import ApiRoute
@@ -73,10 +74,16 @@ class HomeKitPanel(Protocol):
         setup id: what the QR code encodes (it holds the setup code)."""
         ...
 
-    def controllers(self) -> list[tuple[str, bool]]:
-        """The paired controllers, as (pairing id, admin): the id is the controller's HAP
-        pairing identifier (a UUID string for an iPhone) exactly as :meth:`unpair` takes
-        it back; admin is whether that pairing may add and remove others. Empty: unpaired."""
+    def controllers(self) -> list[tuple[str, bool, str]]:
+        """The paired controllers, as (pairing id, admin, name): the id is the controller's
+        HAP pairing identifier (a UUID string for an iPhone) exactly as :meth:`unpair` and
+        :meth:`rename` take it back; admin is whether that pairing may add and remove
+        others; name is what an admin called it ("" for none). Empty: unpaired."""
+        ...
+
+    async def rename(self, controller_id: str, name: str) -> bool:
+        """Name a paired controller (HAP carries no names; the history shows this one as
+        who switched a pin); "" removes the name. False when no pairing has that id."""
         ...
 
     async def unpair(self, controller_id: str) -> bool:
@@ -117,8 +124,23 @@ def setup_qr_svg(uri: str) -> str:
     return out.getvalue().decode()
 
 
+#: A controller's name: what a person calls their home's pairing ("Anna's iPhone").
+NAME_MAX = 40
+
+
 def controllers_json(panel: HomeKitPanel) -> list[dict[str, Any]]:
-    return [{"id": pairing, "admin": admin} for pairing, admin in panel.controllers()]
+    return [{"id": pairing, "admin": admin, "name": name}
+            for pairing, admin, name in panel.controllers()]
+
+
+def _checked_name(value: object) -> str:
+    """A controller's name as given, trimmed; a 422 :class:`Problem` for anything else."""
+    if not isinstance(value, str):
+        raise Problem(422, "field 'name' must be a string")
+    name = " ".join(value.split())
+    if len(name) > NAME_MAX or not name.isprintable():
+        raise Problem(422, f"field 'name' must be at most {NAME_MAX} printable characters")
+    return name
 
 
 # -- the API -----------------------------------------------------------------------------------
@@ -156,6 +178,23 @@ async def delete_pairing(request: Request) -> Response:
     return Response(status_code=204)
 
 
+async def _rename(request: Request, value: object) -> dict[str, Any]:
+    """Name the path's pairing; its controller as the API lists it."""
+    panel = panel_of(request)
+    pairing = str(request.path_params["id"])
+    if panel is None:
+        raise Problem(404, why_off(request))
+    name = _checked_name(value)
+    if not await panel.rename(pairing, name):
+        raise Problem(404, f"no HomeKit pairing {pairing!r}")
+    return next(c for c in controllers_json(panel) if c["id"] == pairing)
+
+
+async def put_pairing(request: Request) -> Response:
+    body = expect_object(await read_json(request), {"name": str}, required=("name",))
+    return JSONResponse(await _rename(request, body["name"]), headers=NO_STORE)
+
+
 # -- the page ----------------------------------------------------------------------------------
 
 
@@ -179,6 +218,16 @@ async def homekit_page(request: Request) -> Response:
     return _render(request)
 
 
+async def homekit_rename(request: Request) -> Response:
+    form = await request.form()
+    try:
+        await _rename(request, form.get("name", ""))
+    except Problem as exc:
+        return _render(request, exc.status, error=exc.detail)
+    return RedirectResponse(request.url_for("homekit_page").path, status_code=303,
+                            headers=NO_STORE)
+
+
 async def homekit_unpair(request: Request) -> Response:
     try:
         await _unpair(request)
@@ -190,7 +239,9 @@ async def homekit_unpair(request: Request) -> Response:
 
 # -- the routes and their document ---------------------------------------------------------
 
-WHY = {404: "HomeKit is off (or its bridge is not running), or no pairing has that id"}
+WHY = {404: "HomeKit is off (or its bridge is not running), or no pairing has that id",
+       422: f"The body is not {{\"name\": string}} or the name has more than {NAME_MAX} "
+            "printable characters"}
 SCHEMAS: dict[str, Any] = {
     "HomeKit": {
         "type": "object", "required": ["enabled"],
@@ -207,10 +258,17 @@ SCHEMAS: dict[str, Any] = {
             "setup_uri": {"type": "string", "pattern": "^X-HM://",
                           "description": "The setup QR code's payload (holds the code)"}}},
     "HomeKitController": {
-        "type": "object", "required": ["id", "admin"],
+        "type": "object", "required": ["id", "admin", "name"],
         "properties": {"id": {"type": "string", "description": "The pairing id"},
                        "admin": {"type": "boolean",
-                                 "description": "An admin pairing (may add others)"}}},
+                                 "description": "An admin pairing (may add others)"},
+                       "name": {"type": "string", "maxLength": NAME_MAX,
+                                "description": "What an admin called it (empty: unnamed); "
+                                               "the history's client for its changes"}}},
+    "HomeKitControllerName": {
+        "type": "object", "required": ["name"], "additionalProperties": False,
+        "properties": {"name": {"type": "string", "maxLength": NAME_MAX,
+                                "description": "The controller's name; empty removes it"}}},
 }
 
 
@@ -229,10 +287,25 @@ def routes() -> list[ApiRoute]:
                      "summary": "Unpair a HomeKit controller (admin)", "tags": ["homekit"],
                      "parameters": [id_param],
                      "responses": {"204": {"description": "Unpaired"}, **problems(WHY, 404)}}),
+        ApiRoute("/api/v1/homekit/pairings/{id}", put_pairing, methods=["PUT"],
+                 name="homekit_pairing_put", policy="admin", openapi={
+                     "summary": "Name a HomeKit controller (admin)", "tags": ["homekit"],
+                     "parameters": [id_param],
+                     "requestBody": json_body("HomeKitControllerName"),
+                     "responses": {"200": json_response(ref("HomeKitController"),
+                                                        "The controller, named"),
+                                   **problems(WHY, 404, 422)}}),
         ApiRoute("/homekit", homekit_page, methods=["GET"], name="homekit_page",
                  policy="admin", openapi={
                      "summary": "The HomeKit page (admin): setup code, QR code, pairings",
                      "tags": ["page"], "responses": {"200": html_response()}}),
+        ApiRoute("/homekit/pairings/{id}/name", homekit_rename, methods=["POST"],
+                 name="homekit_rename", policy="admin", openapi={
+                     "summary": "Name a HomeKit controller from the page (admin)",
+                     "tags": ["page"], "parameters": [id_param],
+                     "responses": {"303": {"description": "Back to the HomeKit page"},
+                                   "404": html_response("HomeKit is off, or no such pairing"),
+                                   "422": html_response("The name is too long")}}),
         ApiRoute("/homekit/pairings/{id}/unpair", homekit_unpair, methods=["POST"],
                  name="homekit_unpair", policy="admin", openapi={
                      "summary": "Unpair a HomeKit controller from the page (admin)",
