@@ -85,6 +85,11 @@ async def test_a_refused_write_answers_hap_s_error_for_that_accessory_only() -> 
     assert response.status_code == 207
     assert json.loads(body) == {"characteristics": [
         {"aid": 2, "iid": 9, "status": 0}, {"aid": 3, "iid": 9, "status": -70402}]}
+    # A status HAP-python itself gave (a value out of range) is kept beside the refusal.
+    hap = {"characteristics": [{"aid": 2, "iid": 9, "status": -70410}]}
+    body = await _answer(work, Response(), query, hap)
+    assert json.loads(body) == {"characteristics": [
+        {"aid": 2, "iid": 9, "status": -70410}, {"aid": 3, "iid": 9, "status": -70402}]}
     ok: asyncio.Future[list[tuple[int, bool]]] = asyncio.get_running_loop().create_future()
     ok.set_result([(2, True)])
     assert await _answer(ok, Response(), query, None) == b""

@@ -173,10 +173,17 @@ async def _answer(work: asyncio.Future[list[tuple[int, bool]]], response: Any,
     failed_aids = {aid for aid, ok in await work if not ok}
     if not failed_aids:
         return b"" if result is None else bytes(to_hap_json(result))
-    chars = [{"aid": c["aid"], "iid": c["iid"],
-              "status": HAP_SERVER_STATUS.SERVICE_COMMUNICATION_FAILURE
-              if c["aid"] in failed_aids else HAP_SERVER_STATUS.SUCCESS}
-             for c in query.get("characteristics", ()) if "value" in c]
+    # HAP-python's own statuses (a value it refused) stay; a refused pin's writes fail.
+    reported = {(c["aid"], c["iid"]): c for c in (result or {}).get("characteristics", ())}
+    chars = []
+    for c in query.get("characteristics", ()):
+        if "value" not in c and (c["aid"], c["iid"]) not in reported:
+            continue
+        row = dict(reported.get((c["aid"], c["iid"]), {"aid": c["aid"], "iid": c["iid"],
+                                                       "status": HAP_SERVER_STATUS.SUCCESS}))
+        if c["aid"] in failed_aids:
+            row["status"] = HAP_SERVER_STATUS.SERVICE_COMMUNICATION_FAILURE
+        chars.append(row)
     response.status_code, response.reason = 207, "Multi-Status"
     response.headers = [("Content-Type", "application/hap+json")]
     return bytes(to_hap_json({"characteristics": chars}))
