@@ -114,6 +114,8 @@ class PageCache:
     def __init__(self) -> None:
         self._pages: dict[tuple[Any, ...], list[bytes]] = {}
         self._last: tuple[tuple[Any, ...] | None, list[bytes] | None] = (None, None)
+        self._second = -1
+        self._second_text = ""
 
     async def render(self, request: Request) -> bytes:
         board = board_of(request)
@@ -147,9 +149,24 @@ class PageCache:
                 del self._pages[next(iter(self._pages))]
             self._pages[key] = parts
         self._last = (key, parts)
-        now = format_time(datetime.fromtimestamp(board.clock.time(), UTC)).encode()
-        values = {_MARKS[0]: str(escape(csrf)).encode(), _MARKS[1]: now}
+        values = {_MARKS[0]: str(escape(csrf)).encode() if csrf else b"",
+                  _MARKS[1]: self._clock_text(board.clock.time())}
         return b"".join(values.get(part, part) for part in parts)
+
+    def _clock_text(self, now: float) -> bytes:
+        """``format_time`` of ``now``, its seconds formatted once per second.
+
+        The milliseconds are rounded as ``datetime.fromtimestamp`` rounds (half to even,
+        to the microsecond); one that rounds into the next second takes the long way.
+        """
+        second = int(now)
+        micros = round((now - second) * 1_000_000)
+        if now < 0 or micros >= 1_000_000:
+            return format_time(datetime.fromtimestamp(now, UTC)).encode()
+        if second != self._second:
+            self._second = second
+            self._second_text = format_time(datetime.fromtimestamp(second, UTC))[:-4]
+        return f"{self._second_text}{micros // 1000:03d}Z".encode()
 
     @staticmethod
     def _views(board: Any, grants: Any) -> list[Any]:
