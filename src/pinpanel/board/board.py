@@ -96,7 +96,7 @@ class Board(Lifecycle, Applying):
         target = check_level(pin.config, level)
         fade = check_fade(fade_ms)
         async with pin.lock:
-            pending = self._move(pin, target, actor, None, fade)
+            pending = self._move(pin, target, actor, None, fade, self._current(pin))
         return await self._published(pin, pending)
 
     async def set_angle(self, ref: PinRef, angle: object, actor: Actor) -> PinView:
@@ -104,7 +104,7 @@ class Board(Lifecycle, Applying):
         pin = self._pin(ref)
         target = check_angle(pin.config, angle)
         async with pin.lock:
-            pending = self._move(pin, target, actor, None, 0)
+            pending = self._move(pin, target, actor, None, 0, self._current(pin))
         return await self._published(pin, pending)
 
     async def _switch(self, pin: PinRecord, action: Action, actor: Actor,
@@ -118,7 +118,8 @@ class Board(Lifecycle, Applying):
         check_command(pin.config, action, pulse_ms)
         c = pin.config
         async with pin.lock:
-            on = is_on(c, self._current(pin))
+            current = self._current(pin)
+            on = is_on(c, current)
             # on, off and toggle mean a level or an angle too: "on" brings back the last one
             # above zero (brightness memory), and a pulse pulses at it.
             if pulse_ms is not None or action == "on" or (action == "toggle" and not on):
@@ -126,20 +127,21 @@ class Board(Lifecycle, Applying):
             else:
                 target = off_value(c)
             fade = c.fade_ms if pulse_ms is None else 0
-            pending = self._move(pin, target, actor, pulse_ms, fade)
+            pending = self._move(pin, target, actor, pulse_ms, fade, current)
         return await self._published(pin, pending)
 
     def _move(self, pin: PinRecord, target: PinValue, actor: Actor, pulse_ms: int | None,
-               fade_ms: int) -> asyncio.Future[list[Change]] | None:
-        """Under the pin's lock: move ``pin`` to ``target`` and queue what changed.
+               fade_ms: int, current: PinValue) -> asyncio.Future[list[Change]] | None:
+        """Under the pin's lock: move ``pin`` from ``current`` to ``target``, queue what changed.
 
-        Interlocked partners go off first (never two above zero); the pin's timers and any
-        fade stop, since a later command takes the pin over.
+        ``current`` is the caller's :meth:`_current` of the pin, read under the same lock
+        (one read of the line per command, not two). Interlocked partners go off first
+        (never two above zero); the pin's timers and any fade stop, since a later command
+        takes the pin over.
         """
         c = pin.config
         pin.cancel_timer()
         was_fading = pin.cancel_fade()
-        current = self._current(pin)
         on = is_on(c, target)
         records: list[ChangeRecord] = []
         if on:
