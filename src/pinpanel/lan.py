@@ -50,7 +50,12 @@ def announcer(config: Config, device_id: str, base: str,
         from zeroconf.asyncio import AsyncZeroconf
 
         host = socket.gethostname().split(".")[0]
-        addresses = announce_addresses(config)
+        try:
+            addresses = announce_addresses(config)
+        except OSError as exc:  # the interfaces cannot be listed (a sandbox without netlink)
+            log.warning("mdns: cannot list this machine's addresses to announce (%s)", exc)
+            await stop.wait()
+            return
         txt = {"device_id": device_id, "version": __version__, "path": "/", "base": base}
         infos = [ServiceInfo(kind, f"{device_id}.{kind}", port=config.server.port,
                              properties=txt, server=f"{host}.local.",

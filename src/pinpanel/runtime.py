@@ -290,10 +290,16 @@ async def _serve(config: Config, sockets: list[socket.socket], config_path: Path
             from pinpanel import homekit as homekit_adapter
             from pinpanel import lan
 
-            homekit = homekit_adapter.adapter(
-                config, runtime.board, config.server.data_path,
-                listen=runtime.hub.add_listener, addresses=lan.announce_addresses(config),
-                sensors=runtime.sampler)
+            try:
+                addresses = lan.announce_addresses(config)
+            except OSError as exc:  # a sandbox that cannot list the interfaces (netlink)
+                log.error("homekit: cannot list this machine's addresses to announce the "
+                          "bridge (%s); serving without HomeKit", exc)
+            else:
+                homekit = homekit_adapter.adapter(
+                    config, runtime.board, config.server.data_path,
+                    listen=runtime.hub.add_listener, addresses=addresses,
+                    sensors=runtime.sampler)
         app = create_app(config, runtime.board, runtime.store, auth.Keyring(runtime.store),
                          runtime.telemetry, sensors=runtime.sampler,
                          schedules=runtime.schedules, rules=runtime.rules,

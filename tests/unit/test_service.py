@@ -46,6 +46,9 @@ def test_unit_is_hardened() -> None:
     assert unit["DeviceAllow"] == ["char-gpiochip rw"]
     assert unit["CapabilityBoundingSet"] == [""]
     assert "AmbientCapabilities" not in unit
+    # Sockets of these families only; netlink lists the interfaces mDNS and HomeKit announce
+    # on (tests/e2e/test_service_sandbox.py starts a server under exactly this list).
+    assert unit["RestrictAddressFamilies"] == ["AF_UNIX AF_INET AF_INET6 AF_NETLINK"]
     assert "root" not in unit["User"]
 
 
