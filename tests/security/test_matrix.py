@@ -131,11 +131,23 @@ def send(http: httpx.Client, request: dict[str, Any]) -> httpx.Response:
         http.cookies.clear()
 
 
-def settle(http: httpx.Client) -> None:
-    """Wait out a pulse a let-through request started, so the next check sees a still board."""
-    deadline = time.monotonic() + 5
+def settle(http: httpx.Client, answer: httpx.Response | None = None) -> None:
+    """Wait out a pulse a let-through request started, so the next check sees a still board.
+
+    No pin may be pulsing, and the pulsed pin's turn-off must be on record: it is a commit of
+    its own (a seq past the pulse's answer), which lands a moment after the timer clears
+    ``pulse_until``, and must not land inside a later check's before-and-after.
+    """
+    pulsed: tuple[int, int] | None = None
+    if answer is not None and answer.status_code == 200:
+        body = answer.json()
+        if isinstance(body, dict) and body.get("pulse_until"):
+            pulsed = (body["pin"], body["seq"])
+    deadline = time.monotonic() + 5  # a hang guard, not a timing assertion
     while time.monotonic() < deadline:
-        if not any("pulse_until" in p for p in http.get("/api/v1/pins").json()["pins"]):
+        pins = http.get("/api/v1/pins").json()["pins"]
+        if not any("pulse_until" in p for p in pins) and (pulsed is None or any(
+                p["pin"] == pulsed[0] and p["seq"] > pulsed[1] for p in pins)):
             return
         time.sleep(0.02)
     raise AssertionError("a pulse did not finish within 5 s")
@@ -154,7 +166,7 @@ def test_route_and_caller(cast: Cast, probe: Probe, caller: str) -> None:
     if refusal is None:
         assert not is_security_refusal(response), (response.status_code, response.text)
         if probe.name == "pin_pulse":
-            settle(cast.trusted)
+            settle(cast.trusted, response)
         return
     assert response.status_code == refusal, response.text
     assert is_security_refusal(response)
