@@ -108,6 +108,9 @@ async def test_accessory_ids_stay_with_their_pins_across_config_edits(
             assert shown["setup_code"] == home.state()["pincode"]
             assert shown["setup_uri"].startswith("X-HM://")
             assert [c["id"] for c in shown["controllers"]] == [own]
+            page = http.get("/homekit")  # the page over the real bridge, as an admin sees it
+            assert page.status_code == 200 and shown["setup_code"] in page.text
+            assert own in page.text and "<svg" in page.text
             assert http.delete(f"/api/v1/homekit/pairings/{own}").status_code == 204
             assert http.get("/api/v1/homekit").json()["controllers"] == []
         # Its open session was closed with it, and the keys no longer verify.
