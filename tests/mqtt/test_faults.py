@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import subprocess
 from collections.abc import Callable
@@ -95,6 +96,16 @@ async def test_a_frozen_broker_never_stalls_http(make_server: Any, mosquitto: Lo
         await watch.wait_for(f"{BASE}/lamp/state", "OFF")
 
 
+async def logged(server: Any, text: str, after: int = 0) -> None:
+    """Wait until the server's log holds ``text`` past offset ``after`` (a hang guard of
+    30 s, not a timing expectation)."""
+    for _ in range(600):
+        if text in server.log()[after:]:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{text!r} never logged:\n{server.log()[after:]}")
+
+
 async def test_a_frozen_pinpanel_reconnects_cleanly_with_one_warning(
         make_server: Any, mosquitto: LocalBroker) -> None:
     """Frozen longer than the broker's timeout (1.5 x keep-alive), then thawed.
@@ -107,6 +118,9 @@ async def test_a_frozen_pinpanel_reconnects_cleanly_with_one_warning(
     assert server.proc is not None
     async with probe(mosquitto, f"{BASE}/status", f"{BASE}/lamp/state") as watch:
         await watch.wait_for(f"{BASE}/status", "online")
+        # The bridge says "online" on the broker before it logs the connection: wait for
+        # that line, so it is in before and not in after.
+        await logged(server, "mqtt: connected to")
         before = server.log()
         server.proc.send_signal(signal.SIGSTOP)
         try:
@@ -119,6 +133,7 @@ async def test_a_frozen_pinpanel_reconnects_cleanly_with_one_warning(
         mark = watch.mark
         await watch.publish(f"{BASE}/lamp/set", "ON")  # and it works again
         await watch.wait_for(f"{BASE}/lamp/state", "ON", since=mark)
+    await logged(server, "mqtt: connected to", after=len(before))
     after = server.log()[len(before):]
     assert "Traceback" not in after
     assert " ERROR " not in after
