@@ -3,9 +3,11 @@ the first-start announcement, and small parsers."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import math
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -105,6 +107,19 @@ def toggle(pin: int = 18) -> ChangeRecord:
     return ChangeRecord(pin, f"gpio{pin}", None, True, Actor("tester", "api"), utc_now())
 
 
+@contextlib.contextmanager
+def traced(store: Store) -> Iterator[list[str]]:
+    """Every SQL statement the store's reading connection runs inside the block."""
+    statements: list[str] = []
+    with store.reading() as conn:
+        conn.set_trace_callback(statements.append)
+    try:
+        yield statements
+    finally:
+        with store.reading() as conn:
+            conn.set_trace_callback(None)
+
+
 def window_over(keyring: auth.Keyring) -> None:
     """As if the keyring's last look were more than its window ago (no sleeping in tests)."""
     keyring._checked_at = -math.inf
@@ -120,16 +135,10 @@ async def test_while_the_writer_commits_pin_changes_the_keyring_asks_nothing(
     window_over(keyring)
     assert keyring.verify_token(token)
     await store.commit([toggle()])  # pin changes alone: nothing for the keyring
-    statements: list[str] = []
-    with store.reading() as conn:
-        conn.set_trace_callback(statements.append)
-    try:
+    with traced(store) as statements:
         window_over(keyring)
         assert keyring.verify_token(token)
         assert statements == [], "the writer's look stands for the keyring's"
-    finally:
-        with store.reading() as conn:
-            conn.set_trace_callback(None)
 
 
 async def test_a_revoke_by_another_process_is_seen_through_the_writers_look(
@@ -139,20 +148,16 @@ async def test_a_revoke_by_another_process_is_seen_through_the_writers_look(
     await store.commit([toggle()])
     assert keyring.verify_token(token)
     other = Store.open(store.path.parent)
-    statements: list[str] = []
-    with store.reading() as conn:
-        conn.set_trace_callback(statements.append)
     try:
-        auth.revoke_token(other, "phone")
-        await store.commit([toggle()])  # its transaction sees the other commit
-        window_over(keyring)
-        assert keyring.verify_token(token) is None
-        assert "PRAGMA data_version" not in statements
-        assert any("FROM tokens" in s for s in statements), "the revoke reloaded the cache"
+        with traced(store) as statements:
+            auth.revoke_token(other, "phone")
+            await store.commit([toggle()])  # its transaction sees the other commit
+            window_over(keyring)
+            assert keyring.verify_token(token) is None
+            assert "PRAGMA data_version" not in statements
+            assert any("FROM tokens" in s for s in statements), "the revoke reloaded the cache"
     finally:
         other.close()
-        with store.reading() as conn:
-            conn.set_trace_callback(None)
 
 
 async def test_a_token_made_through_another_keyring_of_this_process_is_seen(

@@ -26,8 +26,8 @@ from pinpanel.store import (
     Store,
     check_integrity,
 )
-from pinpanel.store import core as store_core
 from pinpanel.store import schema as store_schema
+from tests.unit.test_store_writer import counting_batches
 
 USER = Actor("tester", "api", "127.0.0.1")
 
@@ -86,14 +86,7 @@ async def test_new_database_is_private_durable_and_current(tmp_path: Path) -> No
 
 async def test_commits_get_gapless_seq_in_queue_order_and_share_fsyncs(tmp_path: Path) -> None:
     store = Store.open(tmp_path)
-    batches: list[int] = []
-    run_batch = store._run_batch
-
-    def counting(batch: list[store_core._Job]) -> None:
-        batches.append(len(batch))
-        run_batch(batch)
-
-    store._run_batch = counting  # type: ignore[method-assign]
+    batches = counting_batches(store)
     try:
         futures = [store.commit([record(18, i % 2 == 0), record(23, i % 2 == 1)])
                    for i in range(100)]
