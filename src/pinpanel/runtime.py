@@ -285,10 +285,11 @@ async def _serve(config: Config, sockets: list[socket.socket], config_path: Path
         fleet_hub = hub.adapter(config)
         live = LiveConfig(runtime.board, config_path, config.server.data_path,
                           overrides=overrides, store=runtime.store)
+        from pinpanel import lan
+
         homekit = None
         if config.homekit.enabled:
             from pinpanel import homekit as homekit_adapter
-            from pinpanel import lan
 
             try:
                 addresses = lan.announce_addresses(config)
@@ -341,8 +342,6 @@ async def _serve(config: Config, sockets: list[socket.socket], config_path: Path
             [bridge.run] if bridge else [])
         if bridge is not None:  # a live apply: the bridge follows once the board applied it
             live.listeners.append(bridge.reconfigure)
-        from pinpanel import lan
-
         if homekit is not None:
             await homekit.start()  # a taken HAP port stops here, before the web server
             runners.append(homekit.run)

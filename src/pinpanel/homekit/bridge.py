@@ -146,11 +146,10 @@ class _Driver(AccessoryDriver):  # type: ignore[misc]
         return result
 
     def submit(self, request: Request, accessory: HomeAccessory) -> None:
-        if self._writes is None:  # not from a write (cannot happen): run it anyway
-            self.pinpanel.keep(asyncio.ensure_future(self.pinpanel.run_writes(
-                [(request, accessory)], Actor("homekit", CAUSE))))
-        else:
-            self._writes.append((request, accessory))
+        """A service callback's request; HAP-python calls those only from a write, inside
+        :meth:`set_characteristics`, which runs the batch."""
+        assert self._writes is not None, "a HomeKit setter outside a write"
+        self._writes.append((request, accessory))
 
     def pair(self, client_username_bytes: bytes, client_public: bytes,
              client_permissions: bytes) -> bool:

@@ -36,7 +36,7 @@ FIRST_AID = 2
 
 
 def new_setup_code() -> bytes:
-    """Eight random digits as ``XXX-XX-XXX``, never one of the codes HAP forbids."""
+    """Eight random digits laid out as ``123-45-678``, never one of the codes HAP forbids."""
     while True:
         digits = f"{secrets.randbelow(100_000_000):08d}"
         if digits not in _FORBIDDEN_CODES:
@@ -53,9 +53,14 @@ class AccessoryIds:
     """
 
     def __init__(self, known: dict[str, int] | None = None, next_aid: int = FIRST_AID) -> None:
-        self.known = dict(known or {})
-        self.next = max(next_aid, FIRST_AID, *(aid + 1 for aid in self.known.values()))
         self.changed = False
+        self.restore(known or {}, next_aid)
+
+    def restore(self, known: dict[str, int], next_aid: int) -> None:
+        """Take the map as saved; the next id is past every one handed out, whatever the
+        file said."""
+        self.known = dict(known)
+        self.next = max(next_aid, FIRST_AID, *(aid + 1 for aid in self.known.values()))
 
     def __call__(self, key: str) -> int:
         aid = self.known.get(key)
@@ -94,9 +99,8 @@ class PinpanelEncoder(AccessoryEncoder):  # type: ignore[misc]
         data = json.loads(text)
         state.pincode = data["pincode"].encode("ascii")
         state.setup_id = data["setup_id"]
-        self.aids.known = {str(k): int(v) for k, v in data.get("pinpanel_aids", {}).items()}
-        self.aids.next = max(int(data.get("pinpanel_next_aid", FIRST_AID)), FIRST_AID,
-                             *(aid + 1 for aid in self.aids.known.values()))
+        self.aids.restore({str(k): int(v) for k, v in data.get("pinpanel_aids", {}).items()},
+                          int(data.get("pinpanel_next_aid", FIRST_AID)))
         self.names.clear()
         self.names.update({str(k): str(v) for k, v in data.get("pinpanel_names", {}).items()})
 
